@@ -1,0 +1,86 @@
+"""A compact results table printed at the end of ``fit`` (validation) and ``test``, and saved
+as ``results_<stage>.md`` / ``.json`` in the run's log directory."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Sequence
+
+import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_info
+
+from lt_imbalance.metrics import head_tail_halves, shot_groups
+
+SUMMARY_ROWS = (
+    ("acc", "top-1 accuracy"),
+    ("balanced_acc", "balanced accuracy"),
+    ("macro_f1", "macro-F1"),
+    ("many_acc", "many-shot (>100)"),
+    ("medium_acc", "medium-shot (20-100)"),
+    ("few_acc", "few-shot (<20)"),
+    ("head_acc", "head half"),
+    ("tail_acc", "tail half"),
+)
+
+
+def _pct(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.2f}"
+
+
+def format_results_table(
+    title: str,
+    metrics: dict[str, float],
+    per_class_acc: Sequence[float],
+    class_counts: Sequence[int] | None,
+    class_names: Sequence[str] | None = None,
+    eval_counts: Sequence[int] | None = None,
+) -> str:
+    """Markdown: summary metrics (%, with the number of classes per group), then one row per class."""
+    names = list(class_names) if class_names else [str(c) for c in range(len(per_class_acc))]
+    groups = {**shot_groups(class_counts), **head_tail_halves(class_counts)} if class_counts else {}
+    lines = [f"### {title}", "", "| metric | % | classes |", "|---|---:|---:|"]
+    for key, label in SUMMARY_ROWS:
+        if key in metrics:
+            n = len(groups[key[:-4]]) if key[:-4] in groups else len(per_class_acc)
+            lines.append(f"| {label} | {_pct(metrics[key])} | {n} |")
+    lines += ["", "| class | train images | eval images | accuracy % |", "|---|---:|---:|---:|"]
+    for c, acc in enumerate(per_class_acc):
+        train_n = class_counts[c] if class_counts else "?"
+        eval_n = eval_counts[c] if eval_counts else "?"
+        lines.append(f"| {names[c]} | {train_n} | {eval_n} | {_pct(acc)} |")
+    return "\n".join(lines)
+
+
+class ResultsTable(pl.Callback):
+    """Prints the table of the last validation epoch when ``fit`` ends and of the test set when
+    ``test`` ends; reads ``pl_module.results`` and ``pl_module.class_counts``."""
+
+    def _report(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        result = getattr(pl_module, "results", {}).get(stage)
+        if result is None or not trainer.is_global_zero:
+            return
+        dm = trainer.datamodule
+        confusion = result["confusion"]
+        eval_counts = confusion.sum(1).long().tolist()
+        where = "validation split" if stage == "val" else "test set"
+        balance = "balanced" if len(set(eval_counts)) == 1 else "imbalanced"
+        title = f"{type(pl_module).__name__} on {type(dm).__name__ if dm else 'data'}: {where} ({balance}, {sum(eval_counts)} images)"
+        table = format_results_table(
+            title, result["metrics"], result["per_class_acc"], pl_module.class_counts, getattr(dm, "class_names", None), eval_counts
+        )
+        rank_zero_info("\n" + table + "\n")
+        if trainer.log_dir:
+            out = Path(trainer.log_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / f"results_{stage}.md").write_text(table + "\n")
+            record = {k: v for k, v in result.items() if k != "confusion"}
+            record.update(confusion=confusion.long().tolist(), eval_counts=eval_counts, class_counts=pl_module.class_counts)
+            (out / f"results_{stage}.json").write_text(json.dumps(record, indent=2) + "\n")
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._report(trainer, pl_module, "val")
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._report(trainer, pl_module, "test")

@@ -1,0 +1,52 @@
+"""The ``lt-imbalance`` command: LightningCLI over :class:`ImbalancedClassifier` and the data modules.
+
+- ``data.class_counts`` and ``data.num_channels`` are linked into the model when both are
+  instantiated (DESIGN.md section 2), so the model never imports a data module;
+- the per-class figures, the results table and the run metadata are on by default;
+- ``fit`` evaluates the final weights on the test set afterwards (``--test_after_fit false`` skips it).
+"""
+
+from __future__ import annotations
+
+import os
+
+# Lightning 2.6 calls jsonargparse APIs that jsonargparse >= 4.49 flags as deprecated; those
+# warnings concern Lightning, not the user's config, so they are off unless asked for.
+os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
+
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+import lt_imbalance.data  # noqa: F401  (registers the data modules for short class names)
+import lt_imbalance.models  # noqa: F401
+from lt_imbalance.callbacks import PerClassPlots, ResultsTable, RunMetadata
+from lt_imbalance.data.base import LongTailedDataModule
+from lt_imbalance.module import ImbalancedClassifier
+
+
+class LTImbalanceCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.class_counts", "model.init_args.class_counts", apply_on="instantiate")
+        parser.link_arguments("data.num_channels", "model.init_args.in_channels", apply_on="instantiate")
+        parser.add_argument("--test_after_fit", type=bool, default=True, help="run `test` on the final weights after `fit`")
+
+    def after_fit(self) -> None:
+        if self.config[self.subcommand].get("test_after_fit") and not self.trainer.interrupted:
+            self.trainer.test(self.model, datamodule=self.datamodule)
+
+
+def build_cli(args: list[str] | None = None, run: bool = True) -> LTImbalanceCLI:
+    """Parse ``args`` (default: the command line), instantiate, and run the subcommand if ``run``."""
+    return LTImbalanceCLI(
+        ImbalancedClassifier,
+        LongTailedDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        trainer_defaults={"callbacks": [ResultsTable(), PerClassPlots(), RunMetadata()]},
+        args=args,
+        run=run,
+    )
+
+
+def main() -> None:
+    """Entry point of ``lt-imbalance`` and ``python -m lt_imbalance``."""
+    build_cli()

@@ -1,0 +1,76 @@
+"""Imbalance metrics derived from one confusion matrix (DESIGN.md section 6).
+
+The confusion matrix (rows = true class, columns = prediction) is accumulated by
+``torchmetrics.classification.MulticlassConfusionMatrix``, which synchronises across DDP ranks;
+every number below is a function of it:
+
+- ``acc``: top-1, sum_c M_cc / sum M;
+- per-class accuracy (recall) r_c = M_cc / sum_k M_ck (NaN when class c has no samples);
+- ``balanced_acc``: mean of r_c over classes with samples;
+- ``macro_f1``: mean over classes that occur as target or prediction of 2 P_c r_c / (P_c + r_c),
+  with precision P_c = M_cc / sum_k M_kc (an F1 of 0 where P_c + r_c = 0);
+- ``many_acc`` / ``medium_acc`` / ``few_acc``: mean r_c over classes with more than 100,
+  20 to 100, and fewer than 20 *training* images (Liu et al. 2019), from ``class_counts``;
+- ``head_acc`` / ``tail_acc``: mean r_c over the larger and smaller halves of the classes by
+  training count (the many/medium/few rule degenerates on CIFAR-10-LT).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+MANY_SHOT_ABOVE = 100
+FEW_SHOT_BELOW = 20
+
+
+def shot_groups(class_counts: Sequence[int]) -> dict[str, list[int]]:
+    """Class indices of the many (>100), medium (20..100) and few (<20) shot groups."""
+    return {
+        "many": [c for c, n in enumerate(class_counts) if n > MANY_SHOT_ABOVE],
+        "medium": [c for c, n in enumerate(class_counts) if FEW_SHOT_BELOW <= n <= MANY_SHOT_ABOVE],
+        "few": [c for c, n in enumerate(class_counts) if n < FEW_SHOT_BELOW],
+    }
+
+
+def head_tail_halves(class_counts: Sequence[int]) -> dict[str, list[int]]:
+    """The ceil(C/2) classes with the most training images (head) and the rest (tail); ties by index."""
+    order = sorted(range(len(class_counts)), key=lambda c: (-class_counts[c], c))
+    half = (len(order) + 1) // 2
+    return {"head": sorted(order[:half]), "tail": sorted(order[half:])}
+
+
+def per_class_accuracy(confmat: torch.Tensor) -> torch.Tensor:
+    """r_c = M_cc / sum_k M_ck; NaN for classes without samples."""
+    confmat = confmat.double()
+    support = confmat.sum(1)
+    return torch.where(support > 0, confmat.diagonal() / support.clamp_min(1), torch.full_like(support, float("nan")))
+
+
+def metrics_from_confusion(confmat: torch.Tensor, class_counts: Sequence[int] | None = None) -> dict[str, float]:
+    """Summary metrics of a confusion matrix; group accuracies only where ``class_counts`` are given
+    and the group is non-empty and has test samples."""
+    confmat = confmat.double()
+    total = confmat.sum()
+    recall = per_class_accuracy(confmat)
+    predicted = confmat.sum(0)
+    precision = torch.where(predicted > 0, confmat.diagonal() / predicted.clamp_min(1), torch.zeros_like(predicted))
+    r = torch.nan_to_num(recall, nan=0.0)
+    denom = precision + r
+    f1 = torch.where(denom > 0, 2 * precision * r / denom.clamp_min(1e-12), torch.zeros_like(denom))
+    occurs = (confmat.sum(1) > 0) | (predicted > 0)
+    out = {
+        "acc": (confmat.diagonal().sum() / total).item() if total > 0 else float("nan"),
+        "balanced_acc": torch.nanmean(recall).item(),
+        "macro_f1": f1[occurs].mean().item() if occurs.any() else float("nan"),
+    }
+    if class_counts is not None:
+        if len(class_counts) != confmat.shape[0]:
+            raise ValueError(f"{len(class_counts)} class counts for a {confmat.shape[0]}-class confusion matrix")
+        for name, classes in {**shot_groups(class_counts), **head_tail_halves(class_counts)}.items():
+            values = recall[classes] if classes else recall.new_empty(0)
+            values = values[~values.isnan()]
+            if len(values):
+                out[f"{name}_acc"] = values.mean().item()
+    return out

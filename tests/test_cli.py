@@ -1,0 +1,85 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lt_imbalance.cli import build_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "configs").rglob("*.yaml"))
+
+
+def _fake_data_args(config: str, cifar10_dir: Path, cifar100_dir: Path) -> list[str]:
+    data = yaml.safe_load((ROOT / config).read_text())["data"]
+    if data["class_path"] == "CIFAR10LT":
+        return ["--data.init_args.data_dir", str(cifar10_dir), "--data.init_args.num_workers", "0"]
+    if data["class_path"] == "CIFAR100LT":
+        return ["--data.init_args.data_dir", str(cifar100_dir), "--data.init_args.num_workers", "0"]
+    return []
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_every_config_runs_through_the_cli(config, tmp_path, cifar10_dir, cifar100_dir, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    args = ["fit", "--config", config, "--trainer.fast_dev_run", "true", "--trainer.default_root_dir", str(tmp_path)]
+    cli = build_cli(args + _fake_data_args(config, cifar10_dir, cifar100_dir))
+    assert cli.trainer.global_step == 1
+    assert "test" in cli.model.results  # fit is followed by test on the final weights
+
+
+def test_default_run_writes_metadata_config_results_and_figures(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    cli = build_cli(["fit", "--config", "configs/digits_lt.yaml", "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path)])
+    log_dir = Path(cli.trainer.log_dir)
+    meta = json.loads((log_dir / "run_metadata.json").read_text())
+    assert meta["stages"] == ["fit", "test"]
+    assert meta["data"]["class_counts"] == cli.datamodule.class_counts == cli.model.class_counts
+    assert meta["data"]["split_hash"] == cli.datamodule.split_hash and meta["global_seed"] == "0"
+    assert meta["versions"]["torch"] and meta["data"]["test_counts"] == [50] * 10
+    assert yaml.safe_load((log_dir / "config.yaml").read_text())["data"]["init_args"]["imbalance_ratio"] == 10
+    for name in ("results_val.md", "results_test.md", "results_test.json", "figures/test_per_class.png", "figures/val_per_class.png"):
+        assert (log_dir / name).is_file(), name
+    assert "few-shot (<20)" in (log_dir / "results_test.md").read_text()
+    assert any(log_dir.glob("events.out.tfevents*"))
+    assert list((log_dir / "checkpoints").glob("*.ckpt"))
+
+
+def test_second_run_never_overwrites_the_first(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    base = ["fit", "--config", "configs/digits_lt.yaml", "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path)]
+    first = Path(build_cli(base).trainer.log_dir)
+    before = (first / "run_metadata.json").read_text()
+    second = Path(build_cli(base).trainer.log_dir)
+    assert first != second and (first / "run_metadata.json").read_text() == before
+
+
+def test_backbone_by_class_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "model": {
+                    "class_path": "ImbalancedClassifier",
+                    "init_args": {"backbone": {"class_path": "lt_imbalance.models.DigitsCNN", "init_args": {"in_channels": 1, "width": 8}}},
+                },
+                "data": {"class_path": "DigitsLT"},
+            }
+        )
+    )
+    cli = build_cli(["fit", "--config", str(cfg), "--trainer.fast_dev_run", "true", "--trainer.default_root_dir", str(tmp_path)])
+    assert cli.model.backbone.out_features == 32
+
+
+def test_num_classes_mismatch_through_the_cli(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(ValueError, match="model.num_classes=7 disagrees with the data, which has 10 classes"):
+        build_cli(["--config", "configs/digits_lt.yaml", "--model.init_args.num_classes", "7"], run=False)
+
+
+def test_python_dash_m_entry_point():
+    out = subprocess.run([sys.executable, "-m", "lt_imbalance", "fit", "--help"], capture_output=True, text=True, check=True)
+    assert "--test_after_fit" in out.stdout and "--data" in out.stdout

@@ -1,0 +1,64 @@
+import math
+
+import pytest
+import torch
+from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
+
+from lt_imbalance.metrics import head_tail_halves, metrics_from_confusion, per_class_accuracy, shot_groups
+
+# rows: true class, columns: predicted class
+CONFUSION = torch.tensor(
+    [
+        [8, 1, 1, 0],  # class 0: 10 samples, 8 right
+        [2, 6, 0, 2],  # class 1: 10 samples, 6 right
+        [0, 0, 3, 2],  # class 2: 5 samples, 3 right
+        [1, 0, 1, 3],  # class 3: 5 samples, 3 right
+    ]
+)
+COUNTS = [500, 60, 25, 4]  # many, medium, medium, few
+
+
+def test_metrics_against_hand_computation():
+    m = metrics_from_confusion(CONFUSION, COUNTS)
+    assert m["acc"] == pytest.approx(20 / 30)
+    recalls = [0.8, 0.6, 0.6, 0.6]
+    assert per_class_accuracy(CONFUSION).tolist() == pytest.approx(recalls)
+    assert m["balanced_acc"] == pytest.approx(sum(recalls) / 4)
+    precisions = [8 / 11, 6 / 7, 3 / 5, 3 / 7]
+    f1 = [2 * p * r / (p + r) for p, r in zip(precisions, recalls)]
+    assert m["macro_f1"] == pytest.approx(sum(f1) / 4)
+    assert m["many_acc"] == pytest.approx(0.8)
+    assert m["medium_acc"] == pytest.approx(0.6)
+    assert m["few_acc"] == pytest.approx(0.6)
+    assert m["head_acc"] == pytest.approx(0.7) and m["tail_acc"] == pytest.approx(0.6)
+
+
+def test_metrics_agree_with_torchmetrics_on_random_predictions():
+    g = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 7, (400,), generator=g)
+    preds = torch.where(torch.rand(400, generator=g) < 0.6, target, torch.randint(0, 7, (400,), generator=g))
+    confusion = torch.zeros(7, 7, dtype=torch.long)
+    confusion.index_put_((target, preds), torch.ones(400, dtype=torch.long), accumulate=True)
+    m = metrics_from_confusion(confusion)
+    assert m["acc"] == pytest.approx(multiclass_accuracy(preds, target, 7, average="micro").item(), abs=1e-6)
+    assert m["balanced_acc"] == pytest.approx(multiclass_accuracy(preds, target, 7, average="macro").item(), abs=1e-6)
+    assert m["macro_f1"] == pytest.approx(multiclass_f1_score(preds, target, 7, average="macro").item(), abs=1e-6)
+
+
+def test_groups_follow_class_counts_not_hard_coded():
+    assert shot_groups([101, 100, 20, 19]) == {"many": [0], "medium": [1, 2], "few": [3]}
+    assert head_tail_halves([5, 50, 500]) == {"head": [1, 2], "tail": [0]}
+    m = metrics_from_confusion(CONFUSION, [500, 400, 300, 200])  # all many-shot: no medium / few entries
+    assert "medium_acc" not in m and "few_acc" not in m and m["many_acc"] == pytest.approx(m["balanced_acc"])
+
+
+def test_absent_class_is_left_out_of_balanced_accuracy():
+    confusion = torch.tensor([[4, 0, 0], [0, 0, 0], [1, 0, 1]])
+    m = metrics_from_confusion(confusion)
+    assert math.isnan(per_class_accuracy(confusion)[1].item())
+    assert m["balanced_acc"] == pytest.approx((1.0 + 0.5) / 2)
+
+
+def test_mismatched_class_counts_are_refused():
+    with pytest.raises(ValueError, match="3 class counts for a 4-class confusion matrix"):
+        metrics_from_confusion(CONFUSION, [1, 2, 3])
