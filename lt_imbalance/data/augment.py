@@ -1,0 +1,51 @@
+"""Augmentation policies by name, applied per sample to uint8 CHW tensors (torchvision v2).
+
+Data modules hold images as uint8 tensors; a policy only crops, flips and re-colours them.
+Conversion to float and normalisation happen once per batch on the device
+(:meth:`LongTailedDataModule.on_after_batch_transfer`), so a batched on-device policy can
+replace the per-sample one without reshaping the data modules.
+
+Policies (the paper, section 4.2, finds augmentation matters most for minority classes):
+
+- ``none``: identity;
+- ``standard``: random crop with zero padding of size/8 (4 px at 32 px) + horizontal flip;
+- ``autoaugment``: ``standard`` + AutoAugment's CIFAR-10 policy (Cubuk et al. 2019);
+- ``randaugment``: ``standard`` + RandAugment (N=2, M=9; Cubuk et al. 2020);
+- ``trivialaugment``: ``standard`` + TrivialAugmentWide (Müller and Hutter 2021).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torchvision.transforms import v2
+
+POLICIES = ("none", "standard", "autoaugment", "randaugment", "trivialaugment")
+
+
+def check_policy(policy: str) -> str:
+    if policy not in POLICIES:
+        raise ValueError(f"unknown augmentation policy {policy!r}; choose one of {', '.join(POLICIES)}.")
+    return policy
+
+
+def build_train_transform(policy: str, image_size: int, hflip: bool = True) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The per-sample training transform of ``policy`` for square images of side ``image_size``.
+
+    ``hflip=False`` for data whose meaning changes under mirroring (digits, text).
+    Returns ``None`` for ``none`` so loaders skip the call.
+    """
+    check_policy(policy)
+    if policy == "none":
+        return None
+    ops: list[torch.nn.Module] = [v2.RandomCrop(image_size, padding=max(1, image_size // 8))]
+    if hflip:
+        ops.append(v2.RandomHorizontalFlip())
+    if policy == "autoaugment":
+        ops.append(v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10))
+    elif policy == "randaugment":
+        ops.append(v2.RandAugment(num_ops=2, magnitude=9))
+    elif policy == "trivialaugment":
+        ops.append(v2.TrivialAugmentWide())
+    return v2.Compose(ops)

@@ -1,0 +1,204 @@
+"""Shared base of the long-tailed data modules.
+
+A subclass reads its labels in ``__init__`` and calls :meth:`LongTailedDataModule._init_split`,
+so ``class_counts`` and ``num_classes`` exist before ``setup()`` (the CLI links them into the
+model at instantiation). It then provides datasets of ``(uint8 CHW image, label)`` through
+:meth:`_make_dataset`. The base:
+
+1. draws the long-tailed training subset (``splits.long_tailed_split``; ``profile="none"`` keeps
+   the data's own distribution);
+2. carves a stratified validation split of ``val_fraction`` from it (``val_fraction=0``
+   validates on the test set, the usual CIFAR-LT protocol, which does no model selection);
+3. serves loaders and turns uint8 batches into normalised floats on the device.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from lt_imbalance.data.augment import build_train_transform, check_policy
+from lt_imbalance.data.splits import Profile, check_imbalance_ratio, holdout_split, indices_hash, long_tailed_split, natural_split
+
+
+class TensorImageDataset(Dataset):
+    """uint8 images ``[N, C, H, W]`` and int64 labels held in memory; optional per-sample transform."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform=None):
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"images must be a uint8 tensor [N, C, H, W], got {images.dtype} {tuple(images.shape)}")
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels, self.transform = images, labels.long(), transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        x = self.images[i]
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, self.labels[i]
+
+
+class LongTailedDataModule(pl.LightningDataModule):
+    """Base data module: long-tailed split, validation carve-out, loaders, on-device normalisation.
+
+    Args:
+        batch_size: images per training step.
+        num_workers: DataLoader worker processes.
+        augmentation: training policy name (``none``, ``standard``, ``autoaugment``,
+            ``randaugment``, ``trivialaugment``; see :mod:`lt_imbalance.data.augment`).
+        imbalance_ratio: rho = n_max / n_min of the training split (>= 1).
+        profile: ``exponential``, ``step`` or ``none`` (keep the natural distribution).
+        split_seed: seed of the long-tailed draw and the validation carve-out.
+        val_fraction: stratified share of the long-tailed training split held out for
+            validation (every class keeps at least one training image); 0 validates on the test set.
+    """
+
+    #: whether mirroring preserves the meaning of an image (False for digits)
+    hflip = True
+    #: per-channel mean and std on the [0, 1] scale, set by subclasses
+    mean: Sequence[float] = (0.5,)
+    std: Sequence[float] = (0.5,)
+
+    def __init__(
+        self,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        augmentation: str = "standard",
+        imbalance_ratio: float = 100.0,
+        profile: Profile = "exponential",
+        split_seed: int = 0,
+        val_fraction: float = 0.1,
+    ):
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        check_policy(augmentation)
+        check_imbalance_ratio(imbalance_ratio)
+        if profile == "none" and imbalance_ratio != 1:
+            raise ValueError(
+                f"profile 'none' keeps the data's own distribution, so imbalance_ratio={imbalance_ratio} "
+                "would be ignored; set imbalance_ratio: 1, or choose profile 'exponential' or 'step'."
+            )
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.augmentation = augmentation
+        self.imbalance_ratio = imbalance_ratio
+        self.profile = profile
+        self.split_seed = split_seed
+        self.val_fraction = val_fraction
+        self._norm_cache: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # ---- to be called / provided by subclasses -------------------------------------------
+    def _init_split(self, pool_labels: np.ndarray, class_names: Sequence[str], image_size: int, num_channels: int) -> None:
+        """Compute the training / validation indices into the training pool and the class counts."""
+        pool_labels = np.asarray(pool_labels, dtype=np.int64)
+        self.class_names = [str(n) for n in class_names]
+        self.num_classes = len(self.class_names)
+        self.image_size = image_size
+        self.num_channels = num_channels
+        if self.profile == "none":
+            split = natural_split(pool_labels, self.num_classes)
+        else:
+            split = long_tailed_split(pool_labels, self.num_classes, self.imbalance_ratio, self.profile, self.split_seed)
+        keep, held = holdout_split(pool_labels[split.indices], self.num_classes, self.val_fraction, self.split_seed + 1)
+        self.train_indices = split.indices[keep]
+        self.val_indices = split.indices[held]
+        self.class_counts = np.bincount(pool_labels[self.train_indices], minlength=self.num_classes).tolist()
+        self.val_counts = np.bincount(pool_labels[self.val_indices], minlength=self.num_classes).tolist()
+        self.split_hash = indices_hash(np.concatenate([self.train_indices, [-1], self.val_indices]))
+        if self.batch_size > len(self.train_indices):
+            raise ValueError(
+                f"batch_size={self.batch_size} is larger than the training split ({len(self.train_indices)} "
+                "images); lower data.batch_size or the imbalance ratio."
+            )
+
+    def _make_dataset(self, part: str, indices: np.ndarray | None, transform) -> Dataset:
+        """A dataset of ``(uint8 image, label)`` for ``part`` ('train' pool or 'test'); ``None`` = all.
+
+        The default serves in-memory subclasses that set ``self._pool`` and ``self._test`` to
+        ``(uint8 images [N, C, H, W], labels)``; file-backed subclasses override it.
+        """
+        images, labels = self._pool if part == "train" else self._test
+        if indices is not None:
+            images, labels = images[indices], labels[indices]
+        return TensorImageDataset(images, labels, transform)
+
+    # ---- Lightning hooks -----------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if hasattr(self, "test_set"):
+            return
+        transform = build_train_transform(self.augmentation, self.image_size, self.hflip)
+        self.train_set = self._make_dataset("train", self.train_indices, transform)
+        self.test_set = self._make_dataset("test", None, None)
+        self.val_set = self._make_dataset("train", self.val_indices, None) if len(self.val_indices) else self.test_set
+        self.test_counts = np.bincount(self._labels_of(self.test_set), minlength=self.num_classes).tolist()
+
+    @staticmethod
+    def _labels_of(dataset: Dataset) -> np.ndarray:
+        return np.asarray(dataset.labels)
+
+    def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=train,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, train=False)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """uint8 images -> float, scaled to [0, 1] and normalised per channel, on the batch's device."""
+        x, y = batch
+        if x.dtype == torch.uint8:
+            mean, std = self._norm_stats(x.device)
+            x = (x.float().div_(255.0) - mean) / std
+        return x, y
+
+    def _norm_stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        if device not in self._norm_cache:
+            shape = (1, -1, 1, 1)
+            self._norm_cache[device] = (
+                torch.tensor(self.mean, device=device).view(shape),
+                torch.tensor(self.std, device=device).view(shape),
+            )
+        return self._norm_cache[device]
+
+    # ---- reproducibility -----------------------------------------------------------------
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """What a run must record to be reproduced: split parameters, counts and the split hash."""
+        info = {
+            "dataset": type(self).__name__,
+            "class_names": self.class_names,
+            "class_counts": self.class_counts,
+            "val_counts": self.val_counts,
+            "split_hash": self.split_hash,
+            "split_seed": self.split_seed,
+            "imbalance_ratio": self.imbalance_ratio,
+            "profile": self.profile,
+            "val_fraction": self.val_fraction,
+            "validation_on": "held-out training split" if len(self.val_indices) else "test set",
+            "augmentation": self.augmentation,
+            "batch_size": self.batch_size,
+        }
+        if hasattr(self, "test_counts"):
+            info["test_counts"] = self.test_counts
+        return info
+
