@@ -2,6 +2,7 @@
 
 - ``data.class_counts`` and ``data.num_channels`` are linked into the model when both are
   instantiated (DESIGN.md section 2), so the model never imports a data module;
+- ``data.ssl_views`` follows ``model.ssl_weight`` (the data supplies SSL views when Joint-SSL is on);
 - the per-class figures, the results table and the run metadata are on by default;
 - ``fit`` evaluates the final weights on the test set afterwards (``--test_after_fit false`` skips it).
 """
@@ -17,16 +18,22 @@ os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 import lt_imbalance.data  # noqa: F401  (registers the data modules for short class names)
+import lt_imbalance.callbacks  # noqa: F401  (short names for SAM, LabelSmoothingSchedule)
 import lt_imbalance.models  # noqa: F401
 from lt_imbalance.callbacks import PerClassPlots, ResultsTable, RunMetadata
 from lt_imbalance.data.base import LongTailedDataModule
 from lt_imbalance.module import ImbalancedClassifier
 
 
+def _wants_ssl_views(ssl_weight: float) -> bool:
+    return ssl_weight > 0
+
+
 class LTImbalanceCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.class_counts", "model.init_args.class_counts", apply_on="instantiate")
         parser.link_arguments("data.num_channels", "model.init_args.in_channels", apply_on="instantiate")
+        parser.link_arguments("model.init_args.ssl_weight", "data.init_args.ssl_views", compute_fn=_wants_ssl_views, apply_on="parse")
         parser.add_argument("--test_after_fit", type=bool, default=True, help="run `test` on the final weights after `fit`")
 
     def after_fit(self) -> None:

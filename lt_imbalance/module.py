@@ -1,9 +1,21 @@
 """ImbalancedClassifier: backbone + linear head trained with cross-entropy, evaluated per class.
 
+Objective of a training batch ``(x, y[, v1, v2])`` (Shwartz-Ziv et al. 2023, sections 5.2-5.4):
+
+    L = mean_i l(f(x_i), y_i) + lambda * NTXent(g(h(v1)), g(h(v2)))
+
+with l the cross-entropy under class-conditional label smoothing (eps_c from class counts,
+:mod:`lt_imbalance.losses.cc_label_smoothing`; uniform when ``label_smoothing_tail`` is unset),
+h the backbone, g a SimCLR projection head and lambda = ``ssl_weight`` (Joint-SSL; off at 0).
+
 Extension surface (what subclasses and callbacks rely on):
 
 - ``per_sample_loss(logits, targets) -> Tensor[B]`` and ``compute_loss(logits, targets, batch)``:
-  override either to change the loss without copying the class;
+  override either to change the supervised loss without copying the class;
+- ``forward_loss(batch) -> {"loss", "loss_sup", ["loss_ssl"], "logits"}``: the whole objective
+  with no side effects (the SAM callback evaluates it at perturbed weights); logits come from
+  ``self(x)``;
+- ``smoothing_scale``: multiplier of the label-smoothing eps, set by the schedule callback;
 - ``training_step`` / ``shared_step``: the usual Lightning hooks, small enough to override;
 - ``class_counts`` (training images per class) and ``num_classes``;
 - ``results[stage]``: after each validation / test epoch, ``{"metrics", "per_class_acc",
@@ -20,8 +32,11 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
+from lightly.loss import NTXentLoss
+from lightly.models.modules import SimCLRProjectionHead
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from lt_imbalance.losses import cc_label_smoothing_loss, class_smoothing
 from lt_imbalance.metrics import metrics_from_confusion, per_class_accuracy
 from lt_imbalance.models.backbones import build_backbone, feature_dim
 from lt_imbalance.optim import OptimizerName, ScheduleName, build_optimizer, lr_factor
@@ -39,7 +54,13 @@ class ImbalancedClassifier(pl.LightningModule):
         class_counts: training images per class; linked from the data module by the CLI.
         num_classes: optional; must agree with ``class_counts`` when both are given.
         in_channels: input channels; linked from the data module by the CLI.
-        label_smoothing: uniform label smoothing epsilon of the cross-entropy.
+        label_smoothing: label smoothing eps of the largest class (of every class if
+            ``label_smoothing_tail`` is unset).
+        label_smoothing_tail: eps of the smallest class for class-conditional smoothing.
+        label_smoothing_power: exponent p of the interpolation t_c^p.
+        ssl_weight: lambda of the Joint-SSL term (0 = off); needs the data module's SSL views.
+        ssl_temperature: NT-Xent temperature (0.5 as in the authors' SimCLR code).
+        ssl_projection_dim: output width of the projection head (hidden width = feature width).
         optimizer: ``sgd`` or ``adamw``; lr, momentum, nesterov, weight_decay as usual.
         lr_schedule: ``cosine`` or ``constant``, stepped every optimisation step.
         warmup_epochs: linear warm-up length in epochs (may be fractional).
@@ -54,6 +75,11 @@ class ImbalancedClassifier(pl.LightningModule):
         num_classes: int | None = None,
         in_channels: int = 3,
         label_smoothing: float = 0.0,
+        label_smoothing_tail: float | None = None,
+        label_smoothing_power: float = 1.0,
+        ssl_weight: float = 0.0,
+        ssl_temperature: float = 0.5,
+        ssl_projection_dim: int = 128,
         optimizer: OptimizerName = "sgd",
         lr: float = 0.1,
         momentum: float = 0.9,
@@ -67,14 +93,23 @@ class ImbalancedClassifier(pl.LightningModule):
         self.save_hyperparameters(ignore=["backbone"] if isinstance(backbone, nn.Module) else None)
         self.class_counts = [int(n) for n in class_counts] if class_counts is not None else None
         self.num_classes = self._resolve_num_classes(num_classes, self.class_counts)
-        if not 0 <= label_smoothing < 1:
-            raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
         if isinstance(backbone, str):
             backbone = build_backbone(backbone, in_channels=in_channels, **(backbone_kwargs or {}))
         elif backbone_kwargs:
             raise ValueError("backbone_kwargs only apply to a backbone given by name; put them in its init_args")
         self.backbone = backbone
-        self.head = nn.Linear(feature_dim(backbone), self.num_classes)
+        width = feature_dim(backbone)
+        self.head = nn.Linear(width, self.num_classes)
+        tail = label_smoothing if label_smoothing_tail is None else label_smoothing_tail
+        if tail != label_smoothing and self.class_counts is None:
+            raise ValueError("class-conditional label smoothing (label_smoothing_tail) needs class_counts")
+        counts = self.class_counts or [1] * self.num_classes
+        self.register_buffer("class_eps", class_smoothing(counts, label_smoothing, tail, label_smoothing_power), persistent=False)
+        self.smoothing_scale = 1.0
+        if ssl_weight < 0:
+            raise ValueError(f"ssl_weight must be >= 0, got {ssl_weight}")
+        self.projector = SimCLRProjectionHead(width, width, ssl_projection_dim) if ssl_weight > 0 else None
+        self.ssl_loss = NTXentLoss(temperature=ssl_temperature, gather_distributed=True) if ssl_weight > 0 else None
         self.confusion = nn.ModuleDict({f"{s}_cm": MulticlassConfusionMatrix(self.num_classes) for s in STAGES})
         self.results: dict[str, dict[str, Any]] = {}
 
@@ -100,23 +135,47 @@ class ImbalancedClassifier(pl.LightningModule):
 
     # ---- loss: override these to change the objective -------------------------------------
     def per_sample_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy with uniform label smoothing, one value per sample."""
-        return F.cross_entropy(logits, targets, reduction="none", label_smoothing=self.hparams.label_smoothing)
+        """Cross-entropy with (class-conditional) label smoothing eps_y * smoothing_scale, per sample."""
+        eps = self.class_eps * self.smoothing_scale
+        if not bool((eps > 0).any()):
+            return F.cross_entropy(logits, targets, reduction="none")
+        return cc_label_smoothing_loss(logits, targets, eps)
 
     def compute_loss(self, logits: torch.Tensor, targets: torch.Tensor, batch: Any = None) -> torch.Tensor:
         """The training objective of a batch: the mean of :meth:`per_sample_loss`."""
         return self.per_sample_loss(logits, targets).mean()
 
-    # ---- steps ----------------------------------------------------------------------------
-    def shared_step(self, batch: Any, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Forward, loss and confusion-matrix update of one batch; returns ``(loss, logits)``."""
+    def forward_loss(self, batch: Any) -> dict[str, torch.Tensor]:
+        """The training objective of ``batch`` at the current weights, without logging or metric updates."""
         x, y = batch[0], batch[1]
         logits = self(x)
-        loss = self.compute_loss(logits, y, batch)
-        self.confusion[f"{stage}_cm"].update(logits.detach().argmax(1), y)
+        loss_sup = self.compute_loss(logits, y, batch)
+        out = {"loss": loss_sup, "loss_sup": loss_sup, "logits": logits}
+        if self.projector is not None and self.training:
+            if len(batch) < 4:
+                raise ValueError(
+                    "ssl_weight > 0 needs two SSL views per image: set data.init_args.ssl_views: true "
+                    "(the CLI links it from model.init_args.ssl_weight)."
+                )
+            z = self.projector(self.backbone(torch.cat([batch[2], batch[3]])))
+            z1, z2 = z.chunk(2)
+            out["loss_ssl"] = self.ssl_loss(z1, z2)
+            out["loss"] = loss_sup + self.hparams.ssl_weight * out["loss_ssl"]
+        return out
+
+    # ---- steps ----------------------------------------------------------------------------
+    def shared_step(self, batch: Any, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward, loss, logging and confusion-matrix update of one batch; returns ``(loss, logits)``."""
+        out = self.forward_loss(batch)
+        y = batch[1]
+        self.confusion[f"{stage}_cm"].update(out["logits"].detach().argmax(1), y)
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=on_step, batch_size=len(y), sync_dist=not on_step)
-        return loss, logits
+        log = {"on_step": on_step, "on_epoch": True, "batch_size": len(y), "sync_dist": not on_step}
+        self.log(f"{stage}/loss", out["loss"], prog_bar=on_step, **log)
+        if "loss_ssl" in out:
+            self.log(f"{stage}/loss_sup", out["loss_sup"], **log)
+            self.log(f"{stage}/loss_ssl", out["loss_ssl"], **log)
+        return out["loss"], out["logits"]
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         return self.shared_step(batch, "train")[0]

@@ -91,5 +91,5 @@ def test_subclass_changes_the_loss_without_copying_the_class(tmp_path):
     logits = model(x)
     ce = F.cross_entropy(logits, y, reduction="none")
     assert torch.allclose(model.compute_loss(logits, y), ((1 - torch.exp(-ce)) ** 2 * ce).mean())
-    _trainer(tmp_path, max_epochs=1).fit(model, dm)
-    assert model.results["val"]["metrics"]["balanced_acc"] > 0.1
+    _trainer(tmp_path, max_epochs=5).fit(model, dm)
+    assert model.results["val"]["metrics"]["balanced_acc"] > 0.3  # it trains (chance: 0.1)

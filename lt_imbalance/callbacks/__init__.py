@@ -1,7 +1,10 @@
-"""Lightning callbacks: per-class figures, the results table and run metadata."""
+"""Lightning callbacks: SAM / SAM-A, the label-smoothing schedule, per-class figures, the results
+table and run metadata."""
 
+from lt_imbalance.callbacks.label_smoothing import LabelSmoothingSchedule
 from lt_imbalance.callbacks.metadata import RunMetadata
 from lt_imbalance.callbacks.plots import PerClassPlots
 from lt_imbalance.callbacks.results import ResultsTable
+from lt_imbalance.callbacks.sam import SAM
 
-__all__ = ["PerClassPlots", "ResultsTable", "RunMetadata"]
+__all__ = ["SAM", "LabelSmoothingSchedule", "PerClassPlots", "ResultsTable", "RunMetadata"]

@@ -49,3 +49,20 @@ def build_train_transform(policy: str, image_size: int, hflip: bool = True) -> C
     elif policy == "trivialaugment":
         ops.append(v2.TrivialAugmentWide())
     return v2.Compose(ops)
+
+
+def build_ssl_transform(image_size: int, hflip: bool = True, channels: int = 3) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A SimCLR-style view (Chen et al. 2020) for Joint-SSL, sized for small images.
+
+    Random resized crop (scale 0.2-1), horizontal flip (when ``hflip``), colour jitter
+    (0.4, 0.4, 0.4, 0.1) with p = 0.8 and grey-scale with p = 0.2 for RGB; no Gaussian blur, which
+    destroys 32 px (and smaller) images.
+    """
+    ops: list[torch.nn.Module] = [v2.RandomResizedCrop(image_size, scale=(0.2, 1.0), antialias=True)]
+    if hflip:
+        ops.append(v2.RandomHorizontalFlip())
+    if channels == 3:
+        ops += [v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), v2.RandomGrayscale(p=0.2)]
+    else:
+        ops.append(v2.RandomApply([v2.ColorJitter(0.4, 0.4)], p=0.8))
+    return v2.Compose(ops)

@@ -21,35 +21,56 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from lt_imbalance.data.augment import build_train_transform, check_policy
+from lightning.pytorch.utilities import rank_zero_warn
+
+from lt_imbalance.data.augment import build_ssl_transform, build_train_transform, check_policy
 from lt_imbalance.data.splits import Profile, check_imbalance_ratio, holdout_split, indices_hash, long_tailed_split, natural_split
 
 
-class TensorImageDataset(Dataset):
-    """uint8 images ``[N, C, H, W]`` and int64 labels held in memory; optional per-sample transform."""
+class UInt8ImageDataset(Dataset):
+    """Base of the image datasets: ``load(i)`` gives a uint8 ``[C, H, W]`` image; items are
+    ``(transform(x), y)``, or ``(transform(x), y, view(x), view(x))`` when ``views`` is set (Joint-SSL)."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform=None):
-        if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"images must be a uint8 tensor [N, C, H, W], got {images.dtype} {tuple(images.shape)}")
-        if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        self.images, self.labels, self.transform = images, labels.long(), transform
+    labels: torch.Tensor
+
+    def __init__(self, transform=None, views=None):
+        self.transform, self.views = transform, views
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    def load(self, i: int) -> torch.Tensor:
+        raise NotImplementedError
+
     def __getitem__(self, i: int):
-        x = self.images[i]
-        if self.transform is not None:
-            x = self.transform(x)
-        return x, self.labels[i]
+        raw = self.load(i)
+        x = raw if self.transform is None else self.transform(raw)
+        if self.views is None:
+            return x, self.labels[i]
+        return x, self.labels[i], self.views(raw), self.views(raw)
+
+
+class TensorImageDataset(UInt8ImageDataset):
+    """uint8 images ``[N, C, H, W]`` and int64 labels held in memory."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform=None, views=None):
+        super().__init__(transform, views)
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"images must be a uint8 tensor [N, C, H, W], got {images.dtype} {tuple(images.shape)}")
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels = images, labels.long()
+
+    def load(self, i: int) -> torch.Tensor:
+        return self.images[i]
 
 
 class LongTailedDataModule(pl.LightningDataModule):
     """Base data module: long-tailed split, validation carve-out, loaders, on-device normalisation.
 
     Args:
-        batch_size: images per training step.
+        batch_size: images per optimisation step over all devices (the global batch); each of
+            W devices loads batch_size / W (a warning says when W does not divide it).
         num_workers: DataLoader worker processes.
         augmentation: training policy name (``none``, ``standard``, ``autoaugment``,
             ``randaugment``, ``trivialaugment``; see :mod:`lt_imbalance.data.augment`).
@@ -58,6 +79,8 @@ class LongTailedDataModule(pl.LightningDataModule):
         split_seed: seed of the long-tailed draw and the validation carve-out.
         val_fraction: stratified share of the long-tailed training split held out for
             validation (every class keeps at least one training image); 0 validates on the test set.
+        ssl_views: also return two SimCLR-style views of every training image (Joint-SSL); the
+            CLI sets it from ``model.init_args.ssl_weight``.
     """
 
     #: whether mirroring preserves the meaning of an image (False for digits)
@@ -75,6 +98,7 @@ class LongTailedDataModule(pl.LightningDataModule):
         profile: Profile = "exponential",
         split_seed: int = 0,
         val_fraction: float = 0.1,
+        ssl_views: bool = False,
     ):
         super().__init__()
         if batch_size < 1:
@@ -93,6 +117,7 @@ class LongTailedDataModule(pl.LightningDataModule):
         self.profile = profile
         self.split_seed = split_seed
         self.val_fraction = val_fraction
+        self.ssl_views = ssl_views
         self._norm_cache: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # ---- to be called / provided by subclasses -------------------------------------------
@@ -119,8 +144,8 @@ class LongTailedDataModule(pl.LightningDataModule):
                 "images); lower data.batch_size or the imbalance ratio."
             )
 
-    def _make_dataset(self, part: str, indices: np.ndarray | None, transform) -> Dataset:
-        """A dataset of ``(uint8 image, label)`` for ``part`` ('train' pool or 'test'); ``None`` = all.
+    def _make_dataset(self, part: str, indices: np.ndarray | None, transform, views=None) -> UInt8ImageDataset:
+        """A dataset of ``(uint8 image, label[, view, view])`` for ``part`` ('train' pool or 'test'); ``None`` = all.
 
         The default serves in-memory subclasses that set ``self._pool`` and ``self._test`` to
         ``(uint8 images [N, C, H, W], labels)``; file-backed subclasses override it.
@@ -128,14 +153,15 @@ class LongTailedDataModule(pl.LightningDataModule):
         images, labels = self._pool if part == "train" else self._test
         if indices is not None:
             images, labels = images[indices], labels[indices]
-        return TensorImageDataset(images, labels, transform)
+        return TensorImageDataset(images, labels, transform, views)
 
     # ---- Lightning hooks -----------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if hasattr(self, "test_set"):
             return
         transform = build_train_transform(self.augmentation, self.image_size, self.hflip)
-        self.train_set = self._make_dataset("train", self.train_indices, transform)
+        views = build_ssl_transform(self.image_size, self.hflip, self.num_channels) if self.ssl_views else None
+        self.train_set = self._make_dataset("train", self.train_indices, transform, views)
         self.test_set = self._make_dataset("test", None, None)
         self.val_set = self._make_dataset("train", self.val_indices, None) if len(self.val_indices) else self.test_set
         self.test_counts = np.bincount(self._labels_of(self.test_set), minlength=self.num_classes).tolist()
@@ -144,10 +170,21 @@ class LongTailedDataModule(pl.LightningDataModule):
     def _labels_of(dataset: Dataset) -> np.ndarray:
         return np.asarray(dataset.labels)
 
+    @property
+    def per_device_batch_size(self) -> int:
+        """batch_size / world size (floor, at least 1); warns when the world size does not divide it."""
+        world = self.trainer.world_size if self.trainer is not None else 1
+        if self.batch_size % world:
+            rank_zero_warn(
+                f"global batch_size={self.batch_size} is not divisible by {world} devices; each loads "
+                f"{max(1, self.batch_size // world)}, so the effective batch is {max(1, self.batch_size // world) * world}."
+            )
+        return max(1, self.batch_size // world)
+
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=self.per_device_batch_size,
             shuffle=train,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -164,12 +201,14 @@ class LongTailedDataModule(pl.LightningDataModule):
         return self._loader(self.test_set, train=False)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """uint8 images -> float, scaled to [0, 1] and normalised per channel, on the batch's device."""
-        x, y = batch
-        if x.dtype == torch.uint8:
-            mean, std = self._norm_stats(x.device)
-            x = (x.float().div_(255.0) - mean) / std
-        return x, y
+        """uint8 images (and SSL views) -> float, scaled to [0, 1] and normalised per channel, on the batch's device."""
+        return tuple(self._normalise(t) if i != 1 else t for i, t in enumerate(batch))
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.uint8:
+            return x
+        mean, std = self._norm_stats(x.device)
+        return (x.float().div_(255.0) - mean) / std
 
     def _norm_stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         if device not in self._norm_cache:
@@ -197,6 +236,7 @@ class LongTailedDataModule(pl.LightningDataModule):
             "validation_on": "held-out training split" if len(self.val_indices) else "test set",
             "augmentation": self.augmentation,
             "batch_size": self.batch_size,
+            "ssl_views": self.ssl_views,
         }
         if hasattr(self, "test_counts"):
             info["test_counts"] = self.test_counts

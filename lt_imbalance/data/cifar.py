@@ -54,8 +54,9 @@ class _CIFARLT(LongTailedDataModule):
         profile: Profile = "exponential",
         split_seed: int = 0,
         val_fraction: float = 0.0,
+        ssl_views: bool = False,
     ):
-        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction)
+        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views)
         self.data_dir = data_dir
         root = self._locate(Path(data_dir), download)
         train = [_unpickle(root / f) for f in self.train_files]

@@ -34,9 +34,10 @@ class DigitsLT(LongTailedDataModule):
         profile: Profile = "exponential",
         split_seed: int = 0,
         val_fraction: float = 0.2,
+        ssl_views: bool = False,
         test_per_class: int = 50,
     ):
-        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction)
+        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views)
         digits = load_digits()
         images = torch.from_numpy(np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)).unsqueeze(1)
         labels = np.asarray(digits.target, dtype=np.int64)

@@ -16,10 +16,9 @@ from typing import Sequence
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from lt_imbalance.data.base import LongTailedDataModule, TensorImageDataset
+from lt_imbalance.data.base import LongTailedDataModule, TensorImageDataset, UInt8ImageDataset
 from lt_imbalance.data.splits import Profile, holdout_split
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -49,16 +48,14 @@ def list_image_folder(root: Path, class_names: Sequence[str] | None = None) -> t
     return list(class_names), paths, np.asarray(labels, dtype=np.int64)
 
 
-class ImageFileDataset(Dataset):
+class ImageFileDataset(UInt8ImageDataset):
     """Decodes, resizes and centre-crops image files to uint8 ``[C, size, size]`` on access."""
 
-    def __init__(self, paths: Sequence[Path], labels: torch.Tensor, image_size: int, channels: int, transform=None):
-        self.paths, self.labels, self.transform = list(paths), labels.long(), transform
+    def __init__(self, paths: Sequence[Path], labels: torch.Tensor, image_size: int, channels: int, transform=None, views=None):
+        super().__init__(transform, views)
+        self.paths, self.labels = list(paths), labels.long()
         self.mode = {1: "L", 3: "RGB"}[channels]
         self.resize = v2.Compose([v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)])
-
-    def __len__(self) -> int:
-        return len(self.paths)
 
     def load(self, i: int) -> torch.Tensor:
         try:
@@ -67,12 +64,6 @@ class ImageFileDataset(Dataset):
         except OSError as err:
             raise OSError(f"cannot read image '{self.paths[i]}': {err}") from err
         return self.resize(x)
-
-    def __getitem__(self, i: int):
-        x = self.load(i)
-        if self.transform is not None:
-            x = self.transform(x)
-        return x, self.labels[i]
 
 
 class ImageFolderLT(LongTailedDataModule):
@@ -106,8 +97,9 @@ class ImageFolderLT(LongTailedDataModule):
         profile: Profile = "none",
         split_seed: int = 0,
         val_fraction: float = 0.1,
+        ssl_views: bool = False,
     ):
-        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction)
+        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views)
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
         if len(mean) != channels or len(std) != channels:
@@ -130,14 +122,14 @@ class ImageFolderLT(LongTailedDataModule):
         self._pool_files = (paths, labels)
         self._init_split(labels, names, image_size=image_size, num_channels=channels)
 
-    def _make_dataset(self, part, indices, transform):
+    def _make_dataset(self, part, indices, transform, views=None):
         paths, labels = self._pool_files if part == "train" else self._test_files
         if indices is not None:
             paths, labels = [paths[i] for i in indices], labels[indices]
-        files = ImageFileDataset(paths, torch.from_numpy(np.asarray(labels)), self.image_size, self.channels, transform)
+        files = ImageFileDataset(paths, torch.from_numpy(np.asarray(labels)), self.image_size, self.channels, transform, views)
         if not self.in_memory:
             return files
         images = torch.stack([files.load(i) for i in range(len(files))]) if len(files) else torch.empty(
             0, self.channels, self.image_size, self.image_size, dtype=torch.uint8
         )
-        return TensorImageDataset(images, files.labels, transform)
+        return TensorImageDataset(images, files.labels, transform, views)

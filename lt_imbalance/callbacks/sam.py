@@ -1,0 +1,188 @@
+"""SAM / SAM-A as a Lightning callback (Shwartz-Ziv et al. 2023, section 5.3; math in :mod:`lt_imbalance.sam`).
+
+How one step runs, inside Lightning's automatic optimisation:
+
+- **ascent pass** = Lightning's own training step (forward, loss, logging and metrics once,
+  BatchNorm statistics updated once, backward through DDP / precision as usual). While it runs,
+  a hook on the logits scales each sample's logit gradient by a_{y_i} (times a batch constant),
+  turning grad of the mean loss into grad of L_a without a third pass. Loss terms that do not flow
+  through the logits (the Joint-SSL term) stay unweighted in the ascent.
+- ``on_before_optimizer_step`` (after that backward, before gradient clipping): e is computed and
+  added to the weights; the **descent pass** calls the plain module (not the DDP wrapper) on the
+  same batch: it evaluates the module's ``forward_loss(batch)["loss"]``
+  (the full objective, including Joint-SSL) at w + e with BatchNorm running statistics restored
+  afterwards and no logging; under DDP its gradients are averaged across ranks; e is subtracted.
+- Lightning then clips the (descent) gradient, steps the optimizer and the LR schedulers, and
+  advances ``global_step`` as without SAM. SAM keeps no state a checkpoint needs.
+
+The module must expose ``forward_loss(batch) -> {"loss": ...}`` and ``class_counts`` (as
+:class:`~lt_imbalance.module.ImbalancedClassifier` and its subclasses do).
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack, contextmanager
+from typing import Any, Iterator, Literal
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+from lt_imbalance.sam import Weighting, ascent_class_weights, perturbation, shift
+
+SUPPORTED_PRECISION = ("32-true", "32", "64-true", "64", "bf16-mixed", "bf16-true")
+
+
+@contextmanager
+def frozen_batchnorm_stats(module: nn.Module) -> Iterator[None]:
+    """Run a forward pass in training mode but leave BatchNorm running statistics unchanged."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    saved = [[b.detach().clone() for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None] for m in norms]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, buffers in zip(norms, saved):
+                live = [b for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None]
+                for b, s in zip(live, buffers):
+                    b.copy_(s)
+
+
+def check_trainer_settings(precision: str, accumulate_grad_batches: int) -> None:
+    """Refuse the settings under which the SAM step would be silently wrong."""
+    if precision not in SUPPORTED_PRECISION:
+        raise ValueError(
+            f"SAM does not support trainer.precision={precision!r}: with a gradient scaler (16-mixed) the descent "
+            "gradient would bypass its inf/NaN checks, and fp16 weights lose the perturbation. "
+            "Use 'bf16-mixed' (same speed on recent GPUs) or '32-true'."
+        )
+    if accumulate_grad_batches > 1:
+        raise ValueError(
+            f"SAM does not support accumulate_grad_batches={accumulate_grad_batches}: the perturbation "
+            "would be computed from the accumulated gradient but the descent pass would only see the last "
+            "micro-batch. Set accumulate_grad_batches: 1 and choose the batch size directly."
+        )
+
+
+class SAM(pl.Callback):
+    """Sharpness-aware minimisation with class-weighted ascent (SAM-A). Add it under ``trainer.callbacks``.
+
+    Args:
+        rho: radius of the ascent step.
+        gamma: ascent class weights a_c = (n_max / n_c)^gamma; 0 = plain SAM, 1 = SAM-A.
+        weighting: ``power`` (the formula above) or ``tail_only`` (ImbSAM: a_c = 1 if n_c < tail_below else 0).
+        tail_below: training-image count below which a class is "tail" for ``tail_only``.
+        max_weight: optional cap on a_c.
+        adaptive: adaptive SAM (ASAM), with ``eta`` added to |w|.
+        start_epoch: plain optimizer steps before this epoch (e.g. after warm-up).
+        ascent: under DDP, ``global`` all-reduces the ascent gradient (every rank takes the same
+            perturbation) or ``per_replica`` perturbs each rank by its own batch. The descent
+            gradient is always averaged, so all ranks keep identical weights.
+    """
+
+    def __init__(
+        self,
+        rho: float = 0.05,
+        gamma: float = 1.0,
+        weighting: Weighting = "power",
+        tail_below: int = 20,
+        max_weight: float | None = None,
+        adaptive: bool = False,
+        eta: float = 0.01,
+        start_epoch: int = 0,
+        ascent: Literal["global", "per_replica"] = "global",
+    ):
+        if rho < 0:
+            raise ValueError(f"SAM rho must be >= 0, got {rho}")
+        if ascent not in ("global", "per_replica"):
+            raise ValueError(f"SAM ascent must be 'global' or 'per_replica', got {ascent!r}")
+        self.rho, self.gamma, self.weighting = rho, gamma, weighting
+        self.tail_below, self.max_weight = tail_below, max_weight
+        self.adaptive, self.eta, self.start_epoch, self.ascent = adaptive, eta, start_epoch, ascent
+        self._weights: torch.Tensor | None = None
+        self._batch: Any = None
+        self._scale: torch.Tensor | None = None
+        self._no_sync = ExitStack()
+        self._hook = None
+
+    # ---- checks and wiring -----------------------------------------------------------------
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        check_trainer_settings(str(trainer.precision), trainer.accumulate_grad_batches)
+        if not pl_module.automatic_optimization:
+            raise ValueError("SAM runs inside Lightning's automatic optimisation; the module has automatic_optimization=False")
+        if not callable(getattr(pl_module, "forward_loss", None)):
+            raise TypeError(f"SAM needs {type(pl_module).__name__}.forward_loss(batch) -> {{'loss': ...}} (ImbalancedClassifier has it)")
+        self._weights = ascent_class_weights(getattr(pl_module, "class_counts", None), self.gamma, self.weighting, self.tail_below, self.max_weight)
+        if self._weights is not None and self._hook is None:
+            self._hook = pl_module.register_forward_hook(self._weight_logit_gradients)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        self._no_sync.close()
+
+    def _active(self, trainer: pl.Trainer) -> bool:
+        return trainer.current_epoch >= self.start_epoch
+
+    # ---- ascent pass ---------------------------------------------------------------------
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        self._batch = batch if self._active(trainer) else None
+        self._scale = None
+        if self._batch is None:
+            return
+        if self._weights is not None:
+            a = self._weights.to(batch[1].device)[batch[1]]
+            total = a.sum()
+            if trainer.world_size > 1 and self.ascent == "global":
+                total = trainer.strategy.reduce(total, reduce_op="sum") / trainer.world_size
+            self._scale = a * len(a) / total.clamp_min(1e-12)
+        if trainer.world_size > 1 and self.ascent == "per_replica":
+            self._no_sync.enter_context(trainer.strategy.block_backward_sync())
+
+    def _weight_logit_gradients(self, module: nn.Module, inputs: Any, output: Any) -> None:
+        """Forward hook on the module: scale the gradient of the batch's logits by a_{y_i} (once per step)."""
+        scale = self._scale
+        if scale is None or not isinstance(output, torch.Tensor) or not output.requires_grad or output.shape[0] != len(scale):
+            return
+        self._scale = None
+        output.register_hook(lambda grad: grad * scale.to(grad.dtype)[:, None])
+
+    # ---- perturb, descent pass, restore ---------------------------------------------------
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer) -> None:
+        self._no_sync.close()
+        batch, self._batch, self._scale = self._batch, None, None
+        if batch is None:
+            return
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        with_grad = [p for p in params if p.grad is not None]
+        offsets = perturbation(with_grad, self.rho, self.adaptive, self.eta)
+        shift(with_grad, offsets, +1.0)
+        for p in params:
+            p.grad = None
+        try:
+            with frozen_batchnorm_stats(pl_module):
+                with trainer.precision_plugin.forward_context():
+                    loss = pl_module.forward_loss(batch)["loss"]
+                loss.backward()  # before the statistics are restored: autograd checks their version
+        finally:
+            shift(with_grad, offsets, -1.0)
+        if trainer.world_size > 1:
+            self._average_gradients(trainer, params)
+
+    @staticmethod
+    def _average_gradients(trainer: pl.Trainer, params: list[torch.nn.Parameter]) -> None:
+        """All-reduce the descent gradients in one flat buffer (missing gradients count as zero)."""
+        for p in params:
+            if p.grad is None and p.requires_grad:
+                p.grad = torch.zeros_like(p)
+        live = [p for p in params if p.grad is not None]
+        flat = torch.cat([p.grad.reshape(-1) for p in live])
+        flat = trainer.strategy.reduce(flat, reduce_op="mean")
+        offset = 0
+        for p in live:
+            n = p.grad.numel()
+            p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
+            offset += n

@@ -1,0 +1,228 @@
+"""SAM / SAM-A against hand computations of DESIGN.md section 3, and its Lightning integration."""
+
+import copy
+import math
+
+import lightning.pytorch as pl
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+from torch.utils.data import DataLoader, TensorDataset
+
+from lt_imbalance import ImbalancedClassifier
+from lt_imbalance.callbacks import SAM
+from lt_imbalance.callbacks.sam import check_trainer_settings
+from lt_imbalance.optim import lr_factor
+from lt_imbalance.sam import ascent_class_weights
+
+COUNTS = [8, 4, 1]
+
+
+class TinyNet(nn.Module):
+    def __init__(self, batchnorm: bool = False):
+        super().__init__()
+        self.fc = nn.Linear(5, 4)
+        self.bn = nn.BatchNorm1d(4) if batchnorm else nn.Identity()
+        self.out_features = 4
+
+    def forward(self, x):
+        return torch.tanh(self.bn(self.fc(x)))
+
+
+def _batch(n=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 5, generator=g), torch.tensor([0, 0, 1, 2, 0, 1] * (n // 6 + 1))[:n]
+
+
+def _model(batchnorm=False, **kw):
+    torch.manual_seed(0)
+    kw = {"lr": 0.1, "momentum": 0.0, "weight_decay": 0.0, "lr_schedule": "constant", **kw}
+    return ImbalancedClassifier(TinyNet(batchnorm), class_counts=COUNTS, **kw)
+
+
+def _fit(model, callbacks, steps=1, n=6, batch_size=6, **trainer_kw):
+    x, y = _batch(n)
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=False)
+    trainer = pl.Trainer(
+        max_steps=steps, callbacks=callbacks, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, limit_val_batches=0, **trainer_kw,
+    )
+    trainer.fit(model, train_dataloaders=loader)
+    return trainer
+
+
+def _hand_sam_step(model, x, y, rho, lr, weights, adaptive=False, eta=0.01, clip=None):
+    """The four steps of DESIGN.md section 3 with torch.func, outside Lightning."""
+    ref = copy.deepcopy(model)
+    names = [n for n, _ in ref.named_parameters()]
+    w = {n: p.detach().clone() for n, p in ref.named_parameters()}
+
+    def loss(params, weighted):
+        per_sample = F.cross_entropy(functional_call(ref, params, (x,)), y, reduction="none")
+        if weighted and weights is not None:
+            a = weights[y]
+            return (a * per_sample).sum() / a.sum()
+        return per_sample.mean()
+
+    wp = {n: v.clone().requires_grad_(True) for n, v in w.items()}
+    g_a = dict(zip(names, torch.autograd.grad(loss(wp, True), [wp[n] for n in names])))
+    if adaptive:
+        t = {n: w[n].abs() + eta for n in names}
+        norm = math.sqrt(sum(((t[n] * g_a[n]) ** 2).sum().item() for n in names))
+        e = {n: rho * t[n] ** 2 * g_a[n] / norm for n in names}
+    else:
+        norm = math.sqrt(sum((g_a[n] ** 2).sum().item() for n in names))
+        e = {n: rho * g_a[n] / norm for n in names}
+    w_e = {n: (w[n] + e[n]).requires_grad_(True) for n in names}
+    g = dict(zip(names, torch.autograd.grad(loss(w_e, False), [w_e[n] for n in names])))
+    if clip is not None:
+        total = math.sqrt(sum((g[n] ** 2).sum().item() for n in names))
+        g = {n: g[n] * min(1.0, clip / (total + 1e-6)) for n in names}
+    return {n: w[n] - lr * g[n] for n in names}
+
+
+@pytest.mark.parametrize(
+    ("sam_kwargs", "weights"),
+    [
+        ({"gamma": 1.0}, torch.tensor([1.0, 2.0, 8.0])),  # SAM-A: a_c = n_max / n_c
+        ({"gamma": 0.5}, torch.tensor([1.0, 2.0, 8.0]).sqrt()),
+        ({"gamma": 0.0}, None),  # plain SAM
+        ({"gamma": 1.0, "adaptive": True}, torch.tensor([1.0, 2.0, 8.0])),
+        ({"weighting": "tail_only", "tail_below": 2}, torch.tensor([0.0, 0.0, 1.0])),  # ImbSAM
+        ({"gamma": 1.0, "max_weight": 3.0}, torch.tensor([1.0, 2.0, 3.0])),
+    ],
+)
+def test_one_step_equals_the_hand_computation(sam_kwargs, weights):
+    model = _model()
+    x, y = _batch()
+    expected = _hand_sam_step(model, x, y, rho=0.5, lr=0.1, weights=weights, adaptive=sam_kwargs.get("adaptive", False))
+    trainer = _fit(model, [SAM(rho=0.5, **sam_kwargs)])
+    assert trainer.global_step == 1
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), expected[name], rtol=1e-5, atol=1e-6)
+
+
+def test_sam_a_differs_from_plain_sam_on_this_batch():
+    x, y = _batch()
+    a = _hand_sam_step(_model(), x, y, 0.5, 0.1, torch.tensor([1.0, 2.0, 8.0]))
+    b = _hand_sam_step(_model(), x, y, 0.5, 0.1, None)
+    assert any(not torch.allclose(a[n], b[n]) for n in a)
+
+
+def test_gradient_clipping_applies_to_the_descent_gradient():
+    model = _model()
+    x, y = _batch()
+    expected = _hand_sam_step(model, x, y, rho=0.5, lr=0.1, weights=torch.tensor([1.0, 2.0, 8.0]), clip=0.01)
+    _fit(model, [SAM(rho=0.5)], gradient_clip_val=0.01, gradient_clip_algorithm="norm")
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), expected[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_rho_zero_equals_a_plain_optimizer_step(precision):
+    with_sam, plain = _model(batchnorm=True, momentum=0.9), _model(batchnorm=True, momentum=0.9)
+    _fit(with_sam, [SAM(rho=0.0)], steps=3, n=18, precision=precision)
+    _fit(plain, [], steps=3, n=18, precision=precision)
+    for (name, p), q in zip(with_sam.state_dict().items(), plain.state_dict().values()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_batchnorm_statistics_equal_those_of_one_forward_pass():
+    model = _model(batchnorm=True)
+    reference = copy.deepcopy(model.backbone).train()
+    x, _ = _batch()
+    with torch.no_grad():
+        reference(x)
+    _fit(model, [SAM(rho=0.5)])
+    bn, ref_bn = model.backbone.bn, reference.bn
+    torch.testing.assert_close(bn.running_mean, ref_bn.running_mean)
+    torch.testing.assert_close(bn.running_var, ref_bn.running_var)
+    assert bn.num_batches_tracked.item() == 1
+
+
+class _RecordLR(pl.Callback):
+    def __init__(self):
+        self.lrs = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_lr_schedule_and_global_step_under_sam():
+    model = _model(lr_schedule="cosine", warmup_epochs=1)
+    record = _RecordLR()
+    trainer = _fit(model, [SAM(rho=0.1), record], steps=-1, n=18, batch_size=6, max_epochs=3)
+    assert trainer.global_step == 9
+    assert record.lrs == pytest.approx([0.1 * lr_factor(s, 3, 9) for s in range(9)])
+    assert record.lrs[0] < record.lrs[2] and record.lrs[-1] < record.lrs[4] < record.lrs[3]
+
+
+def _train_from(tmp_path, ckpt=None):
+    torch.manual_seed(1)
+    model = _model(momentum=0.9, lr_schedule="cosine", warmup_epochs=1)
+    x, y = _batch(18)
+    loader = DataLoader(TensorDataset(x, y), batch_size=6, shuffle=False)
+    every_epoch = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_epochs=1, save_top_k=-1)
+    trainer = pl.Trainer(
+        max_epochs=4, callbacks=[SAM(rho=0.1), every_epoch], logger=False, default_root_dir=tmp_path,
+        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+    )
+    trainer.fit(model, train_dataloaders=loader, ckpt_path=ckpt)
+    return model, trainer
+
+
+def test_checkpoint_saves_and_resume_gives_the_uninterrupted_weights(tmp_path):
+    uninterrupted, _ = _train_from(tmp_path / "a")
+    ckpt = tmp_path / "a" / "epoch=1-step=6.ckpt"  # written mid-training, after 2 of 4 epochs
+    state = torch.load(ckpt, weights_only=False)
+    assert state["global_step"] == 6 and state["optimizer_states"][0]["state"]  # momentum buffers saved
+    resumed, trainer = _train_from(tmp_path / "b", ckpt=str(ckpt))
+    assert trainer.global_step == 12
+    for (name, p), q in zip(resumed.state_dict().items(), uninterrupted.state_dict().values()):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-6, msg=name)
+
+
+def test_metrics_and_logs_once_per_step():
+    model = _model()
+    calls = []
+    original = model.confusion["train_cm"].update
+    model.confusion["train_cm"].update = lambda *a: (calls.append(1), original(*a))
+    _fit(model, [SAM(rho=0.5)], steps=2, n=12)
+    assert len(calls) == 2
+
+
+def test_start_epoch_keeps_plain_steps_before_it():
+    model, plain = _model(), _model()
+    _fit(model, [SAM(rho=0.5, start_epoch=1)])
+    _fit(plain, [])
+    for p, q in zip(model.parameters(), plain.parameters()):
+        torch.testing.assert_close(p, q)
+
+
+@pytest.mark.parametrize(
+    ("trainer_kw", "message"),
+    [
+        ({"precision": "16-true"}, "SAM does not support trainer.precision='16-true'"),
+        ({"accumulate_grad_batches": 2}, "SAM does not support accumulate_grad_batches=2"),
+    ],
+)
+def test_unsupported_combinations_are_refused(trainer_kw, message):
+    with pytest.raises(ValueError, match=message):
+        _fit(_model(), [SAM()], **trainer_kw)
+
+
+def test_16_mixed_is_refused_with_the_fix():
+    # on CPU Lightning itself swaps 16-mixed for bf16-mixed, so the check is exercised directly
+    with pytest.raises(ValueError, match="'16-mixed'.*Use 'bf16-mixed'"):
+        check_trainer_settings("16-mixed", 1)
+    check_trainer_settings("bf16-mixed", 1)
+
+
+def test_sam_a_without_class_counts_is_refused():
+    torch.manual_seed(0)
+    model = ImbalancedClassifier(TinyNet(), num_classes=3)
+    with pytest.raises(ValueError, match="SAM-A needs the model's class_counts"):
+        _fit(model, [SAM(gamma=1.0)])
+    assert ascent_class_weights(None, gamma=0.0) is None
