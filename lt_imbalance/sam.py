@@ -6,7 +6,7 @@ For a batch with per-sample losses l_i and labels y_i (Shwartz-Ziv et al. 2023, 
 2. e = rho * g_a / ||g_a||_2 with g_a = grad L_a (global norm over all parameters);
    adaptive SAM (Kwon et al. 2021): e = rho * T^2 g_a / ||T g_a||_2 with T = |w| + eta, elementwise;
 3. the descent gradient g = grad L(w + e) of the ordinary training loss;
-4. w <- w - e, then the ordinary optimizer step with g.
+4. w <- w - e (restored from a copy), then the ordinary optimizer step with g.
 
 gamma = 0 is plain SAM (Foret et al. 2021), gamma = 1 SAM-A as in the authors' code; the
 ``tail_only`` weighting (a_c = 1 for classes with fewer than ``tail_below`` images, else 0) is
@@ -66,7 +66,7 @@ def perturbation(params: Sequence[torch.nn.Parameter], rho: float, adaptive: boo
 
 
 @torch.no_grad()
-def shift(params: Iterable[torch.nn.Parameter], offsets: Iterable[torch.Tensor], sign: float) -> None:
-    """w <- w + sign * e, in place."""
+def add_perturbation(params: Iterable[torch.nn.Parameter], offsets: Iterable[torch.Tensor]) -> None:
+    """w <- w + e, in place."""
     for p, e in zip(params, offsets):
-        p.add_(e, alpha=sign)
+        p.add_(e)

@@ -9,8 +9,7 @@ from lt_imbalance.data.augment import POLICIES, build_train_transform
 
 def _first_batch(dm, loader="train_dataloader"):
     dm.setup("fit")
-    x, y = next(iter(getattr(dm, loader)()))
-    return x, y
+    return next(iter(getattr(dm, loader)()))
 
 
 def test_cifar10_lt_counts_known_at_init_and_balanced_test(cifar10_dir):
@@ -139,3 +138,36 @@ def test_corrupt_image_names_the_file(tmp_path):
     dm = ImageFolderLT(root=str(root), batch_size=2, test_fraction=0.3, val_fraction=0.0)
     with pytest.raises(OSError, match="broken.png"):
         dm.setup("fit")
+
+
+def test_ssl_views_are_two_random_views_per_image_and_normalised():
+    dm = DigitsLT(batch_size=16, ssl_views=True)
+    dm.setup("fit")
+    x, y, v1, v2 = next(iter(dm.train_dataloader()))
+    assert v1.shape == v2.shape == x.shape and v1.dtype == torch.uint8
+    assert not torch.equal(v1, v2)
+    xf, yf, v1f, v2f = dm.on_after_batch_transfer((x, y, v1, v2), 0)
+    assert v1f.dtype == torch.float32 and torch.equal(yf, y)
+    val = next(iter(dm.val_dataloader()))
+    assert len(val) == 2  # evaluation batches carry no views
+
+
+def test_cifar_ssl_views_have_no_blur_and_keep_shape(cifar10_dir):
+    from lt_imbalance.data.augment import build_ssl_transform
+
+    names = [type(t).__name__ for t in build_ssl_transform(32, True, 3).transforms]
+    assert "GaussianBlur" not in names and "RandomResizedCrop" in names
+    dm = CIFAR10LT(data_dir=str(cifar10_dir), batch_size=8, ssl_views=True)
+    x, y, v1, v2 = _first_batch(dm)
+    assert v1.shape == (8, 3, 32, 32)
+
+
+def test_global_batch_size_is_split_across_devices():
+    from types import SimpleNamespace
+
+    dm = DigitsLT(batch_size=64)
+    dm.trainer = SimpleNamespace(world_size=4)
+    assert dm.per_device_batch_size == 16
+    dm.trainer = SimpleNamespace(world_size=3)
+    with pytest.warns(UserWarning, match="global batch_size=64 is not divisible by 3 devices; each loads 21"):
+        assert dm.per_device_batch_size == 21

@@ -93,3 +93,25 @@ def test_subclass_changes_the_loss_without_copying_the_class(tmp_path):
     assert torch.allclose(model.compute_loss(logits, y), ((1 - torch.exp(-ce)) ** 2 * ce).mean())
     _trainer(tmp_path, max_epochs=5).fit(model, dm)
     assert model.results["val"]["metrics"]["balanced_acc"] > 0.3  # it trains (chance: 0.1)
+
+
+def test_joint_ssl_objective_and_logs(tmp_path):
+    dm = DigitsLT(batch_size=32, ssl_views=True)
+    model = ImbalancedClassifier("digits_cnn", class_counts=dm.class_counts, in_channels=1, ssl_weight=0.5)
+    dm.setup("fit")
+    batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    model.train()
+    out = model.forward_loss(batch)
+    assert out["loss"].item() == pytest.approx(out["loss_sup"].item() + 0.5 * out["loss_ssl"].item(), rel=1e-6)
+    z1, z2 = model.projector(model.backbone(torch.cat([batch[2], batch[3]]))).chunk(2)
+    # the projection head is in train mode (BatchNorm): recompute in the same mode for the closed form
+    assert out["loss_ssl"].item() == pytest.approx(model.ssl_loss(z1, z2).item(), rel=1e-5)
+    trainer = _trainer(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=1)
+    trainer.fit(model, dm)
+    assert {"train/loss_sup_epoch", "train/loss_ssl_epoch"} <= set(trainer.logged_metrics)
+
+
+def test_joint_ssl_without_views_says_how_to_fix_it():
+    model = ImbalancedClassifier("digits_cnn", class_counts=[5, 5], in_channels=1, ssl_weight=0.5)
+    with pytest.raises(ValueError, match="set data.init_args.ssl_views: true"):
+        model.forward_loss((torch.randn(2, 1, 8, 8), torch.tensor([0, 1])))

@@ -11,7 +11,7 @@ How one step runs, inside Lightning's automatic optimisation:
   added to the weights; the **descent pass** calls the plain module (not the DDP wrapper) on the
   same batch: it evaluates the module's ``forward_loss(batch)["loss"]``
   (the full objective, including Joint-SSL) at w + e with BatchNorm running statistics restored
-  afterwards and no logging; under DDP its gradients are averaged across ranks; e is subtracted.
+  afterwards and no logging; under DDP its gradients are averaged across ranks; w is restored.
 - Lightning then clips the (descent) gradient, steps the optimizer and the LR schedulers, and
   advances ``global_step`` as without SAM. SAM keeps no state a checkpoint needs.
 
@@ -28,7 +28,7 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
-from lt_imbalance.sam import Weighting, ascent_class_weights, perturbation, shift
+from lt_imbalance.sam import Weighting, add_perturbation, ascent_class_weights, perturbation
 
 SUPPORTED_PRECISION = ("32-true", "32", "64-true", "64", "bf16-mixed", "bf16-true")
 
@@ -158,8 +158,8 @@ class SAM(pl.Callback):
             return
         params = [p for group in optimizer.param_groups for p in group["params"]]
         with_grad = [p for p in params if p.grad is not None]
-        offsets = perturbation(with_grad, self.rho, self.adaptive, self.eta)
-        shift(with_grad, offsets, +1.0)
+        originals = [p.detach().clone() for p in with_grad]
+        add_perturbation(with_grad, perturbation(with_grad, self.rho, self.adaptive, self.eta))
         for p in params:
             p.grad = None
         try:
@@ -168,7 +168,9 @@ class SAM(pl.Callback):
                     loss = pl_module.forward_loss(batch)["loss"]
                 loss.backward()  # before the statistics are restored: autograd checks their version
         finally:
-            shift(with_grad, offsets, -1.0)
+            with torch.no_grad():  # restore w exactly (w + e - e is not w in floating point)
+                for p, w in zip(with_grad, originals):
+                    p.copy_(w)
         if trainer.world_size > 1:
             self._average_gradients(trainer, params)
 
