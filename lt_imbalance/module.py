@@ -38,6 +38,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from lt_imbalance.losses import cc_label_smoothing_loss, class_smoothing
 from lt_imbalance.metrics import metrics_from_confusion, per_class_accuracy
+from lt_imbalance.mixing import mix_batch
 from lt_imbalance.models.backbones import build_backbone, feature_dim
 from lt_imbalance.optim import OptimizerName, ScheduleName, build_optimizer, lr_factor
 
@@ -61,6 +62,8 @@ class ImbalancedClassifier(pl.LightningModule):
         ssl_weight: lambda of the Joint-SSL term (0 = off); needs the data module's SSL views.
         ssl_temperature: NT-Xent temperature (0.5 as in the authors' SimCLR code).
         ssl_projection_dim: output width of the projection head (hidden width = feature width).
+        mixup_alpha, cutmix_alpha: batch-level MixUp / CutMix of the training images
+            (:mod:`lt_imbalance.mixing`); 0 = off; with both on, each batch uses one.
         optimizer: ``sgd`` or ``adamw``; lr, momentum, nesterov, weight_decay as usual.
         lr_schedule: ``cosine`` or ``constant``, stepped every optimisation step.
         warmup_epochs: linear warm-up length in epochs (may be fractional).
@@ -80,6 +83,8 @@ class ImbalancedClassifier(pl.LightningModule):
         ssl_weight: float = 0.0,
         ssl_temperature: float = 0.5,
         ssl_projection_dim: int = 128,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
         optimizer: OptimizerName = "sgd",
         lr: float = 0.1,
         momentum: float = 0.9,
@@ -148,8 +153,14 @@ class ImbalancedClassifier(pl.LightningModule):
     def forward_loss(self, batch: Any) -> dict[str, torch.Tensor]:
         """The training objective of ``batch`` at the current weights, without logging or metric updates."""
         x, y = batch[0], batch[1]
-        logits = self(x)
-        loss_sup = self.compute_loss(logits, y, batch)
+        hp = self.hparams
+        if self.training and (hp.mixup_alpha > 0 or hp.cutmix_alpha > 0):
+            x, perm, lam = mix_batch(x, hp.mixup_alpha, hp.cutmix_alpha, self._mixing_seed())
+            logits = self(x)
+            loss_sup = lam * self.compute_loss(logits, y, batch) + (1 - lam) * self.compute_loss(logits, y[perm], batch)
+        else:
+            logits = self(x)
+            loss_sup = self.compute_loss(logits, y, batch)
         out = {"loss": loss_sup, "loss_sup": loss_sup, "logits": logits}
         if self.projector is not None and self.training:
             if len(batch) < 4:
@@ -162,6 +173,12 @@ class ImbalancedClassifier(pl.LightningModule):
             out["loss_ssl"] = self.ssl_loss(z1, z2)
             out["loss"] = loss_sup + self.hparams.ssl_weight * out["loss_ssl"]
         return out
+
+    def _mixing_seed(self) -> int:
+        """Fixed within an optimisation step (both SAM passes mix alike), new at every step and rank."""
+        step = self.trainer.global_step if self._trainer is not None else 0
+        rank = self.trainer.global_rank if self._trainer is not None else 0
+        return hash((torch.initial_seed(), step, rank)) % 2**63
 
     # ---- steps ----------------------------------------------------------------------------
     def shared_step(self, batch: Any, stage: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -226,3 +226,12 @@ def test_sam_a_without_class_counts_is_refused():
     with pytest.raises(ValueError, match="SAM-A needs the model's class_counts"):
         _fit(model, [SAM(gamma=1.0)])
     assert ascent_class_weights(None, gamma=0.0) is None
+
+
+def test_both_sam_passes_see_the_same_mixup_batch():
+    # with rho = 0 the descent gradient equals the plain one only if both passes mix alike
+    with_sam, plain = _model(mixup_alpha=0.4), _model(mixup_alpha=0.4)
+    _fit(with_sam, [SAM(rho=0.0, gamma=0.0)], steps=3, n=18)
+    _fit(plain, [], steps=3, n=18)
+    for p, q in zip(with_sam.parameters(), plain.parameters()):
+        torch.testing.assert_close(p, q)
