@@ -13,6 +13,12 @@ every number below is a function of it:
   20 to 100, and fewer than 20 *training* images (Liu et al. 2019), from ``class_counts``;
 - ``head_acc`` / ``tail_acc``: mean r_c over the larger and smaller halves of the classes by
   training count (the many/medium/few rule degenerates on CIFAR-10-LT).
+
+From the predicted probabilities (validation and test, :func:`probability_metrics`):
+
+- ``auroc``: one-vs-rest AUROC averaged over classes (for two classes, the binary AUROC);
+- ``ece``: expected calibration error over 15 equal-width confidence bins,
+  sum_b (n_b / N) |accuracy_b - mean confidence_b| (Guo et al. 2017).
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAUROC, MulticlassCalibrationError
 
 MANY_SHOT_ABOVE = 100
 FEW_SHOT_BELOW = 20
@@ -74,3 +82,10 @@ def metrics_from_confusion(confmat: torch.Tensor, class_counts: Sequence[int] | 
             if len(values):
                 out[f"{name}_acc"] = values.mean().item()
     return out
+
+
+def probability_metrics(num_classes: int) -> MetricCollection:
+    """AUROC (one-vs-rest, macro) and 15-bin ECE, updated with ``(probabilities [N, C], targets [N])``."""
+    return MetricCollection(
+        {"auroc": MulticlassAUROC(num_classes, average="macro"), "ece": MulticlassCalibrationError(num_classes, n_bins=15, norm="l1")}
+    )

@@ -37,7 +37,7 @@ from lightly.models.modules import SimCLRProjectionHead
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from lt_imbalance.losses import cc_label_smoothing_loss, class_smoothing
-from lt_imbalance.metrics import metrics_from_confusion, per_class_accuracy
+from lt_imbalance.metrics import metrics_from_confusion, per_class_accuracy, probability_metrics
 from lt_imbalance.mixing import mix_batch
 from lt_imbalance.models.backbones import build_backbone, feature_dim
 from lt_imbalance.optim import OptimizerName, ScheduleName, build_optimizer, lr_factor
@@ -116,6 +116,7 @@ class ImbalancedClassifier(pl.LightningModule):
         self.projector = SimCLRProjectionHead(width, width, ssl_projection_dim) if ssl_weight > 0 else None
         self.ssl_loss = NTXentLoss(temperature=ssl_temperature, gather_distributed=True) if ssl_weight > 0 else None
         self.confusion = nn.ModuleDict({f"{s}_cm": MulticlassConfusionMatrix(self.num_classes) for s in STAGES})
+        self.probability = nn.ModuleDict({f"{s}_prob": probability_metrics(self.num_classes) for s in ("val", "test")})
         self.results: dict[str, dict[str, Any]] = {}
 
     @staticmethod
@@ -185,7 +186,10 @@ class ImbalancedClassifier(pl.LightningModule):
         """Forward, loss, logging and confusion-matrix update of one batch; returns ``(loss, logits)``."""
         out = self.forward_loss(batch)
         y = batch[1]
-        self.confusion[f"{stage}_cm"].update(out["logits"].detach().argmax(1), y)
+        logits = out["logits"].detach()
+        self.confusion[f"{stage}_cm"].update(logits.argmax(1), y)
+        if stage != "train":
+            self.probability[f"{stage}_prob"].update(logits.float().softmax(1), y)
         on_step = stage == "train"
         log = {"on_step": on_step, "on_epoch": True, "batch_size": len(y), "sync_dist": not on_step}
         self.log(f"{stage}/loss", out["loss"], prog_bar=on_step, **log)
@@ -207,6 +211,9 @@ class ImbalancedClassifier(pl.LightningModule):
         confusion = self.confusion[f"{stage}_cm"].compute()
         self.confusion[f"{stage}_cm"].reset()
         metrics = metrics_from_confusion(confusion, self.class_counts)
+        if stage != "train":
+            metrics.update({k: v.item() for k, v in self.probability[f"{stage}_prob"].compute().items()})
+            self.probability[f"{stage}_prob"].reset()
         self.results[stage] = {"metrics": metrics, "per_class_acc": per_class_accuracy(confusion).tolist(), "confusion": confusion.cpu()}
         self.log_dict({f"{stage}/{k}": v for k, v in metrics.items() if k != "balanced_acc"})
         self.log(f"{stage}/balanced_acc", metrics["balanced_acc"], prog_bar=stage == "val")

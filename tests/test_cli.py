@@ -6,26 +6,37 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import write_fake_eurosat, write_fake_medmnist, write_fake_tiny_imagenet
 from lt_imbalance.cli import build_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "configs").rglob("*.yaml"))
 
 
-def _fake_data_args(config: str, cifar10_dir: Path, cifar100_dir: Path) -> list[str]:
-    data = yaml.safe_load((ROOT / config).read_text())["data"]
-    if data["class_path"] == "CIFAR10LT":
-        return ["--data.init_args.data_dir", str(cifar10_dir), "--data.init_args.num_workers", "0"]
-    if data["class_path"] == "CIFAR100LT":
-        return ["--data.init_args.data_dir", str(cifar100_dir), "--data.init_args.num_workers", "0"]
-    return []
+@pytest.fixture(scope="session")
+def fake_data(tmp_path_factory, cifar10_dir, cifar100_dir) -> dict[str, list[str]]:
+    """Per data class: CLI overrides that point a config at fake files in the real format (and fit
+    its sizes: the fakes are small, so e.g. Tiny ImageNet-LT gets ratio 10 instead of 100)."""
+    base = tmp_path_factory.mktemp("fake")
+    tiny = write_fake_tiny_imagenet(base / "tiny", per_class=20)
+    derma = write_fake_medmnist(base / "dermamnist.npz")
+    eurosat = write_fake_eurosat(base / "eurosat", per_class=30)
+    small = ["--data.init_args.num_workers", "0", "--data.init_args.batch_size", "8"]
+    return {
+        "CIFAR10LT": ["--data.init_args.data_dir", str(cifar10_dir), "--data.init_args.num_workers", "0"],
+        "CIFAR100LT": ["--data.init_args.data_dir", str(cifar100_dir), "--data.init_args.num_workers", "0"],
+        "TinyImageNetLT": ["--data.init_args.data_dir", str(tiny), "--data.init_args.imbalance_ratio", "10", *small],
+        "MedMNISTLT": ["--data.init_args.path", str(derma), *small],
+        "EuroSATLT": ["--data.init_args.data_dir", str(eurosat), "--data.init_args.test_per_class", "5", "--data.init_args.imbalance_ratio", "10", *small],
+    }
 
 
 @pytest.mark.parametrize("config", CONFIGS)
-def test_every_config_runs_through_the_cli(config, tmp_path, cifar10_dir, cifar100_dir, monkeypatch):
+def test_every_config_runs_through_the_cli(config, tmp_path, fake_data, monkeypatch):
     monkeypatch.chdir(ROOT)
     args = ["fit", "--config", config, "--trainer.fast_dev_run", "true", "--trainer.default_root_dir", str(tmp_path)]
-    cli = build_cli(args + _fake_data_args(config, cifar10_dir, cifar100_dir))
+    data_class = yaml.safe_load((ROOT / config).read_text())["data"]["class_path"]
+    cli = build_cli(args + fake_data.get(data_class, []))
     assert cli.trainer.global_step == 1
     assert "test" in cli.model.results  # fit is followed by test on the final weights
 

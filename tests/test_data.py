@@ -129,7 +129,7 @@ def test_image_folder_errors_name_the_folder(tmp_path):
     with pytest.raises(ValueError, match="test_fraction must lie in"):
         ImageFolderLT(root=str(root2), test_fraction=0.0, batch_size=2)
     with pytest.raises(ValueError, match="mean and std need 1 values"):
-        ImageFolderLT(root=str(root2), channels=1, batch_size=2)
+        ImageFolderLT(root=str(root2), channels=1, mean=(0.5, 0.5, 0.5), std=(0.2, 0.2, 0.2), batch_size=2)
 
 
 def test_corrupt_image_names_the_file(tmp_path):

@@ -62,3 +62,21 @@ def test_absent_class_is_left_out_of_balanced_accuracy():
 def test_mismatched_class_counts_are_refused():
     with pytest.raises(ValueError, match="3 class counts for a 4-class confusion matrix"):
         metrics_from_confusion(CONFUSION, [1, 2, 3])
+
+
+def test_auroc_and_ece_against_hand_computation():
+    from lt_imbalance.metrics import probability_metrics
+
+    probs = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6]])
+    target = torch.tensor([0, 1, 1, 1])
+    m = probability_metrics(2)
+    m.update(probs, target)
+    out = {k: v.item() for k, v in m.compute().items()}
+    # class-1 scores: negative 0.1; positives 0.2, 0.7, 0.6: all 3 positive-negative pairs ranked right
+    assert out["auroc"] == pytest.approx(1.0)
+    # ECE: confidences 0.9, 0.8, 0.7, 0.6 in separate bins, correct 1, 0, 1, 1
+    assert out["ece"] == pytest.approx((0.1 + 0.8 + 0.3 + 0.4) / 4)
+    m.reset()
+    m.update(torch.tensor([[0.6, 0.4], [0.35, 0.65], [0.7, 0.3], [0.2, 0.8]]), torch.tensor([0, 0, 1, 1]))
+    # positives (class 1) score 0.3, 0.8; negatives 0.4, 0.65: pairs won (0.8>0.4, 0.8>0.65) = 2 of 4
+    assert m.compute()["auroc"].item() == pytest.approx(0.5)

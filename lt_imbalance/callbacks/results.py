@@ -22,6 +22,8 @@ SUMMARY_ROWS = (
     ("few_acc", "few-shot (<20)"),
     ("head_acc", "head half"),
     ("tail_acc", "tail half"),
+    ("auroc", "AUROC (one-vs-rest, macro)"),
+    ("ece", "ECE (15 bins)"),
 )
 
 

@@ -8,7 +8,8 @@ model at instantiation). It then provides datasets of ``(uint8 CHW image, label)
 1. draws the long-tailed training subset (``splits.long_tailed_split``; ``profile="none"`` keeps
    the data's own distribution);
 2. carves a stratified validation split of ``val_fraction`` from it (``val_fraction=0``
-   validates on the test set, the usual CIFAR-LT protocol, which does no model selection);
+   validates on the test set, the usual CIFAR-LT protocol, which does no model selection), unless
+   the dataset has its own validation split (``has_official_val``, e.g. MedMNIST), which is used;
 3. serves loaders and turns uint8 batches into normalised floats on the device.
 """
 
@@ -19,9 +20,8 @@ from typing import Any, Sequence
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
-
 from lightning.pytorch.utilities import rank_zero_warn
+from torch.utils.data import DataLoader, Dataset
 
 from lt_imbalance.data.augment import build_ssl_transform, build_train_transform, check_policy
 from lt_imbalance.data.splits import Profile, check_imbalance_ratio, holdout_split, indices_hash, long_tailed_split, natural_split
@@ -85,6 +85,8 @@ class LongTailedDataModule(pl.LightningDataModule):
 
     #: whether mirroring preserves the meaning of an image (False for digits)
     hflip = True
+    #: set by subclasses whose data ships its own validation split (``_make_dataset("val", ...)``)
+    has_official_val = False
     #: per-channel mean and std on the [0, 1] scale, set by subclasses
     mean: Sequence[float] = (0.5,)
     std: Sequence[float] = (0.5,)
@@ -132,6 +134,10 @@ class LongTailedDataModule(pl.LightningDataModule):
             split = natural_split(pool_labels, self.num_classes)
         else:
             split = long_tailed_split(pool_labels, self.num_classes, self.imbalance_ratio, self.profile, self.split_seed)
+        if self.has_official_val and self.val_fraction > 0:
+            raise ValueError(
+                f"{type(self).__name__} has its own validation split; set val_fraction: 0 instead of {self.val_fraction}."
+            )
         keep, held = holdout_split(pool_labels[split.indices], self.num_classes, self.val_fraction, self.split_seed + 1)
         self.train_indices = split.indices[keep]
         self.val_indices = split.indices[held]
@@ -147,10 +153,11 @@ class LongTailedDataModule(pl.LightningDataModule):
     def _make_dataset(self, part: str, indices: np.ndarray | None, transform, views=None) -> UInt8ImageDataset:
         """A dataset of ``(uint8 image, label[, view, view])`` for ``part`` ('train' pool or 'test'); ``None`` = all.
 
-        The default serves in-memory subclasses that set ``self._pool`` and ``self._test`` to
-        ``(uint8 images [N, C, H, W], labels)``; file-backed subclasses override it.
+        The default serves in-memory subclasses that set ``self._pool``, ``self._test`` (and
+        ``self._val`` with ``has_official_val``) to ``(uint8 images [N, C, H, W], labels)``;
+        file-backed subclasses override it.
         """
-        images, labels = self._pool if part == "train" else self._test
+        images, labels = {"train": self._pool, "test": self._test}.get(part) or self._val
         if indices is not None:
             images, labels = images[indices], labels[indices]
         return TensorImageDataset(images, labels, transform, views)
@@ -160,11 +167,18 @@ class LongTailedDataModule(pl.LightningDataModule):
         if hasattr(self, "test_set"):
             return
         transform = build_train_transform(self.augmentation, self.image_size, self.hflip)
-        views = build_ssl_transform(self.image_size, self.hflip, self.num_channels) if self.ssl_views else None
+        views = self._ssl_transform() if self.ssl_views else None
         self.train_set = self._make_dataset("train", self.train_indices, transform, views)
         self.test_set = self._make_dataset("test", None, None)
-        self.val_set = self._make_dataset("train", self.val_indices, None) if len(self.val_indices) else self.test_set
+        if self.has_official_val:
+            self.val_set = self._make_dataset("val", None, None)
+        else:
+            self.val_set = self._make_dataset("train", self.val_indices, None) if len(self.val_indices) else self.test_set
         self.test_counts = np.bincount(self._labels_of(self.test_set), minlength=self.num_classes).tolist()
+
+    def _ssl_transform(self):
+        """The per-sample SSL view of this data family (SimCLR-style for images)."""
+        return build_ssl_transform(self.image_size, self.hflip, self.num_channels)
 
     @staticmethod
     def _labels_of(dataset: Dataset) -> np.ndarray:
@@ -220,6 +234,11 @@ class LongTailedDataModule(pl.LightningDataModule):
         return self._norm_cache[device]
 
     # ---- reproducibility -----------------------------------------------------------------
+    def _validation_source(self) -> str:
+        if self.has_official_val:
+            return "the dataset's own validation split"
+        return "held-out training split" if len(self.val_indices) else "test set"
+
     @property
     def metadata(self) -> dict[str, Any]:
         """What a run must record to be reproduced: split parameters, counts and the split hash."""
@@ -233,7 +252,7 @@ class LongTailedDataModule(pl.LightningDataModule):
             "imbalance_ratio": self.imbalance_ratio,
             "profile": self.profile,
             "val_fraction": self.val_fraction,
-            "validation_on": "held-out training split" if len(self.val_indices) else "test set",
+            "validation_on": self._validation_source(),
             "augmentation": self.augmentation,
             "batch_size": self.batch_size,
             "ssl_views": self.ssl_views,

@@ -13,14 +13,14 @@ import torch
 from sklearn.datasets import load_digits
 
 from lt_imbalance.data.base import LongTailedDataModule
-from lt_imbalance.data.splits import Profile
+from lt_imbalance.data.splits import Profile, balanced_holdout
 
 
 class DigitsLT(LongTailedDataModule):
     """Long-tailed digits (10 classes, 1 channel, 8x8). See :class:`LongTailedDataModule` for the shared arguments.
 
     Args:
-        test_per_class: images per class in the balanced test set (at most 170).
+        test_per_class: images per class in the balanced test set (below 174, the smallest class).
     """
 
     hflip = False  # a mirrored digit is not the same digit
@@ -41,15 +41,9 @@ class DigitsLT(LongTailedDataModule):
         digits = load_digits()
         images = torch.from_numpy(np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)).unsqueeze(1)
         labels = np.asarray(digits.target, dtype=np.int64)
-        smallest = int(np.bincount(labels).min())
-        if not 1 <= test_per_class < smallest:
-            raise ValueError(f"test_per_class must lie in [1, {smallest - 1}], got {test_per_class}")
-        rng = np.random.default_rng(split_seed)
-        test_idx = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:test_per_class] for c in range(10)])
-        pool_mask = np.ones(len(labels), dtype=bool)
-        pool_mask[test_idx] = False
-        self._pool = (images[pool_mask], torch.from_numpy(labels[pool_mask]))
-        self._test = (images[np.sort(test_idx)], torch.from_numpy(labels[np.sort(test_idx)]))
+        pool, test = balanced_holdout(labels, 10, test_per_class, split_seed)
+        self._pool = (images[pool], torch.from_numpy(labels[pool]))
+        self._test = (images[test], torch.from_numpy(labels[test]))
         scaled = self._pool[0].float() / 255.0
         self.mean, self.std = (scaled.mean().item(),), (scaled.std().item(),)
-        self._init_split(labels[pool_mask], [str(d) for d in range(10)], image_size=8, num_channels=1)
+        self._init_split(labels[pool], [str(d) for d in range(10)], image_size=8, num_channels=1)

@@ -161,3 +161,24 @@ def holdout_split(
         held.append(pool[:n_held])
         keep.append(pool[n_held:])
     return np.sort(np.concatenate(keep)).astype(np.int64), np.sort(np.concatenate(held)).astype(np.int64)
+
+
+def balanced_holdout(
+    labels: Sequence[int] | np.ndarray, num_classes: int, per_class: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out exactly ``per_class`` random samples of every class (a balanced test set).
+
+    Returns ``(pool, held_out)`` as sorted positions into ``labels``; every class must keep at
+    least one sample in the pool.
+    """
+    pools = _per_class_pools(np.asarray(labels), num_classes)
+    short = [(c, len(p)) for c, p in enumerate(pools) if len(p) <= per_class]
+    if per_class < 1 or short:
+        raise ValueError(
+            f"a balanced hold-out of {per_class} per class needs more than {per_class} samples in every class; "
+            f"(class, samples) short: {short}. Lower test_per_class."
+        )
+    rng = np.random.default_rng(seed)
+    held = np.concatenate([rng.permutation(p)[:per_class] for p in pools])
+    keep = np.setdiff1d(np.arange(len(labels)), held)
+    return keep.astype(np.int64), np.sort(held).astype(np.int64)

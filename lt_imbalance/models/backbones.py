@@ -7,6 +7,10 @@
 - ``resnet18`` / ``resnet50``: torchvision's, randomly initialised (no download); with
   ``small_image_stem`` the 7x7/2 stem and max-pool become one 3x3/1 convolution for 32 px images.
 - ``digits_cnn``: a three-layer CNN for 8x8 images (about 0.1M parameters).
+- ``mlp`` / ``resmlp``: for feature vectors (tables); ``in_channels`` is the number of features.
+  ``mlp``: [Linear, BatchNorm, ReLU, Dropout] x len(hidden); ``resmlp``: a linear stem and
+  ``depth`` pre-norm residual blocks x + Linear(Dropout(ReLU(Linear(BatchNorm(x))))) (Gorishniy
+  et al. 2021's ResNet for tabular data).
 """
 
 from __future__ import annotations
@@ -144,12 +148,53 @@ class DigitsCNN(nn.Module):
         return F.adaptive_avg_pool2d(self.features(x), 1).flatten(1)
 
 
+class MLP(nn.Module):
+    """Feature-vector MLP: [Linear, BatchNorm1d, ReLU, Dropout] per hidden width."""
+
+    def __init__(self, in_channels: int, hidden: tuple[int, ...] = (256, 256), dropout: float = 0.1):
+        super().__init__()
+        layers, width = [], in_channels
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            width = h
+        self.net = nn.Sequential(*layers)
+        self.out_features = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1))
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, width: int, dropout: float):
+        super().__init__()
+        self.body = nn.Sequential(nn.BatchNorm1d(width), nn.Linear(width, 2 * width), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(2 * width, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResidualMLP(nn.Module):
+    """Tabular ResNet: a linear stem, ``depth`` residual blocks, then BatchNorm + ReLU."""
+
+    def __init__(self, in_channels: int, width: int = 128, depth: int = 3, dropout: float = 0.1):
+        super().__init__()
+        self.stem = nn.Linear(in_channels, width)
+        self.blocks = nn.Sequential(*[_ResidualBlock(width, dropout) for _ in range(depth)])
+        self.out = nn.Sequential(nn.BatchNorm1d(width), nn.ReLU(inplace=True))
+        self.out_features = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.blocks(self.stem(x.flatten(1))))
+
+
 BACKBONES: dict[str, Callable[..., nn.Module]] = {
     **{f"resnet{d}": (lambda d: lambda **kw: CifarResNet(depth=d, **kw))(d) for d in (20, 32, 44, 56, 110)},
     "wideresnet28": lambda **kw: WideResNet(depth=28, **kw),
     "resnet18": lambda **kw: TorchvisionResNet("resnet18", **kw),
     "resnet50": lambda **kw: TorchvisionResNet("resnet50", **kw),
     "digits_cnn": DigitsCNN,
+    "mlp": MLP,
+    "resmlp": ResidualMLP,
 }
 
 

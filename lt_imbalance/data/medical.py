@@ -1,0 +1,201 @@
+"""Medical images: the MedMNIST family (``.npz``) and ISIC-style skin-lesion folders with a CSV.
+
+**MedMNIST** (Yang et al. 2023; https://medmnist.com, files on Zenodo, or ``pip install medmnist``
+then ``medmnist save``/``INFO``): one ``<flag>.npz`` per dataset and size (``dermamnist.npz`` for
+28 px, ``dermamnist_64.npz``, ``_128``, ``_224`` for MedMNIST+) with the arrays
+``{train,val,test}_images`` (``N x H x W`` grey or ``N x H x W x 3`` RGB, uint8) and
+``{train,val,test}_labels`` (``N x 1``). The dataset's own train / val / test splits are used;
+DermaMNIST (7 classes; melanocytic nevi are about two thirds of it) is naturally imbalanced and
+is kept as it is by default. Multi-label sets (ChestMNIST) are refused. The OrganMNIST sets are
+never flipped (left and right organs are different classes).
+
+**ISIC-style** (e.g. ISIC 2019, https://challenge.isic-archive.com/data/): a folder of images and
+a ground-truth CSV with an image-id column and one 0/1 column per class (one-hot rows), e.g.
+``image,MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK``. Classes with no positive row (UNK in ISIC 2019) are
+dropped with a warning; the test set is a stratified hold-out.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+
+from lt_imbalance.data.base import LongTailedDataModule
+from lt_imbalance.data.files import IMAGE_SUFFIXES, FileImageDataModule
+from lt_imbalance.data.splits import Profile, holdout_split
+
+#: class names of the single-label MedMNIST 2D datasets (from the MedMNIST v2 paper / INFO)
+MEDMNIST_CLASSES = {
+    "dermamnist": ["actinic keratoses", "basal cell carcinoma", "benign keratosis", "dermatofibroma", "melanoma", "melanocytic nevi", "vascular lesions"],
+    "bloodmnist": ["basophil", "eosinophil", "erythroblast", "immature granulocytes", "lymphocyte", "monocyte", "neutrophil", "platelet"],
+    "pathmnist": ["adipose", "background", "debris", "lymphocytes", "mucus", "smooth muscle", "normal colon mucosa", "cancer-associated stroma", "colorectal adenocarcinoma epithelium"],
+    "organamnist": ["bladder", "femur-left", "femur-right", "heart", "kidney-left", "kidney-right", "liver", "lung-left", "lung-right", "pancreas", "spleen"],
+}
+NPZ_KEYS = [f"{split}_{kind}" for split in ("train", "val", "test") for kind in ("images", "labels")]
+
+
+def read_medmnist(path: Path) -> dict[str, tuple[torch.Tensor, np.ndarray]]:
+    """``{split: (uint8 images [N, C, H, W], labels [N])}``; errors name the file and what is wrong."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"MedMNIST file '{path}' not found; expected e.g. data/dermamnist.npz (28 px) or "
+            "data/dermamnist_64.npz (MedMNIST+), from https://medmnist.com or Zenodo."
+        )
+    try:
+        arrays = np.load(path)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"'{path}' is not a readable .npz file: {err}") from err
+    missing = [k for k in NPZ_KEYS if k not in arrays.files]
+    if missing:
+        raise ValueError(f"'{path}' lacks the arrays {missing}; a MedMNIST file has {NPZ_KEYS}")
+    out = {}
+    for split in ("train", "val", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if labels.ndim == 2 and labels.shape[1] > 1:
+            raise ValueError(f"'{path}' is multi-label ({labels.shape[1]} label columns, e.g. ChestMNIST); only single-label data is supported")
+        if images.ndim == 3:
+            images = images[:, None]
+        elif images.ndim == 4 and images.shape[-1] in (1, 3):
+            images = images.transpose(0, 3, 1, 2)
+        else:
+            raise ValueError(f"'{path}': {split}_images has shape {images.shape}; expected N x H x W or N x H x W x 3")
+        if len(images) != len(labels):
+            raise ValueError(f"'{path}': {len(images)} {split} images but {len(labels)} labels")
+        out[split] = (torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)), labels.reshape(-1).astype(np.int64))
+    return out
+
+
+class MedMNISTLT(LongTailedDataModule):
+    """A single-label MedMNIST dataset with its own train / val / test splits.
+
+    Args:
+        path: the ``.npz`` file, e.g. ``data/dermamnist.npz``.
+        class_names: optional; known for dermamnist, bloodmnist, pathmnist, organamnist (from the
+            file name), else ``0..C-1``.
+        Shared arguments as :class:`~lt_imbalance.data.base.LongTailedDataModule`; by default the
+        natural distribution (``profile: none``) and the dataset's own validation split.
+    """
+
+    has_official_val = True
+
+    def __init__(
+        self,
+        path: str = "data/dermamnist.npz",
+        class_names: list[str] | None = None,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        augmentation: str = "standard",
+        imbalance_ratio: float = 1.0,
+        profile: Profile = "none",
+        split_seed: int = 0,
+        val_fraction: float = 0.0,
+        ssl_views: bool = False,
+    ):
+        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views)
+        self.path = path
+        parts = read_medmnist(Path(path))
+        num_classes = int(max(labels.max() for _, labels in parts.values())) + 1
+        flag = Path(path).stem.split("_")[0].lower()
+        self.hflip = not flag.startswith("organ")
+        names = class_names or MEDMNIST_CLASSES.get(flag) or [str(c) for c in range(num_classes)]
+        if len(names) != num_classes:
+            raise ValueError(f"{len(names)} class names given but '{path}' has {num_classes} classes")
+        self._pool = (parts["train"][0], torch.from_numpy(parts["train"][1]))
+        self._test = (parts["test"][0], torch.from_numpy(parts["test"][1]))
+        self._val = (parts["val"][0], torch.from_numpy(parts["val"][1]))
+        images = self._pool[0]
+        scaled = images[: min(len(images), 5000)].float() / 255
+        self.mean = tuple(scaled.mean(dim=(0, 2, 3)).tolist())
+        self.std = tuple(scaled.std(dim=(0, 2, 3)).tolist())
+        self._init_split(parts["train"][1], names, image_size=images.shape[-1], num_channels=images.shape[1])
+
+
+def read_onehot_csv(path: Path, image_column: str, class_columns: Sequence[str] | None) -> tuple[list[str], list[str], np.ndarray]:
+    """``(class names, image ids, labels)`` from a one-hot ground-truth CSV."""
+    if not path.is_file():
+        raise FileNotFoundError(f"ground-truth CSV '{path}' not found; expected columns '{image_column},<class 1>,<class 2>,...'")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        rows = list(reader)
+    if image_column not in header:
+        raise ValueError(f"'{path}' has no image column {image_column!r}; its columns are {header}. Set image_column.")
+    columns = list(class_columns) if class_columns else [c for c in header if c != image_column]
+    unknown = [c for c in columns if c not in header]
+    if unknown:
+        raise ValueError(f"class columns {unknown} are not in '{path}' (columns: {header})")
+    try:
+        onehot = np.array([[float(r[c]) for c in columns] for r in rows])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"'{path}': class columns {columns} must hold 0/1 values ({err})") from err
+    bad = np.flatnonzero(np.abs(onehot.sum(1) - 1) > 1e-6) if len(rows) else []
+    if len(bad):
+        row = bad[0]
+        raise ValueError(
+            f"'{path}', data row {row + 1} ({rows[row][image_column]}): the class columns {columns} sum to "
+            f"{onehot[row].sum():g}, not 1; each row must mark exactly one class (or list the right class_columns)."
+        )
+    empty = [c for c, n in zip(columns, onehot.sum(0)) if n == 0]
+    if empty:
+        rank_zero_warn(f"'{path}': dropping class columns with no images: {empty}")
+        keep = [i for i, c in enumerate(columns) if c not in empty]
+        columns, onehot = [columns[i] for i in keep], onehot[:, keep]
+    return columns, [r[image_column] for r in rows], onehot.argmax(1).astype(np.int64)
+
+
+class ISICLT(FileImageDataModule):
+    """ISIC-style skin-lesion images: ``image_dir/<id><suffix>`` plus a one-hot ground-truth CSV.
+
+    Args:
+        image_dir: folder of the images.
+        labels_csv: ground-truth CSV (``image`` column + one 0/1 column per class).
+        image_column: name of the image-id column.
+        class_columns: the class columns to use (default: every other column).
+        test_fraction: stratified share held out as the test set.
+        Image and shared arguments as :class:`~lt_imbalance.data.files.FileImageDataModule`.
+    """
+
+    def __init__(
+        self,
+        image_dir: str = "data/ISIC_2019_Training_Input",
+        labels_csv: str = "data/ISIC_2019_Training_GroundTruth.csv",
+        image_column: str = "image",
+        class_columns: list[str] | None = None,
+        test_fraction: float = 0.2,
+        image_size: int = 64,
+        in_memory: bool = True,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        augmentation: str = "standard",
+        imbalance_ratio: float = 1.0,
+        profile: Profile = "none",
+        split_seed: int = 0,
+        val_fraction: float = 0.1,
+        ssl_views: bool = False,
+    ):
+        super().__init__(
+            image_size, 3, in_memory, mean, std, batch_size=batch_size, num_workers=num_workers,
+            augmentation=augmentation, imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed,
+            val_fraction=val_fraction, ssl_views=ssl_views,
+        )
+        self.image_dir, self.labels_csv = image_dir, labels_csv
+        names, ids, labels = read_onehot_csv(Path(labels_csv), image_column, class_columns)
+        folder = Path(image_dir)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"image folder '{folder}' not found; expected '{folder}/<{image_column}>.jpg' for every CSV row")
+        by_stem = {p.stem: p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+        missing = [i for i in ids if i not in by_stem]
+        if missing:
+            raise FileNotFoundError(f"{len(missing)} images listed in '{labels_csv}' are not in '{folder}', e.g. {missing[:3]}")
+        paths = [by_stem[i] for i in ids]
+        if not 0 < test_fraction < 1:
+            raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+        pool, test = holdout_split(labels, len(names), test_fraction, split_seed + 2)
+        self._init_files(names, ([paths[i] for i in pool], labels[pool]), ([paths[i] for i in test], labels[test]))
