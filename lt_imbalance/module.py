@@ -7,6 +7,10 @@ Objective of a training batch ``(x, y[, v1, v2])`` (Shwartz-Ziv et al. 2023, sec
 with l the cross-entropy under class-conditional label smoothing (eps_c from class counts,
 :mod:`lt_imbalance.losses.cc_label_smoothing`; uniform when ``label_smoothing_tail`` is unset),
 h the backbone, g a SimCLR projection head and lambda = ``ssl_weight`` (Joint-SSL; off at 0).
+The specialised baselines of :mod:`lt_imbalance.losses.imbalance` compose with it: ``loss``
+(``focal``, ``ldam``, ``logit_adjusted`` = Balanced Softmax at tau 1) changes l, and
+``class_weighting`` turns the mean into a class-weighted mean (deferred to
+``reweight_start_epoch`` for DRW); ``posthoc_adjust_tau`` adjusts evaluation logits.
 
 Extension surface (what subclasses and callbacks rely on):
 
@@ -26,7 +30,7 @@ Metrics (see :mod:`lt_imbalance.metrics`) are logged as ``train/...``, ``val/...
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import lightning.pytorch as pl
 import torch
@@ -36,13 +40,26 @@ from lightly.loss import NTXentLoss
 from lightly.models.modules import SimCLRProjectionHead
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from lt_imbalance.losses import cc_label_smoothing_loss, class_smoothing
+from lt_imbalance.losses import cc_label_smoothing_loss, class_smoothing, class_weights, focal_factor, ldam_margins, log_prior, weighted_mean
+from lt_imbalance.losses.imbalance import Weighting
 from lt_imbalance.metrics import metrics_from_confusion, per_class_accuracy, probability_metrics
 from lt_imbalance.mixing import mix_batch
 from lt_imbalance.models.backbones import build_backbone, feature_dim
 from lt_imbalance.optim import OptimizerName, ScheduleName, build_optimizer, lr_factor
 
 STAGES = ("train", "val", "test")
+LossName = Literal["ce", "focal", "ldam", "logit_adjusted"]
+
+
+class CosineClassifier(nn.Module):
+    """z_c = cos(angle(f, W_c)) = f.W_c / (|f| |W_c|): LDAM's normalised linear layer."""
+
+    def __init__(self, in_features: int, num_classes: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_classes, in_features).uniform_(-1, 1).renorm_(2, 0, 1e-5).mul_(1e5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=1) @ F.normalize(self.weight, dim=1).t()
 
 
 class ImbalancedClassifier(pl.LightningModule):
@@ -64,6 +81,13 @@ class ImbalancedClassifier(pl.LightningModule):
         ssl_projection_dim: output width of the projection head (hidden width = feature width).
         mixup_alpha, cutmix_alpha: batch-level MixUp / CutMix of the training images
             (:mod:`lt_imbalance.mixing`); 0 = off; with both on, each batch uses one.
+        loss: ``ce``, ``focal`` (``focal_gamma``), ``ldam`` (``ldam_max_margin``, ``ldam_scale``;
+            use ``normed_head: true`` as the authors do) or ``logit_adjusted`` (``logit_adjust_tau``;
+            1 = Balanced Softmax).
+        class_weighting: ``none``, ``inverse`` or ``effective`` (``reweight_beta``), applied from
+            ``reweight_start_epoch`` on (> 0 = deferred re-weighting, DRW).
+        posthoc_adjust_tau: evaluate with logits - tau * log prior (post-hoc logit adjustment).
+        normed_head: cosine classifier (normalised features and weights), as LDAM's code uses.
         optimizer: ``sgd`` or ``adamw``; lr, momentum, nesterov, weight_decay as usual.
         lr_schedule: ``cosine`` or ``constant``, stepped every optimisation step.
         warmup_epochs: linear warm-up length in epochs (may be fractional).
@@ -85,6 +109,16 @@ class ImbalancedClassifier(pl.LightningModule):
         ssl_projection_dim: int = 128,
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
+        loss: LossName = "ce",
+        focal_gamma: float = 2.0,
+        ldam_max_margin: float = 0.5,
+        ldam_scale: float = 30.0,
+        logit_adjust_tau: float = 1.0,
+        class_weighting: Weighting = "none",
+        reweight_beta: float = 0.9999,
+        reweight_start_epoch: int = 0,
+        posthoc_adjust_tau: float = 0.0,
+        normed_head: bool = False,
         optimizer: OptimizerName = "sgd",
         lr: float = 0.1,
         momentum: float = 0.9,
@@ -104,12 +138,21 @@ class ImbalancedClassifier(pl.LightningModule):
             raise ValueError("backbone_kwargs only apply to a backbone given by name; put them in its init_args")
         self.backbone = backbone
         width = feature_dim(backbone)
-        self.head = nn.Linear(width, self.num_classes)
+        self.head = CosineClassifier(width, self.num_classes) if normed_head else nn.Linear(width, self.num_classes)
         tail = label_smoothing if label_smoothing_tail is None else label_smoothing_tail
         if tail != label_smoothing and self.class_counts is None:
             raise ValueError("class-conditional label smoothing (label_smoothing_tail) needs class_counts")
         counts = self.class_counts or [1] * self.num_classes
         self.register_buffer("class_eps", class_smoothing(counts, label_smoothing, tail, label_smoothing_power), persistent=False)
+        if loss not in ("ce", "focal", "ldam", "logit_adjusted"):
+            raise ValueError(f"unknown loss {loss!r}; choose ce, focal, ldam or logit_adjusted")
+        needs_counts = loss in ("ldam", "logit_adjusted") or class_weighting != "none" or posthoc_adjust_tau != 0
+        if needs_counts and self.class_counts is None:
+            raise ValueError(f"loss={loss!r} / class_weighting={class_weighting!r} / posthoc_adjust_tau need class_counts")
+        self.register_buffer("log_prior", log_prior(counts), persistent=False)
+        self.register_buffer("ldam_margin", ldam_margins(counts, ldam_max_margin), persistent=False)
+        weights = class_weights(counts, class_weighting, reweight_beta)
+        self.register_buffer("loss_weights", weights if weights is not None else torch.ones(self.num_classes), persistent=False)
         self.smoothing_scale = 1.0
         if ssl_weight < 0:
             raise ValueError(f"ssl_weight must be >= 0, got {ssl_weight}")
@@ -141,15 +184,33 @@ class ImbalancedClassifier(pl.LightningModule):
 
     # ---- loss: override these to change the objective -------------------------------------
     def per_sample_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy with (class-conditional) label smoothing eps_y * smoothing_scale, per sample."""
+        """The ``loss`` of each sample, with (class-conditional) label smoothing eps_y * smoothing_scale."""
+        hp = self.hparams
+        if hp.loss == "logit_adjusted":
+            logits = logits + hp.logit_adjust_tau * self.log_prior
+        elif hp.loss == "ldam":
+            margin = F.one_hot(targets, self.num_classes) * self.ldam_margin[targets][:, None]
+            logits = hp.ldam_scale * (logits - margin)
         eps = self.class_eps * self.smoothing_scale
-        if not bool((eps > 0).any()):
-            return F.cross_entropy(logits, targets, reduction="none")
-        return cc_label_smoothing_loss(logits, targets, eps)
+        if bool((eps > 0).any()):
+            losses = cc_label_smoothing_loss(logits, targets, eps)
+        else:
+            losses = F.cross_entropy(logits.float(), targets, reduction="none")
+        if hp.loss == "focal":
+            losses = focal_factor(logits, targets, hp.focal_gamma) * losses
+        return losses
 
     def compute_loss(self, logits: torch.Tensor, targets: torch.Tensor, batch: Any = None) -> torch.Tensor:
-        """The training objective of a batch: the mean of :meth:`per_sample_loss`."""
-        return self.per_sample_loss(logits, targets).mean()
+        """The supervised objective of a batch: the (class-weighted, once re-weighting is on) mean of
+        :meth:`per_sample_loss`."""
+        hp = self.hparams
+        reweight = hp.class_weighting != "none" and self.current_epoch >= hp.reweight_start_epoch
+        return weighted_mean(self.per_sample_loss(logits, targets), targets, self.loss_weights if reweight else None)
+
+    def evaluation_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits used for evaluation and prediction: z - tau * log prior (post-hoc logit adjustment)."""
+        tau = self.hparams.posthoc_adjust_tau
+        return logits - tau * self.log_prior if tau else logits
 
     def forward_loss(self, batch: Any) -> dict[str, torch.Tensor]:
         """The training objective of ``batch`` at the current weights, without logging or metric updates."""
@@ -186,7 +247,7 @@ class ImbalancedClassifier(pl.LightningModule):
         """Forward, loss, logging and confusion-matrix update of one batch; returns ``(loss, logits)``."""
         out = self.forward_loss(batch)
         y = batch[1]
-        logits = out["logits"].detach()
+        logits = out["logits"].detach() if stage == "train" else self.evaluation_logits(out["logits"].detach())
         self.confusion[f"{stage}_cm"].update(logits.argmax(1), y)
         if stage != "train":
             self.probability[f"{stage}_prob"].update(logits.float().softmax(1), y)
@@ -206,6 +267,10 @@ class ImbalancedClassifier(pl.LightningModule):
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self.shared_step(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """Class probabilities (after post-hoc logit adjustment, when set)."""
+        return self.evaluation_logits(self(batch[0])).float().softmax(1)
 
     def _end_epoch(self, stage: str) -> None:
         confusion = self.confusion[f"{stage}_cm"].compute()

@@ -15,6 +15,7 @@ model at instantiation). It then provides datasets of ``(uint8 CHW image, label)
 
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import lightning.pytorch as pl
@@ -24,6 +25,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
 from lt_imbalance.data.augment import build_ssl_transform, build_train_transform, check_policy
+from lt_imbalance.data.samplers import ClassBalancedSampler, SamplerName
 from lt_imbalance.data.splits import Profile, check_imbalance_ratio, holdout_split, indices_hash, long_tailed_split, natural_split
 
 
@@ -81,6 +83,8 @@ class LongTailedDataModule(pl.LightningDataModule):
             validation (every class keeps at least one training image); 0 validates on the test set.
         ssl_views: also return two SimCLR-style views of every training image (Joint-SSL); the
             CLI sets it from ``model.init_args.ssl_weight``.
+        sampler: ``random`` (shuffle), or re-sampling with replacement: ``class_balanced`` (every
+            class equally likely) or ``square_root`` (:mod:`lt_imbalance.data.samplers`).
     """
 
     #: whether mirroring preserves the meaning of an image (False for digits)
@@ -101,8 +105,11 @@ class LongTailedDataModule(pl.LightningDataModule):
         split_seed: int = 0,
         val_fraction: float = 0.1,
         ssl_views: bool = False,
+        sampler: SamplerName = "random",
     ):
         super().__init__()
+        if sampler not in ("random", "class_balanced", "square_root"):
+            raise ValueError(f"unknown sampler {sampler!r}; choose random, class_balanced or square_root")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         check_policy(augmentation)
@@ -120,6 +127,7 @@ class LongTailedDataModule(pl.LightningDataModule):
         self.split_seed = split_seed
         self.val_fraction = val_fraction
         self.ssl_views = ssl_views
+        self.sampler = sampler
         self._norm_cache: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # ---- to be called / provided by subclasses -------------------------------------------
@@ -196,10 +204,15 @@ class LongTailedDataModule(pl.LightningDataModule):
         return max(1, self.batch_size // world)
 
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
+        sampler = None
+        if train and self.sampler != "random":
+            seed = self.split_seed * 1_000_003 + int(os.environ.get("PL_GLOBAL_SEED", 0))
+            sampler = ClassBalancedSampler(self._labels_of(dataset), self.sampler, seed)
         return DataLoader(
             dataset,
             batch_size=self.per_device_batch_size,
-            shuffle=train,
+            shuffle=train and sampler is None,
+            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
@@ -256,6 +269,7 @@ class LongTailedDataModule(pl.LightningDataModule):
             "augmentation": self.augmentation,
             "batch_size": self.batch_size,
             "ssl_views": self.ssl_views,
+            "sampler": self.sampler,
         }
         if hasattr(self, "test_counts"):
             info["test_counts"] = self.test_counts

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from lt_imbalance.data.base import LongTailedDataModule
+from lt_imbalance.data.samplers import SamplerName
 from lt_imbalance.data.splits import Profile
 
 
@@ -55,8 +56,9 @@ class _CIFARLT(LongTailedDataModule):
         split_seed: int = 0,
         val_fraction: float = 0.0,
         ssl_views: bool = False,
+        sampler: SamplerName = "random",
     ):
-        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views)
+        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views, sampler)
         self.data_dir = data_dir
         root = self._locate(Path(data_dir), download)
         train = [_unpickle(root / f) for f in self.train_files]

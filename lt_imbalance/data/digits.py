@@ -13,6 +13,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from lt_imbalance.data.base import LongTailedDataModule
+from lt_imbalance.data.samplers import SamplerName
 from lt_imbalance.data.splits import Profile, balanced_holdout
 
 
@@ -35,9 +36,10 @@ class DigitsLT(LongTailedDataModule):
         split_seed: int = 0,
         val_fraction: float = 0.2,
         ssl_views: bool = False,
+        sampler: SamplerName = "random",
         test_per_class: int = 50,
     ):
-        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views)
+        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views, sampler)
         digits = load_digits()
         images = torch.from_numpy(np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)).unsqueeze(1)
         labels = np.asarray(digits.target, dtype=np.int64)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from lt_imbalance.data.files import FileImageDataModule, list_image_folder
+from lt_imbalance.data.samplers import SamplerName
 from lt_imbalance.data.splits import Profile, holdout_split
 
 
@@ -43,11 +44,12 @@ class ImageFolderLT(FileImageDataModule):
         split_seed: int = 0,
         val_fraction: float = 0.1,
         ssl_views: bool = False,
+        sampler: SamplerName = "random",
     ):
         super().__init__(
             image_size, channels, in_memory, mean, std, batch_size=batch_size, num_workers=num_workers,
             augmentation=augmentation, imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed,
-            val_fraction=val_fraction, ssl_views=ssl_views,
+            val_fraction=val_fraction, ssl_views=ssl_views, sampler=sampler,
         )
         self.root, self.test_root = root, test_root
         names, paths, labels = list_image_folder(Path(root))

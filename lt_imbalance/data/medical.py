@@ -27,6 +27,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from lt_imbalance.data.base import LongTailedDataModule
 from lt_imbalance.data.files import IMAGE_SUFFIXES, FileImageDataModule
+from lt_imbalance.data.samplers import SamplerName
 from lt_imbalance.data.splits import Profile, holdout_split
 
 #: class names of the single-label MedMNIST 2D datasets (from the MedMNIST v2 paper / INFO)
@@ -95,8 +96,9 @@ class MedMNISTLT(LongTailedDataModule):
         split_seed: int = 0,
         val_fraction: float = 0.0,
         ssl_views: bool = False,
+        sampler: SamplerName = "random",
     ):
-        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views)
+        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views, sampler)
         self.path = path
         parts = read_medmnist(Path(path))
         num_classes = int(max(labels.max() for _, labels in parts.values())) + 1
@@ -179,11 +181,12 @@ class ISICLT(FileImageDataModule):
         split_seed: int = 0,
         val_fraction: float = 0.1,
         ssl_views: bool = False,
+        sampler: SamplerName = "random",
     ):
         super().__init__(
             image_size, 3, in_memory, mean, std, batch_size=batch_size, num_workers=num_workers,
             augmentation=augmentation, imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed,
-            val_fraction=val_fraction, ssl_views=ssl_views,
+            val_fraction=val_fraction, ssl_views=ssl_views, sampler=sampler,
         )
         self.image_dir, self.labels_csv = image_dir, labels_csv
         names, ids, labels = read_onehot_csv(Path(labels_csv), image_column, class_columns)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from lt_imbalance.data.files import FileImageDataModule, list_image_folder
+from lt_imbalance.data.samplers import SamplerName
 from lt_imbalance.data.splits import Profile, balanced_holdout
 
 SOURCE = "https://madm.dfki.de/files/sentinel/EuroSAT.zip"
@@ -46,11 +47,12 @@ class EuroSATLT(FileImageDataModule):
         split_seed: int = 0,
         val_fraction: float = 0.1,
         ssl_views: bool = False,
+        sampler: SamplerName = "random",
     ):
         super().__init__(
             image_size, 3, in_memory, mean, std, batch_size=batch_size, num_workers=num_workers,
             augmentation=augmentation, imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed,
-            val_fraction=val_fraction, ssl_views=ssl_views,
+            val_fraction=val_fraction, ssl_views=ssl_views, sampler=sampler,
         )
         self.data_dir = data_dir
         root = self._locate(Path(data_dir))

@@ -29,6 +29,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from torch.utils.data import Dataset
 
 from lt_imbalance.data.base import LongTailedDataModule
+from lt_imbalance.data.samplers import SamplerName
 from lt_imbalance.data.splits import Profile, holdout_split
 
 Builtin = Literal["penguins", "wine", "breast_cancer"]
@@ -125,8 +126,9 @@ class TabularLT(LongTailedDataModule):
         split_seed: int = 0,
         val_fraction: float = 0.1,
         ssl_views: bool = False,
+        sampler: SamplerName = "random",
     ):
-        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views)
+        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views, sampler)
         if augmentation != "none":
             raise ValueError(f"TabularLT takes augmentation: none (got {augmentation!r}); tables use SSL feature corruption instead")
         if (path is None) == (builtin is None):

@@ -27,6 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from lt_imbalance.data.files import FileImageDataModule, list_image_folder
+from lt_imbalance.data.samplers import SamplerName
 from lt_imbalance.data.splits import Profile
 
 SOURCE = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
@@ -75,11 +76,12 @@ class TinyImageNetLT(FileImageDataModule):
         split_seed: int = 0,
         val_fraction: float = 0.0,
         ssl_views: bool = False,
+        sampler: SamplerName = "random",
     ):
         super().__init__(
             image_size, 3, in_memory, mean, std, batch_size=batch_size, num_workers=num_workers,
             augmentation=augmentation, imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed,
-            val_fraction=val_fraction, ssl_views=ssl_views,
+            val_fraction=val_fraction, ssl_views=ssl_views, sampler=sampler,
         )
         self.data_dir = data_dir
         root = self._locate(Path(data_dir))
