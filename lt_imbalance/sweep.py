@@ -1,0 +1,233 @@
+"""``lt-imbalance-sweep``: run a grid of configs x overrides x seeds and tabulate the test metrics.
+
+    lt-imbalance-sweep configs/experiments/digits_lt/*.yaml --seeds 0 1 2 --out runs/digits_sweep
+    lt-imbalance-sweep configs/cifar10_lt/erm.yaml --set data.init_args.batch_size=32,64,128 --seeds 0 1
+
+Each run is a separate ``lt-imbalance fit`` process with ``seed_everything`` and
+``data.init_args.split_seed`` set to the seed, in ``<out>/<cell>/seed<k>``; a finished run leaves
+``result.json`` there and is skipped when the grid is run again, so an interrupted grid resumes.
+Runs go one after another by default; ``--devices 0,1`` dispatches them to GPUs (one
+``CUDA_VISIBLE_DEVICES`` each) and ``--jobs-per-device`` runs several small runs per device at once.
+
+Writes ``<out>/results.csv`` (one row per run), ``<out>/table.md`` (mean ± standard error over
+seeds, SE = sample std / sqrt(n)), ``<out>/per_class.png`` (per-class test accuracy against
+training-class count, one line per cell) and ``<out>/groups.png`` (many / medium / few-shot bars).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import math
+import os
+import queue
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+TABLE_METRICS = (("balanced_acc", "balanced acc."), ("acc", "top-1"), ("macro_f1", "macro-F1"), ("many_acc", "many"), ("medium_acc", "medium"), ("few_acc", "few"))
+
+
+@dataclass(frozen=True)
+class Run:
+    cell: str
+    config: str
+    overrides: tuple[tuple[str, str], ...]
+    seed: int
+
+    def directory(self, out: Path) -> Path:
+        return out / self.cell / f"seed{self.seed}"
+
+    def command(self, out: Path, device: str | None, extra: list[str]) -> list[str]:
+        cmd = [sys.executable, "-m", "lt_imbalance", "fit", "--config", self.config, "--seed_everything", str(self.seed)]
+        cmd += ["--data.init_args.split_seed", str(self.seed), "--trainer.default_root_dir", str(self.directory(out))]
+        cmd += ["--trainer.enable_progress_bar", "false"]
+        if device is not None:
+            cmd += ["--trainer.accelerator", "gpu", "--trainer.devices", "1"]
+        for key, value in self.overrides:
+            cmd += [f"--{key}", value]
+        return cmd + extra
+
+
+def parse_sets(sets: list[str]) -> list[tuple[tuple[str, str], ...]]:
+    """``KEY=V1,V2`` arguments -> the cartesian product of (key, value) assignments."""
+    axes = []
+    for item in sets:
+        key, sep, values = item.partition("=")
+        if not sep or not key or not values:
+            raise SystemExit(f"--set expects KEY=VALUE[,VALUE...], got {item!r}")
+        axes.append([(key, v) for v in values.split(",")])
+    return [tuple(combo) for combo in itertools.product(*axes)] if axes else [()]
+
+
+def cell_name(config: str, overrides: tuple[tuple[str, str], ...], configs: list[str]) -> str:
+    """The config's stem (with its folder when two configs share a stem) plus the overrides."""
+    path = Path(config)
+    stems = [Path(c).stem for c in configs]
+    name = f"{path.parent.name}_{path.stem}" if stems.count(path.stem) > 1 else path.stem
+    for key, value in overrides:
+        name += f"__{key.split('.')[-1]}={value}"
+    return name
+
+
+def build_grid(configs: list[str], sets: list[str], seeds: list[int]) -> list[Run]:
+    missing = [c for c in configs if not Path(c).is_file()]
+    if missing:
+        raise SystemExit(f"config files not found: {missing}")
+    return [Run(cell_name(c, o, configs), c, o, s) for c in configs for o in parse_sets(sets) for s in seeds]
+
+
+def execute(run: Run, out: Path, device: str | None, extra: list[str], threads: int | None = None) -> dict:
+    """Run one fit (unless it already finished) and return its ``result.json`` record."""
+    folder = run.directory(out)
+    done = folder / "result.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if device is not None:
+        env["CUDA_VISIBLE_DEVICES"] = device
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    start = time.time()
+    proc = subprocess.run(run.command(out, device, extra), env=env, capture_output=True, text=True)
+    (folder / "fit.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{run.cell} seed {run.seed} failed (exit {proc.returncode}); see {folder / 'fit.log'}")
+    result = json.loads(max(folder.rglob("results_test.json"), key=lambda p: p.stat().st_mtime).read_text())
+    record = {
+        "cell": run.cell, "config": run.config, "overrides": dict(run.overrides), "seed": run.seed,
+        "seconds": round(time.time() - start, 1), **result,
+    }
+    done.write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def run_grid(runs: list[Run], out: Path, devices: list[str] | None, jobs_per_device: int, extra: list[str], log=print) -> list[dict]:
+    """Sequential on the default device, or a pool of ``len(devices) * jobs_per_device`` workers
+    (concurrent CPU runs share the cores: each gets cores / jobs threads)."""
+    threads = max(1, (os.cpu_count() or 1) // jobs_per_device) if devices is None and jobs_per_device > 1 else None
+    slots: queue.Queue = queue.Queue()
+    for device in devices or [None]:
+        for _ in range(jobs_per_device):
+            slots.put(device)
+
+    def work(run: Run) -> dict:
+        device = slots.get()
+        try:
+            skipped = (run.directory(out) / "result.json").is_file()
+            record = execute(run, out, device, extra, threads)
+            log(f"{run.cell} seed {run.seed}: {'already done' if skipped else 'done'}, balanced acc {record['metrics']['balanced_acc']:.4f}")
+            return record
+        finally:
+            slots.put(device)
+
+    with ThreadPoolExecutor(max_workers=slots.qsize()) as pool:
+        return list(pool.map(work, runs))
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return float("nan"), float("nan")
+    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+    return statistics.mean(values), se
+
+
+def summary_table(records: list[dict]) -> str:
+    cells = list(dict.fromkeys(r["cell"] for r in records))
+    header = "| cell | seeds | " + " | ".join(f"{label} %" for _, label in TABLE_METRICS) + " |"
+    lines = [header, "|---|---:|" + "---:|" * len(TABLE_METRICS)]
+    for cell in cells:
+        mine = [r for r in records if r["cell"] == cell]
+        row = [cell, str(len(mine))]
+        for key, _ in TABLE_METRICS:
+            mean, se = mean_se([r["metrics"].get(key, float("nan")) for r in mine])
+            row.append("n/a" if math.isnan(mean) else f"{100 * mean:.1f} ± {100 * se:.1f}")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(records: list[dict], path: Path) -> None:
+    keys = sorted({k for r in records for k in r["metrics"]})
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["cell", "config", "overrides", "seed", "seconds", *keys])
+        for r in records:
+            writer.writerow([r["cell"], r["config"], json.dumps(r["overrides"]), r["seed"], r["seconds"], *(r["metrics"].get(k, "") for k in keys)])
+
+
+def plot_per_class(records: list[dict], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for cell in dict.fromkeys(r["cell"] for r in records):
+        mine = [r for r in records if r["cell"] == cell]
+        counts = mine[0]["class_counts"]
+        acc = [statistics.mean(r["per_class_acc"][c] for r in mine) for c in range(len(counts))]
+        order = sorted(range(len(counts)), key=lambda c: counts[c])
+        ax.plot([counts[c] for c in order], [100 * acc[c] for c in order], marker="o", ms=3, label=cell)
+    ax.set_xscale("log")
+    ax.set_xlabel("training images of the class (log scale)")
+    ax.set_ylabel("test accuracy of the class (%, mean over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_groups(records: list[dict], path: Path) -> None:
+    cells = list(dict.fromkeys(r["cell"] for r in records))
+    groups = [g for g in ("many_acc", "medium_acc", "few_acc") if any(g in r["metrics"] for r in records)]
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(cells) * max(1, len(groups))), 4.5))
+    width = 0.8 / max(1, len(groups))
+    for k, group in enumerate(groups):
+        stats = [mean_se([r["metrics"].get(group, float("nan")) for r in records if r["cell"] == c]) for c in cells]
+        ax.bar([i + k * width for i in range(len(cells))], [100 * m for m, _ in stats], width, yerr=[100 * s for _, s in stats], label=group[:-4], capsize=2)
+    ax.set_xticks([i + width * (len(groups) - 1) / 2 for i in range(len(cells))], cells, rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel("test accuracy (%, mean ± SE)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def report(records: list[dict], out: Path) -> str:
+    write_csv(records, out / "results.csv")
+    table = summary_table(records)
+    (out / "table.md").write_text(table + "\n")
+    plot_per_class(records, out / "per_class.png")
+    plot_groups(records, out / "groups.png")
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="lt-imbalance-sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("configs", nargs="+", help="config files (one cell each, times the --set combinations)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=V1,V2", help="an override axis, e.g. data.init_args.batch_size=32,64")
+    parser.add_argument("--out", type=Path, default=Path("runs/sweep"))
+    parser.add_argument("--devices", default=None, help="comma-separated GPU ids to dispatch runs to (default: one run at a time on the default device)")
+    parser.add_argument("--jobs-per-device", type=int, default=1, help="concurrent runs per device (small models on a large GPU, or CPU cores)")
+    parser.add_argument("--extra", default="", help="arguments added to every fit, not part of the cell names, e.g. '--trainer.max_epochs 2'")
+    args = parser.parse_args(argv)
+    runs = build_grid(args.configs, args.sets, args.seeds)
+    args.out.mkdir(parents=True, exist_ok=True)
+    devices = args.devices.split(",") if args.devices else None
+    records = run_grid(runs, args.out, devices, args.jobs_per_device, shlex.split(args.extra))
+    print(report(records, args.out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""The experiment runner on a tiny grid: 2 configs x 2 seeds, a few batches each."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from lt_imbalance import sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+EXTRA = "--trainer.max_epochs 1 --trainer.limit_train_batches 2 --trainer.limit_val_batches 1"
+
+
+def test_grid_expansion_and_cell_names():
+    assert sweep.parse_sets(["a.b=1,2", "c=x"]) == [(("a.b", "1"), ("c", "x")), (("a.b", "2"), ("c", "x"))]
+    runs = sweep.build_grid(["configs/cifar10_lt/erm.yaml", "configs/cifar100_lt/erm.yaml"], ["data.init_args.batch_size=32,64"], [0, 1])
+    assert len(runs) == 8
+    assert runs[0].cell == "cifar10_lt_erm__batch_size=32"
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        sweep.parse_sets(["oops"])
+    with pytest.raises(SystemExit, match="not found"):
+        sweep.build_grid(["nope.yaml"], [], [0])
+
+
+def test_mean_and_standard_error():
+    mean, se = sweep.mean_se([0.5, 0.7, 0.9])
+    assert mean == pytest.approx(0.7) and se == pytest.approx(0.2 / 3**0.5)
+
+
+def test_tiny_grid_writes_table_csv_plots_and_resumes(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    args = ["configs/digits_lt_erm.yaml", "configs/tabular/erm.yaml", "--seeds", "0", "1", "--out", str(tmp_path), "--extra", EXTRA]
+    sweep.main(args)
+    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert len(rows) == 4 and {r["cell"] for r in rows} == {"digits_lt_erm", "erm"}
+    table = (tmp_path / "table.md").read_text()
+    assert table.count("±") == 10 and "| digits_lt_erm | 2 |" in table  # 5 metrics x 2 cells; no many-shot class: n/a
+    assert "n/a" in table
+    assert (tmp_path / "per_class.png").stat().st_size > 0 and (tmp_path / "groups.png").stat().st_size > 0
+    done = json.loads((tmp_path / "digits_lt_erm" / "seed1" / "result.json").read_text())
+    assert done["seed"] == 1 and len(done["per_class_acc"]) == 10
+    # a second call finds every run finished and starts no process
+    monkeypatch.setattr(sweep.subprocess, "run", lambda *a, **k: pytest.fail("a finished run was started again"))
+    capsys.readouterr()
+    sweep.main(args)
+    assert capsys.readouterr().out.count("already done") == 4
