@@ -89,3 +89,17 @@ def probability_metrics(num_classes: int) -> MetricCollection:
     return MetricCollection(
         {"auroc": MulticlassAUROC(num_classes, average="macro"), "ece": MulticlassCalibrationError(num_classes, n_bins=15, norm="l1")}
     )
+
+
+def logit_margins(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-sample margin z_y - max_{k != y} z_k (negative when the sample is misclassified)."""
+    true = logits.gather(1, targets[:, None]).squeeze(1)
+    others = logits.scatter(1, targets[:, None], float("-inf"))
+    return true - others.max(1).values
+
+
+def per_class_mean(values: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Mean of ``values`` over the samples of each class (NaN for classes without samples)."""
+    sums = torch.zeros(num_classes, dtype=torch.float64).index_add_(0, targets, values.double())
+    counts = torch.bincount(targets, minlength=num_classes).double()
+    return torch.where(counts > 0, sums / counts.clamp_min(1), torch.full_like(sums, float("nan")))

@@ -9,7 +9,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", ["01_quickstart.ipynb", "02_subclass_module.ipynb"])
+@pytest.mark.parametrize("name", ["01_quickstart.ipynb", "02_subclass_module.ipynb", "03_margins_2d.ipynb"])
 def test_notebook_executes(name, tmp_path):
     nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()

@@ -13,17 +13,20 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from lt_imbalance.metrics import head_tail_halves, shot_groups
 
+#: (metric key, label, class group it averages over; None = all classes)
 SUMMARY_ROWS = (
-    ("acc", "top-1 accuracy"),
-    ("balanced_acc", "balanced accuracy"),
-    ("macro_f1", "macro-F1"),
-    ("many_acc", "many-shot (>100)"),
-    ("medium_acc", "medium-shot (20-100)"),
-    ("few_acc", "few-shot (<20)"),
-    ("head_acc", "head half"),
-    ("tail_acc", "tail half"),
-    ("auroc", "AUROC (one-vs-rest, macro)"),
-    ("ece", "ECE (15 bins)"),
+    ("acc", "top-1 accuracy", None),
+    ("balanced_acc", "balanced accuracy", None),
+    ("macro_f1", "macro-F1", None),
+    ("many_acc", "many-shot (>100)", "many"),
+    ("medium_acc", "medium-shot (20-100)", "medium"),
+    ("few_acc", "few-shot (<20)", "few"),
+    ("head_acc", "head half", "head"),
+    ("tail_acc", "tail half", "tail"),
+    ("auroc", "AUROC (one-vs-rest, macro)", None),
+    ("ece", "ECE (15 bins)", None),
+    ("gap_acc", "train - val accuracy gap", None),
+    ("gap_acc_few", "train - val accuracy gap, few-shot", "few"),
 )
 
 
@@ -43,9 +46,9 @@ def format_results_table(
     names = list(class_names) if class_names else [str(c) for c in range(len(per_class_acc))]
     groups = {**shot_groups(class_counts), **head_tail_halves(class_counts)} if class_counts else {}
     lines = [f"### {title}", "", "| metric | % | classes |", "|---|---:|---:|"]
-    for key, label in SUMMARY_ROWS:
+    for key, label, group in SUMMARY_ROWS:
         if key in metrics:
-            n = len(groups[key[:-4]]) if key[:-4] in groups else len(per_class_acc)
+            n = len(groups[group]) if group else len(per_class_acc)
             lines.append(f"| {label} | {_pct(metrics[key])} | {n} |")
     lines += ["", "| class | train images | eval images | accuracy % |", "|---|---:|---:|---:|"]
     for c, acc in enumerate(per_class_acc):

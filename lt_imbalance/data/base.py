@@ -134,6 +134,7 @@ class LongTailedDataModule(pl.LightningDataModule):
     def _init_split(self, pool_labels: np.ndarray, class_names: Sequence[str], image_size: int, num_channels: int) -> None:
         """Compute the training / validation indices into the training pool and the class counts."""
         pool_labels = np.asarray(pool_labels, dtype=np.int64)
+        self._pool_labels = pool_labels
         self.class_names = [str(n) for n in class_names]
         self.num_classes = len(self.class_names)
         self.image_size = image_size
@@ -169,6 +170,18 @@ class LongTailedDataModule(pl.LightningDataModule):
         if indices is not None:
             images, labels = images[indices], labels[indices]
         return TensorImageDataset(images, labels, transform, views)
+
+    def train_eval_dataset(self, max_per_class: int | None = None, seed: int = 0) -> Dataset:
+        """The training split without augmentation or SSL views, for diagnostics: all of it, or a
+        fixed random subset of at most ``max_per_class`` images per class (seeded, so every epoch and
+        every rank sees the same images)."""
+        indices = self.train_indices
+        if max_per_class is not None:
+            rng = np.random.default_rng(seed)
+            labels = self._pool_labels[indices]
+            chosen = [rng.permutation(np.flatnonzero(labels == c))[:max_per_class] for c in range(self.num_classes)]
+            indices = indices[np.sort(np.concatenate(chosen))]
+        return self._make_dataset("train", indices, None)
 
     # ---- Lightning hooks -----------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
