@@ -45,3 +45,26 @@ def test_tiny_grid_writes_table_csv_plots_and_resumes(tmp_path, monkeypatch, cap
     capsys.readouterr()
     sweep.main(args)
     assert capsys.readouterr().out.count("already done") == 4
+
+
+def test_dispatch_to_devices_runs_one_job_per_device_slot(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    runs = sweep.build_grid(["configs/digits_lt_erm.yaml"], [], [0, 1, 2, 3])
+    assert "--trainer.accelerator" in runs[0].command(tmp_path, "1", []) and "--trainer.accelerator" not in runs[0].command(tmp_path, None, [])
+    active, peak, seen, lock = [0], [0], [], threading.Lock()
+
+    def fake_execute(run, out, device, extra, threads=None):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+            seen.append(device)
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+        return {"metrics": {"balanced_acc": 0.5}}
+
+    monkeypatch.setattr(sweep, "execute", fake_execute)
+    sweep.run_grid(runs, tmp_path, ["0", "1"], 1, [], log=lambda *_: None)
+    assert sorted(seen) == ["0", "0", "1", "1"] and peak[0] == 2
