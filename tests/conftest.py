@@ -15,7 +15,7 @@ def _pickle(path: Path, obj: dict) -> None:
         pickle.dump(obj, f)
 
 
-def write_fake_cifar10(root: Path, per_class_train: int = 100, per_class_test: int = 10, seed: int = 0) -> Path:
+def write_fake_cifar10(root: Path, per_class_train: int = 300, per_class_test: int = 10, seed: int = 0) -> Path:
     """``root/cifar-10-batches-py`` with 5 train batches, a test batch and batches.meta."""
     rng = np.random.default_rng(seed)
     folder = root / "cifar-10-batches-py"

@@ -15,7 +15,7 @@ def _first_batch(dm, loader="train_dataloader"):
 def test_cifar10_lt_counts_known_at_init_and_balanced_test(cifar10_dir):
     dm = CIFAR10LT(data_dir=str(cifar10_dir), batch_size=16, imbalance_ratio=100)
     assert dm.num_classes == 10 and dm.num_channels == 3
-    assert dm.class_counts == long_tailed_counts(10, 100, 100)  # known before setup()
+    assert dm.class_counts == long_tailed_counts(10, 300, 100)  # known before setup()
     assert dm.class_names[0] == "airplane"
     dm.setup("fit")
     assert dm.test_counts == [10] * 10
@@ -30,7 +30,7 @@ def test_cifar10_lt_counts_known_at_init_and_balanced_test(cifar10_dir):
 
 def test_cifar_reader_accepts_the_pickle_folder_itself(cifar10_dir):
     dm = CIFAR10LT(data_dir=str(cifar10_dir / "cifar-10-batches-py"), imbalance_ratio=10, batch_size=8)
-    assert sum(dm.class_counts) == sum(long_tailed_counts(10, 100, 10))
+    assert sum(dm.class_counts) == sum(long_tailed_counts(10, 300, 10))
 
 
 def test_cifar100_lt(cifar100_dir):
@@ -64,7 +64,7 @@ def test_bad_ratio_batch_size_and_policy(cifar10_dir):
     with pytest.raises(ValueError, match="unknown augmentation policy 'autoaug'; choose one of none, standard"):
         CIFAR10LT(data_dir=str(cifar10_dir), augmentation="autoaug")
     with pytest.raises(ValueError, match="zero samples"):
-        CIFAR10LT(data_dir=str(cifar10_dir), imbalance_ratio=200)
+        CIFAR10LT(data_dir=str(cifar10_dir), imbalance_ratio=400)
     with pytest.raises(ValueError, match="profile 'none' keeps the data's own distribution"):
         CIFAR10LT(data_dir=str(cifar10_dir), profile="none", imbalance_ratio=100)
 
