@@ -4,7 +4,8 @@
   instantiated (DESIGN.md section 2), so the model never imports a data module;
 - ``data.ssl_views`` follows ``model.ssl_weight`` (the data supplies SSL views when Joint-SSL is on);
 - the per-class figures, the results table and the run metadata are on by default;
-- ``fit`` evaluates the final weights on the test set afterwards (``--test_after_fit false`` skips it).
+- ``fit`` evaluates the final weights on the test set afterwards (``--test_after_fit false`` skips it);
+- ``fit`` and ``test`` first check that the run directory is writable and has free space.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import lt_imbalance.models  # noqa: F401
 from lt_imbalance.callbacks import PerClassPlots, ResultsTable, RunMetadata
 from lt_imbalance.data.base import LongTailedDataModule
 from lt_imbalance.module import ImbalancedClassifier
+from lt_imbalance.rundir import check_run_directory
 
 
 def _wants_ssl_views(ssl_weight: float) -> bool:
@@ -35,6 +37,12 @@ class LTImbalanceCLI(LightningCLI):
         parser.link_arguments("data.num_channels", "model.init_args.in_channels", apply_on="instantiate")
         parser.link_arguments("model.init_args.ssl_weight", "data.init_args.ssl_views", compute_fn=_wants_ssl_views, apply_on="parse")
         parser.add_argument("--test_after_fit", type=bool, default=True, help="run `test` on the final weights after `fit`")
+
+    def before_fit(self) -> None:
+        check_run_directory(self.trainer.default_root_dir)
+
+    def before_test(self) -> None:
+        check_run_directory(self.trainer.default_root_dir)
 
     def after_fit(self) -> None:
         if self.config[self.subcommand].get("test_after_fit") and not self.trainer.interrupted:

@@ -51,6 +51,20 @@ STAGES = ("train", "val", "test")
 LossName = Literal["ce", "focal", "ldam", "logit_adjusted"]
 
 
+def nonfinite_message(module: pl.LightningModule, loss: torch.Tensor, batch_idx: int) -> str:
+    """What went wrong, where, what to resume from, and how to go on."""
+    trainer = module._trainer
+    where = f"global step {trainer.global_step} (epoch {trainer.current_epoch}, batch {batch_idx})" if trainer else f"batch {batch_idx}"
+    ckpt = None
+    if trainer is not None and trainer.checkpoint_callback is not None:
+        ckpt = trainer.checkpoint_callback.last_model_path or trainer.checkpoint_callback.best_model_path
+    return (
+        f"the training loss is {loss.detach().float().item()} at {where}; last good checkpoint: "
+        f"{ckpt or 'none written yet'}. Lower the learning rate or check the data for NaN/inf; "
+        "model.init_args.on_nonfinite_loss: skip skips such steps instead."
+    )
+
+
 class CosineClassifier(nn.Module):
     """z_c = cos(angle(f, W_c)) = f.W_c / (|f| |W_c|): LDAM's normalised linear layer."""
 
@@ -92,6 +106,8 @@ class ImbalancedClassifier(pl.LightningModule):
         lr_schedule: ``cosine`` or ``constant``, stepped every optimisation step.
         warmup_epochs: linear warm-up length in epochs (may be fractional).
         min_lr_ratio: floor of the cosine schedule as a fraction of lr.
+        on_nonfinite_loss: ``stop`` (raise, naming the step and the last checkpoint) or ``skip``
+            (no update for that step) when the training loss is NaN or infinite on any rank.
     """
 
     def __init__(
@@ -127,6 +143,7 @@ class ImbalancedClassifier(pl.LightningModule):
         lr_schedule: ScheduleName = "cosine",
         warmup_epochs: float = 0.0,
         min_lr_ratio: float = 0.0,
+        on_nonfinite_loss: Literal["stop", "skip"] = "stop",
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"] if isinstance(backbone, nn.Module) else None)
@@ -259,8 +276,23 @@ class ImbalancedClassifier(pl.LightningModule):
             self.log(f"{stage}/loss_ssl", out["loss_ssl"], **log)
         return out["loss"], out["logits"]
 
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        return self.shared_step(batch, "train")[0]
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
+        loss = self.shared_step(batch, "train")[0]
+        if self.nonfinite_step(loss, batch_idx):
+            return None  # Lightning then skips backward and the optimizer step
+        return loss
+
+    def nonfinite_step(self, loss: torch.Tensor, batch_idx: int) -> bool:
+        """True if ``loss`` is NaN / inf on any rank and the step is to be skipped; raises under ``stop``."""
+        bad = not bool(torch.isfinite(loss.detach()).all())
+        if self._trainer is not None:
+            bad = self.trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if not bad:
+            return False
+        if self.hparams.on_nonfinite_loss == "skip":
+            self.log("train/skipped_nonfinite", 1.0, on_step=True, on_epoch=False, reduce_fx="sum")
+            return True
+        raise FloatingPointError(nonfinite_message(self, loss, batch_idx))
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self.shared_step(batch, "val")

@@ -15,8 +15,10 @@ How one step runs, inside Lightning's automatic optimisation:
 - Lightning then clips the (descent) gradient, steps the optimizer and the LR schedulers, and
   advances ``global_step`` as without SAM. SAM keeps no state a checkpoint needs.
 
-The module must expose ``forward_loss(batch) -> {"loss": ...}`` and ``class_counts`` (as
-:class:`~lt_imbalance.module.ImbalancedClassifier` and its subclasses do).
+The module must expose ``forward_loss(batch) -> {"loss": ...}``, ``class_counts`` and
+``nonfinite_step(loss, batch_idx)`` (a NaN / inf descent loss stops the run or skips the step, as
+the module's ``on_nonfinite_loss`` says), as :class:`~lt_imbalance.module.ImbalancedClassifier`
+and its subclasses do.
 """
 
 from __future__ import annotations
@@ -112,8 +114,9 @@ class SAM(pl.Callback):
         check_trainer_settings(str(trainer.precision), trainer.accumulate_grad_batches)
         if not pl_module.automatic_optimization:
             raise ValueError("SAM runs inside Lightning's automatic optimisation; the module has automatic_optimization=False")
-        if not callable(getattr(pl_module, "forward_loss", None)):
-            raise TypeError(f"SAM needs {type(pl_module).__name__}.forward_loss(batch) -> {{'loss': ...}} (ImbalancedClassifier has it)")
+        missing = [name for name in ("forward_loss", "nonfinite_step") if not callable(getattr(pl_module, name, None))]
+        if missing:
+            raise TypeError(f"SAM needs {type(pl_module).__name__}.{' and '.join(missing)} (ImbalancedClassifier has them)")
         self._weights = ascent_class_weights(getattr(pl_module, "class_counts", None), self.gamma, self.weighting, self.tail_below, self.max_weight)
         if self._weights is not None and self._hook is None:
             self._hook = pl_module.register_forward_hook(self._weight_logit_gradients)
@@ -166,6 +169,8 @@ class SAM(pl.Callback):
             with frozen_batchnorm_stats(pl_module):
                 with trainer.precision_plugin.forward_context():
                     loss = pl_module.forward_loss(batch)["loss"]
+                if pl_module.nonfinite_step(loss, trainer.fit_loop.epoch_loop.batch_idx):
+                    return  # the finally block restores w; no gradients: the optimizer skips every parameter
                 loss.backward()  # before the statistics are restored: autograd checks their version
         finally:
             with torch.no_grad():  # restore w exactly (w + e - e is not w in floating point)

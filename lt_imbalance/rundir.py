@@ -1,0 +1,30 @@
+"""Fail early, with the fix in the message, when a run could not write its results."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+MIN_FREE_MIB = 200
+
+
+def check_run_directory(directory: str | Path, min_free_mib: int = MIN_FREE_MIB) -> None:
+    """Raise ``OSError`` unless ``directory`` can be created, written to, and has ``min_free_mib`` free."""
+    directory = Path(directory)
+    probe = directory / f".lt_imbalance_write_probe_{os.getpid()}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as err:
+        raise OSError(
+            f"cannot write to the run directory '{directory}' ({err.strerror or err}); set trainer.default_root_dir "
+            "to a writable folder before training"
+        ) from err
+    free_mib = shutil.disk_usage(directory).free / 2**20
+    if free_mib < min_free_mib:
+        raise OSError(
+            f"only {free_mib:.0f} MiB free at '{directory}' (a run needs at least {min_free_mib} MiB for checkpoints and "
+            "logs); free some space or set trainer.default_root_dir to another disk"
+        )
