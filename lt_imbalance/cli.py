@@ -16,7 +16,9 @@ import os
 # warnings concern Lightning, not the user's config, so they are off unless asked for.
 os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from pathlib import Path
+
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 import lt_imbalance.data  # noqa: F401  (registers the data modules for short class names)
 import lt_imbalance.callbacks  # noqa: F401  (short names for SAM, LabelSmoothingSchedule)
@@ -24,7 +26,17 @@ import lt_imbalance.models  # noqa: F401
 from lt_imbalance.callbacks import PerClassPlots, ResultsTable, RunMetadata
 from lt_imbalance.data.base import LongTailedDataModule
 from lt_imbalance.module import ImbalancedClassifier
-from lt_imbalance.rundir import check_run_directory
+from lt_imbalance.rundir import check_run_directory, next_free, resuming_from
+
+
+class RunConfigSaver(SaveConfigCallback):
+    """Saves the resolved ``config.yaml`` and never overwrites one: a run resumed into the same log
+    directory (a requeued SLURM job, whose log version is the job id) writes ``config_resume_<k>.yaml``."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if not self.already_saved and trainer.log_dir and resuming_from(trainer):
+            self.config_filename = next_free(Path(trainer.log_dir) / self.config_filename).name
+        super().setup(trainer, pl_module, stage)
 
 
 def _wants_ssl_views(ssl_weight: float) -> bool:
@@ -57,6 +69,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> LTImbalanceCLI
         subclass_mode_model=True,
         subclass_mode_data=True,
         trainer_defaults={"callbacks": [ResultsTable(), PerClassPlots(), RunMetadata()]},
+        save_config_callback=RunConfigSaver,
         args=args,
         run=run,
     )

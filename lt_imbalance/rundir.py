@@ -28,3 +28,19 @@ def check_run_directory(directory: str | Path, min_free_mib: int = MIN_FREE_MIB)
             f"only {free_mib:.0f} MiB free at '{directory}' (a run needs at least {min_free_mib} MiB for checkpoints and "
             "logs); free some space or set trainer.default_root_dir to another disk"
         )
+
+
+def resuming_from(trainer) -> str | None:
+    """The checkpoint a run resumes from: a SLURM requeue's ``hpc_ckpt_<N>.ckpt`` in
+    ``default_root_dir`` (found by Lightning without any flag) or an explicit ``ckpt_path``."""
+    hpc = trainer._checkpoint_connector._hpc_resume_path
+    return str(hpc) if hpc is not None else (str(trainer.ckpt_path) if trainer.ckpt_path else None)
+
+
+def next_free(path: Path) -> Path:
+    """``path`` if free, else ``<stem>_resume_<k><suffix>`` with the first free k."""
+    k = 1
+    while path.exists():
+        path = path.with_name(f"{path.stem.split('_resume_')[0]}_resume_{k}{path.suffix}")
+        k += 1
+    return path

@@ -10,7 +10,8 @@ from conftest import write_fake_eurosat, write_fake_medmnist, write_fake_tiny_im
 from lt_imbalance.cli import build_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "configs").rglob("*.yaml"))
+CONFIGS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "configs").rglob("*.yaml") if p.parent.name != "trainer")
+TRAINER_FRAGMENTS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "configs" / "trainer").glob("*.yaml"))
 
 
 @pytest.fixture(scope="session")
@@ -94,3 +95,14 @@ def test_num_classes_mismatch_through_the_cli(tmp_path, monkeypatch):
 def test_python_dash_m_entry_point():
     out = subprocess.run([sys.executable, "-m", "lt_imbalance", "fit", "--help"], capture_output=True, text=True, check=True)
     assert "--test_after_fit" in out.stdout and "--data" in out.stdout
+
+
+@pytest.mark.parametrize("fragment", TRAINER_FRAGMENTS)
+def test_trainer_fragments_compose_with_an_experiment(fragment, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    # parsed and instantiated on CPU (no GPU here): the strategy and sync BatchNorm settings are what is checked
+    cli = build_cli(["--config", "configs/digits_lt.yaml", "--config", fragment, "--trainer.accelerator", "cpu", "--trainer.devices", "2"], run=False)
+    expected = yaml.safe_load((ROOT / fragment).read_text())["trainer"]
+    assert cli.trainer.num_nodes == expected["num_nodes"]
+    if expected.get("strategy") == "ddp":
+        assert type(cli.trainer.strategy).__name__ == "DDPStrategy" and cli.config["trainer"]["sync_batchnorm"]

@@ -16,6 +16,8 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 
+from lt_imbalance.rundir import next_free, resuming_from
+
 PACKAGES = ("lt_imbalance", "torch", "torchvision", "lightning", "torchmetrics", "lightly", "jsonargparse", "numpy", "scikit-learn")
 
 
@@ -31,7 +33,8 @@ def package_versions() -> dict[str, str]:
 
 class RunMetadata(pl.Callback):
     """Writes ``run_metadata.json`` into the run directory (updated, with the stage appended, when the
-    same run also tests) and never over a file it did not write."""
+    same run also tests) and never over a file it did not write; a run resumed into the same
+    directory writes ``run_metadata_resume_<k>.json``."""
 
     filename = "run_metadata.json"
 
@@ -42,6 +45,8 @@ class RunMetadata(pl.Callback):
         if not trainer.is_global_zero or not trainer.log_dir:
             return
         path = Path(trainer.log_dir) / self.filename
+        if path.exists() and path not in self._written and resuming_from(trainer):
+            path = next_free(path)  # a resumed run in the same directory (SLURM requeue) keeps the first record
         if path.exists() and path not in self._written:
             raise FileExistsError(
                 f"{path} exists from another run; refusing to overwrite it. Choose a new log directory "
@@ -53,6 +58,7 @@ class RunMetadata(pl.Callback):
             "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "stages": stages,
             "command": sys.argv,
+            "resumed_from": resuming_from(trainer),
             "global_seed": os.environ.get("PL_GLOBAL_SEED"),
             "data": getattr(dm, "metadata", None),
             "model": {"class": type(pl_module).__qualname__, "class_counts": getattr(pl_module, "class_counts", None)},
