@@ -74,3 +74,14 @@ if __name__ == "__main__":
         sam_job(sys.argv[2], sys.argv[3])
     else:
         ntxent_job(sys.argv[2])
+
+
+class SaveRankWeights(pl.Callback):
+    """For the CLI test: every rank saves its parameters to ``<out_dir>/rank<r>.pt`` when fitting ends."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+
+    def on_fit_end(self, trainer, pl_module):
+        state = {n: p.detach().cpu().clone() for n, p in pl_module.named_parameters()}
+        torch.save(state, os.path.join(self.out_dir, f"rank{trainer.global_rank}.pt"))

@@ -50,12 +50,13 @@ def evaluate(trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Datase
     return torch.cat(logits), torch.cat(targets)
 
 
-def _log_figure(trainer: pl.Trainer, fig, tag: str, filename: str) -> None:
+def _log_figure(trainer: pl.Trainer, log_dir: str | None, fig, tag: str, filename: str) -> None:
+    """Rank 0 only; ``log_dir`` is read by every rank beforehand (``trainer.log_dir`` is a collective)."""
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_figure(tag, fig, global_step=trainer.global_step, close=False)
-    if trainer.log_dir:
-        out = Path(trainer.log_dir) / "figures"
+    if log_dir:
+        out = Path(log_dir) / "figures"
         out.mkdir(parents=True, exist_ok=True)
         fig.savefig(out / filename, dpi=90)
     plt.close(fig)
@@ -111,10 +112,11 @@ class OverfittingMonitor(_DiagnosticCallback):
         self.last = {"stats": stats, "gap_acc": gap_acc, "gap_loss": gap_loss, "summary": summary}
         if "val" in pl_module.results:
             pl_module.results["val"]["metrics"].update(summary)
+        log_dir = trainer.log_dir
         if trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.log_metrics({**{f"overfit/{k}": v for k, v in summary.items()}, **per_class}, step=trainer.global_step)
-            _log_figure(trainer, self._figure(pl_module.class_counts, gap_acc, gap_loss, trainer.current_epoch), "overfit/gap_vs_frequency", "overfit_gap.png")
+            _log_figure(trainer, log_dir, self._figure(pl_module.class_counts, gap_acc, gap_loss, trainer.current_epoch), "overfit/gap_vs_frequency", "overfit_gap.png")
 
     @staticmethod
     def _figure(counts, gap_acc, gap_loss, epoch):
@@ -151,6 +153,7 @@ class MarginStatistics(_DiagnosticCallback):
             logits, y = evaluate(trainer, pl_module, dataset)
             margins = logit_margins(logits, y)
             self.last[split] = [margins[y == c] for c in range(pl_module.num_classes)]
+        log_dir = trainer.log_dir
         if not trainer.is_global_zero:
             return
         medians = {
@@ -158,7 +161,7 @@ class MarginStatistics(_DiagnosticCallback):
         }
         for logger in trainer.loggers:
             logger.log_metrics(medians, step=trainer.global_step)
-        _log_figure(trainer, self._figure(pl_module.class_counts, self.last), "margin/per_class", f"margins_{'_'.join(splits)}.png")
+        _log_figure(trainer, log_dir, self._figure(pl_module.class_counts, self.last), "margin/per_class", f"margins_{'_'.join(splits)}.png")
 
     @staticmethod
     def _figure(counts, per_split):

@@ -42,9 +42,10 @@ class RunMetadata(pl.Callback):
         self._written: set[Path] = set()
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if not trainer.is_global_zero or not trainer.log_dir:
+        log_dir = trainer.log_dir  # a collective under DDP: every rank must ask
+        if not trainer.is_global_zero or not log_dir:
             return
-        path = Path(trainer.log_dir) / self.filename
+        path = Path(log_dir) / self.filename
         if path.exists() and path not in self._written and resuming_from(trainer):
             path = next_free(path)  # a resumed run in the same directory (SLURM requeue) keeps the first record
         if path.exists() and path not in self._written:

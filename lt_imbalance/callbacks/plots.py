@@ -42,6 +42,7 @@ class PerClassPlots(pl.Callback):
         self.every_n_epochs = every_n_epochs
 
     def _draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        log_dir = trainer.log_dir  # a collective under DDP: every rank must ask
         result = getattr(pl_module, "results", {}).get(stage)
         if result is None or pl_module.class_counts is None or not trainer.is_global_zero:
             return
@@ -51,8 +52,8 @@ class PerClassPlots(pl.Callback):
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_figure(f"{stage}/per_class", fig, global_step=trainer.global_step, close=False)
-        if trainer.log_dir:
-            out = Path(trainer.log_dir) / "figures"
+        if log_dir:
+            out = Path(log_dir) / "figures"
             out.mkdir(parents=True, exist_ok=True)
             fig.savefig(out / f"{stage}_per_class.png", dpi=90)
         plt.close(fig)

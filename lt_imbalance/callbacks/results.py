@@ -63,6 +63,7 @@ class ResultsTable(pl.Callback):
     ``test`` ends; reads ``pl_module.results`` and ``pl_module.class_counts``."""
 
     def _report(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        log_dir = trainer.log_dir  # a collective under DDP: every rank must ask
         result = getattr(pl_module, "results", {}).get(stage)
         if result is None or not trainer.is_global_zero:
             return
@@ -76,8 +77,8 @@ class ResultsTable(pl.Callback):
             title, result["metrics"], result["per_class_acc"], pl_module.class_counts, getattr(dm, "class_names", None), eval_counts
         )
         rank_zero_info("\n" + table + "\n")
-        if trainer.log_dir:
-            out = Path(trainer.log_dir)
+        if log_dir:
+            out = Path(log_dir)
             out.mkdir(parents=True, exist_ok=True)
             (out / f"results_{stage}.md").write_text(table + "\n")
             record = {k: v for k, v in result.items() if k != "confusion"}
