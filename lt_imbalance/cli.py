@@ -3,7 +3,9 @@
 - ``data.class_counts`` and ``data.num_channels`` are linked into the model when both are
   instantiated (DESIGN.md section 2), so the model never imports a data module;
 - ``data.ssl_views`` follows ``model.ssl_weight`` (the data supplies SSL views when Joint-SSL is on);
-- the per-class figures, the results table and the run metadata are on by default;
+- the per-class figures, the results table, the run metadata, RNG state in checkpoints and a
+  checkpoint with ``last.ckpt`` at every epoch end are on by default;
+- ``--resume true`` continues from the newest ``last.ckpt`` under ``trainer.default_root_dir``;
 - ``fit`` evaluates the final weights on the test set afterwards (``--test_after_fit false`` skips it);
 - ``fit`` and ``test`` first check that the run directory is writable and has free space.
 """
@@ -23,10 +25,13 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 import lt_imbalance.data  # noqa: F401  (registers the data modules for short class names)
 import lt_imbalance.callbacks  # noqa: F401  (short names for SAM, LabelSmoothingSchedule)
 import lt_imbalance.models  # noqa: F401
-from lt_imbalance.callbacks import PerClassPlots, ResultsTable, RunMetadata
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_info
+
+from lt_imbalance.callbacks import PerClassPlots, ResultsTable, RNGState, RunMetadata
 from lt_imbalance.data.base import LongTailedDataModule
 from lt_imbalance.module import ImbalancedClassifier
-from lt_imbalance.rundir import check_run_directory, next_free, resuming_from
+from lt_imbalance.rundir import check_run_directory, newest_last_checkpoint, next_free, resuming_from
 
 
 class RunConfigSaver(SaveConfigCallback):
@@ -49,9 +54,19 @@ class LTImbalanceCLI(LightningCLI):
         parser.link_arguments("data.num_channels", "model.init_args.in_channels", apply_on="instantiate")
         parser.link_arguments("model.init_args.ssl_weight", "data.init_args.ssl_views", compute_fn=_wants_ssl_views, apply_on="parse")
         parser.add_argument("--test_after_fit", type=bool, default=True, help="run `test` on the final weights after `fit`")
+        parser.add_argument(
+            "--resume", type=bool, default=False,
+            help="continue from the newest last.ckpt under trainer.default_root_dir (ignored when ckpt_path is given)",
+        )
 
     def before_fit(self) -> None:
         check_run_directory(self.trainer.default_root_dir)
+        config = self.config_init[self.subcommand]
+        if config.get("resume") and not config.get("ckpt_path"):
+            found = newest_last_checkpoint(self.trainer.default_root_dir)
+            rank_zero_info(f"resume: {'continuing from ' + str(found) if found else 'no last.ckpt yet, starting afresh'}")
+            if found:
+                config["ckpt_path"] = str(found)
 
     def before_test(self) -> None:
         check_run_directory(self.trainer.default_root_dir)
@@ -68,7 +83,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> LTImbalanceCLI
         LongTailedDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
-        trainer_defaults={"callbacks": [ResultsTable(), PerClassPlots(), RunMetadata()]},
+        trainer_defaults={"callbacks": [ResultsTable(), PerClassPlots(), RunMetadata(), RNGState(), ModelCheckpoint(save_last=True)]},
         save_config_callback=RunConfigSaver,
         args=args,
         run=run,

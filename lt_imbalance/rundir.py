@@ -44,3 +44,9 @@ def next_free(path: Path) -> Path:
         path = path.with_name(f"{path.stem.split('_resume_')[0]}_resume_{k}{path.suffix}")
         k += 1
     return path
+
+
+def newest_last_checkpoint(root: str | Path) -> Path | None:
+    """The most recently written ``last.ckpt`` below ``root`` (any ``version_N``), if any."""
+    found = [p for p in Path(root).rglob("last.ckpt") if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None

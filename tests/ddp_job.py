@@ -85,3 +85,16 @@ class SaveRankWeights(pl.Callback):
     def on_fit_end(self, trainer, pl_module):
         state = {n: p.detach().cpu().clone() for n, p in pl_module.named_parameters()}
         torch.save(state, os.path.join(self.out_dir, f"rank{trainer.global_rank}.pt"))
+
+
+class KillAtStep(pl.Callback):
+    """For the resume test: SIGKILL this process once ``step`` optimisation steps are done."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step >= self.step:
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -6,6 +6,7 @@ from lt_imbalance.callbacks.label_smoothing import LabelSmoothingSchedule
 from lt_imbalance.callbacks.metadata import RunMetadata
 from lt_imbalance.callbacks.plots import PerClassPlots
 from lt_imbalance.callbacks.results import ResultsTable
+from lt_imbalance.callbacks.rng import RNGState
 from lt_imbalance.callbacks.sam import SAM
 
-__all__ = ["SAM", "LabelSmoothingSchedule", "MarginStatistics", "OverfittingMonitor", "PerClassPlots", "ResultsTable", "RunMetadata"]
+__all__ = ["SAM", "LabelSmoothingSchedule", "MarginStatistics", "OverfittingMonitor", "PerClassPlots", "RNGState", "ResultsTable", "RunMetadata"]

@@ -16,7 +16,8 @@ model at instantiation). It then provides datasets of ``(uint8 CHW image, label)
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 import lightning.pytorch as pl
 import numpy as np
@@ -25,13 +26,63 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
 from lt_imbalance.data.augment import build_ssl_transform, build_train_transform, check_policy
-from lt_imbalance.data.samplers import ClassBalancedSampler, SamplerName
+from lt_imbalance.data.samplers import EpochSampler, SamplerName
 from lt_imbalance.data.splits import Profile, check_imbalance_ratio, holdout_split, indices_hash, long_tailed_split, natural_split
+
+
+@contextmanager
+def seeded(key: Any) -> Iterator[int]:
+    """``key`` is an index, or ``(index, seed)`` from :class:`~lt_imbalance.data.samplers.EpochSampler`:
+    then the random transforms of that item draw from ``seed`` (and leave the global RNG as it was)."""
+    if not isinstance(key, tuple):
+        yield key
+        return
+    index, seed = key
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield index
+
+
+class ResumingDataLoader(DataLoader):
+    """A DataLoader whose iterator, when first asked for a batch, discards ``skip_fn()`` batches
+    (the part of an epoch a resumed run has already trained on). The count is read lazily because
+    Lightning creates the iterator before it restores the loop's progress."""
+
+    def __init__(self, *args, skip_fn: Callable[[], int], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.skip_fn = skip_fn
+
+    def __iter__(self):
+        return _SkipFirst(super().__iter__(), self.skip_fn)
+
+    def state_dict(self) -> dict:
+        """Nothing to save: the position is the loop's restored progress, the order a function of the
+        epoch. (Having the method tells Lightning that this loader resumes mid-epoch correctly.)"""
+        return {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """See :meth:`state_dict`."""
+
+
+class _SkipFirst:
+    def __init__(self, iterator, skip_fn: Callable[[], int]):
+        self.iterator, self.skip_fn = iterator, skip_fn
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.skip_fn is not None:
+            skip, self.skip_fn = self.skip_fn(), None
+            for _ in range(skip):
+                next(self.iterator)
+        return next(self.iterator)
 
 
 class UInt8ImageDataset(Dataset):
     """Base of the image datasets: ``load(i)`` gives a uint8 ``[C, H, W]`` image; items are
-    ``(transform(x), y)``, or ``(transform(x), y, view(x), view(x))`` when ``views`` is set (Joint-SSL)."""
+    ``(transform(x), y)``, or ``(transform(x), y, view(x), view(x))`` when ``views`` is set (Joint-SSL).
+    Keys may be ``(index, seed)`` pairs (see :func:`seeded`)."""
 
     labels: torch.Tensor
 
@@ -44,12 +95,13 @@ class UInt8ImageDataset(Dataset):
     def load(self, i: int) -> torch.Tensor:
         raise NotImplementedError
 
-    def __getitem__(self, i: int):
-        raw = self.load(i)
-        x = raw if self.transform is None else self.transform(raw)
-        if self.views is None:
-            return x, self.labels[i]
-        return x, self.labels[i], self.views(raw), self.views(raw)
+    def __getitem__(self, key):
+        with seeded(key) as i:
+            raw = self.load(i)
+            x = raw if self.transform is None else self.transform(raw)
+            if self.views is None:
+                return x, self.labels[i]
+            return x, self.labels[i], self.views(raw), self.views(raw)
 
 
 class TensorImageDataset(UInt8ImageDataset):
@@ -84,7 +136,8 @@ class LongTailedDataModule(pl.LightningDataModule):
         ssl_views: also return two SimCLR-style views of every training image (Joint-SSL); the
             CLI sets it from ``model.init_args.ssl_weight``.
         sampler: ``random`` (shuffle), or re-sampling with replacement: ``class_balanced`` (every
-            class equally likely) or ``square_root`` (:mod:`lt_imbalance.data.samplers`).
+            class equally likely) or ``square_root`` (:mod:`lt_imbalance.data.samplers`); either
+            way the epoch's order is a function of (split_seed, global seed, epoch).
     """
 
     #: whether mirroring preserves the meaning of an image (False for digits)
@@ -217,22 +270,41 @@ class LongTailedDataModule(pl.LightningDataModule):
         return max(1, self.batch_size // world)
 
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
-        sampler = None
-        if train and self.sampler != "random":
-            seed = self.split_seed * 1_000_003 + int(os.environ.get("PL_GLOBAL_SEED", 0))
-            sampler = ClassBalancedSampler(self._labels_of(dataset), self.sampler, seed)
         return DataLoader(
             dataset,
             batch_size=self.per_device_batch_size,
-            shuffle=train and sampler is None,
-            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, train=True)
+        """Epoch order and augmentation are functions of (seed, epoch), and after a mid-epoch resume
+        the batches already trained on are skipped, so a resumed run sees what an uninterrupted one would."""
+        seed = self.split_seed * 1_000_003 + int(os.environ.get("PL_GLOBAL_SEED", 0))
+        sampler = EpochSampler(self._labels_of(self.train_set), self.sampler, seed, self._epoch)
+        return ResumingDataLoader(
+            self.train_set,
+            batch_size=self.per_device_batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            generator=torch.Generator().manual_seed(seed),  # worker seeding leaves the global RNG alone
+            skip_fn=self._batches_done_this_epoch,
+        )
+
+    def _epoch(self) -> int | None:
+        return self.trainer.current_epoch if self.trainer is not None else None
+
+    def _batches_done_this_epoch(self) -> int:
+        """Batches of the current epoch already trained on: nonzero only when a run resumed mid-epoch
+        (Lightning restores the epoch's progress before the first batch is fetched)."""
+        trainer = self.trainer
+        if trainer is None:
+            return 0
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        return done if 0 < done < trainer.num_training_batches else 0
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, train=False)

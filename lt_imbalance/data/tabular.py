@@ -28,7 +28,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from torch.utils.data import Dataset
 
-from lt_imbalance.data.base import LongTailedDataModule
+from lt_imbalance.data.base import LongTailedDataModule, seeded
 from lt_imbalance.data.samplers import SamplerName
 from lt_imbalance.data.splits import Profile, holdout_split
 
@@ -85,11 +85,12 @@ class FeatureDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, i: int):
-        x = self.features[i]
-        if self.views is None:
-            return x, self.labels[i]
-        return x, self.labels[i], self.views(x), self.views(x)
+    def __getitem__(self, key):
+        with seeded(key) as i:
+            x = self.features[i]
+            if self.views is None:
+                return x, self.labels[i]
+            return x, self.labels[i], self.views(x), self.views(x)
 
 
 class TabularLT(LongTailedDataModule):
