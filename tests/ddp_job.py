@@ -84,6 +84,7 @@ class SaveRankWeights(pl.Callback):
 
     def on_fit_end(self, trainer, pl_module):
         state = {n: p.detach().cpu().clone() for n, p in pl_module.named_parameters()}
+        state["split"] = (trainer.datamodule.split_hash, list(pl_module.class_counts))
         torch.save(state, os.path.join(self.out_dir, f"rank{trainer.global_rank}.pt"))
 
 

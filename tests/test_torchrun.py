@@ -29,6 +29,7 @@ def test_cli_under_torchrun_two_processes(tmp_path):
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     rank0, rank1 = (torch.load(weights / f"rank{r}.pt") for r in range(2))
+    assert rank0.pop("split") == rank1.pop("split")  # the same long-tailed split and class counts on both ranks
     for name in rank0:
         torch.testing.assert_close(rank0[name], rank1[name], rtol=0, atol=0, msg=name)
     log_dir = next((tmp_path / "run").rglob("results_test.json")).parent
