@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable
 
 import torch
@@ -188,10 +189,10 @@ class ResidualMLP(nn.Module):
 
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {
-    **{f"resnet{d}": (lambda d: lambda **kw: CifarResNet(depth=d, **kw))(d) for d in (20, 32, 44, 56, 110)},
-    "wideresnet28": lambda **kw: WideResNet(depth=28, **kw),
-    "resnet18": lambda **kw: TorchvisionResNet("resnet18", **kw),
-    "resnet50": lambda **kw: TorchvisionResNet("resnet50", **kw),
+    **{f"resnet{d}": partial(CifarResNet, depth=d) for d in (20, 32, 44, 56, 110)},
+    "wideresnet28": partial(WideResNet, depth=28),
+    "resnet18": partial(TorchvisionResNet, "resnet18"),
+    "resnet50": partial(TorchvisionResNet, "resnet50"),
     "digits_cnn": DigitsCNN,
     "mlp": MLP,
     "resmlp": ResidualMLP,
