@@ -269,7 +269,8 @@ class LongTailedDataModule(pl.LightningDataModule):
             )
         return max(1, self.batch_size // world)
 
-    def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
+    def _eval_loader(self, dataset: Dataset) -> DataLoader:
+        """Validation / test loader: in order, no augmentation."""
         return DataLoader(
             dataset,
             batch_size=self.per_device_batch_size,
@@ -307,10 +308,10 @@ class LongTailedDataModule(pl.LightningDataModule):
         return done if 0 < done < trainer.num_training_batches else 0
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, train=False)
+        return self._eval_loader(self.val_set)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, train=False)
+        return self._eval_loader(self.test_set)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """uint8 images (and SSL views) -> float, scaled to [0, 1] and normalised per channel, on the batch's device."""
