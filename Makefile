@@ -9,8 +9,9 @@ STAMP   = $(VENV)/.installed
 TORCH   = torch==2.14.1 torchvision==0.29.1
 CONFIG ?= configs/digits_lt.yaml
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: install train test test-slow clean
+.PHONY: install train test test-slow bench clean
 
 install: $(STAMP)
 
@@ -29,6 +30,10 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+# throughput of the framework vs a hand-written PyTorch loop (GPU if present, else a CPU-sized run)
+bench: install
+	$(PY) -m lt_imbalance.bench --out runs/bench/results.json $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -45,10 +45,12 @@ from lt_imbalance.losses.imbalance import Weighting
 from lt_imbalance.metrics import metrics_from_confusion, per_class_accuracy, probability_metrics
 from lt_imbalance.mixing import mix_batch
 from lt_imbalance.models.backbones import build_backbone, feature_dim
+from lt_imbalance.models.compile import compile_backbone
 from lt_imbalance.optim import OptimizerName, ScheduleName, build_optimizer, lr_factor
 
 STAGES = ("train", "val", "test")
 LossName = Literal["ce", "focal", "ldam", "logit_adjusted"]
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 
 
 def nonfinite_message(module: pl.LightningModule, loss: torch.Tensor, batch_idx: int) -> str:
@@ -108,6 +110,11 @@ class ImbalancedClassifier(pl.LightningModule):
         min_lr_ratio: floor of the cosine schedule as a fraction of lr.
         on_nonfinite_loss: ``stop`` (raise, naming the step and the last checkpoint) or ``skip``
             (no update for that step) when the training loss is NaN or infinite on any rank.
+        compile: compile the backbone with ``torch.compile`` when training starts (in place, so
+            checkpoints keep their keys); composes with the SAM callback, Joint-SSL and DDP.
+            On a CPU without a C++ compiler it warns and stays eager.
+        compile_mode: ``torch.compile``'s mode: ``default``, ``reduce-overhead`` (CUDA graphs; on a
+            CPU it falls back to ``default`` with a warning) or ``max-autotune``.
     """
 
     def __init__(
@@ -144,6 +151,8 @@ class ImbalancedClassifier(pl.LightningModule):
         warmup_epochs: float = 0.0,
         min_lr_ratio: float = 0.0,
         on_nonfinite_loss: Literal["stop", "skip"] = "stop",
+        compile: bool = False,
+        compile_mode: CompileMode = "default",
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"] if isinstance(backbone, nn.Module) else None)
@@ -178,6 +187,7 @@ class ImbalancedClassifier(pl.LightningModule):
         self.confusion = nn.ModuleDict({f"{s}_cm": MulticlassConfusionMatrix(self.num_classes) for s in STAGES})
         self.probability = nn.ModuleDict({f"{s}_prob": probability_metrics(self.num_classes) for s in ("val", "test")})
         self.results: dict[str, dict[str, Any]] = {}
+        self._compiled = False
 
     @staticmethod
     def _resolve_num_classes(num_classes: int | None, class_counts: list[int] | None) -> int:
@@ -196,6 +206,10 @@ class ImbalancedClassifier(pl.LightningModule):
         return num_classes
 
     # ---- model ----------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if self.hparams.compile and not self._compiled:
+            self._compiled = compile_backbone(self.backbone, self.hparams.compile_mode, self.trainer.strategy.root_device)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
 

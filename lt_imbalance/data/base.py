@@ -10,7 +10,10 @@ model at instantiation). It then provides datasets of ``(uint8 CHW image, label)
 2. carves a stratified validation split of ``val_fraction`` from it (``val_fraction=0``
    validates on the test set, the usual CIFAR-LT protocol, which does no model selection), unless
    the dataset has its own validation split (``has_official_val``, e.g. MedMNIST), which is used;
-3. serves loaders and turns uint8 batches into normalised floats on the device.
+3. serves loaders and turns uint8 batches into normalised floats on the device;
+4. with ``device_data``, keeps the training images on the accelerator and augments each batch
+   there (:mod:`lt_imbalance.data.device_augment`): the training loader then yields only indices,
+   labels and augmentation seeds.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
+from lt_imbalance.data import device_augment
 from lt_imbalance.data.augment import build_ssl_transform, build_train_transform, check_policy
 from lt_imbalance.data.samplers import EpochSampler, SamplerName
 from lt_imbalance.data.splits import Profile, check_imbalance_ratio, holdout_split, indices_hash, long_tailed_split, natural_split
@@ -119,6 +123,20 @@ class TensorImageDataset(UInt8ImageDataset):
         return self.images[i]
 
 
+class _IndexDataset(Dataset):
+    """``device_data``'s training items: ``{"index", "label", "seed"}`` for an ``(index, seed)`` key."""
+
+    def __init__(self, labels: torch.Tensor):
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        index, seed = key
+        return {"index": index, "label": self.labels[index], "seed": seed}
+
+
 class LongTailedDataModule(pl.LightningDataModule):
     """Base data module: long-tailed split, validation carve-out, loaders, on-device normalisation.
 
@@ -138,6 +156,11 @@ class LongTailedDataModule(pl.LightningDataModule):
         sampler: ``random`` (shuffle), or re-sampling with replacement: ``class_balanced`` (every
             class equally likely) or ``square_root`` (:mod:`lt_imbalance.data.samplers`); either
             way the epoch's order is a function of (split_seed, global seed, epoch).
+        device_data: hold the training images on the training device as uint8 and apply the
+            augmentation policy (and SSL views) per batch there, each image with its own random
+            parameters (:mod:`lt_imbalance.data.device_augment`); the augmentation of a batch is a
+            function of its first sample's seed, so runs and resumes stay reproducible. Needs
+            in-memory images; the GPU path for small images (no data-loader workers needed).
     """
 
     #: whether mirroring preserves the meaning of an image (False for digits)
@@ -159,6 +182,7 @@ class LongTailedDataModule(pl.LightningDataModule):
         val_fraction: float = 0.1,
         ssl_views: bool = False,
         sampler: SamplerName = "random",
+        device_data: bool = False,
     ):
         super().__init__()
         if sampler not in ("random", "class_balanced", "square_root"):
@@ -181,6 +205,9 @@ class LongTailedDataModule(pl.LightningDataModule):
         self.val_fraction = val_fraction
         self.ssl_views = ssl_views
         self.sampler = sampler
+        self.device_data = device_data
+        self._resident: dict[torch.device, torch.Tensor] = {}
+        self._generators: dict[torch.device, torch.Generator] = {}
         self._norm_cache: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # ---- to be called / provided by subclasses -------------------------------------------
@@ -249,6 +276,19 @@ class LongTailedDataModule(pl.LightningDataModule):
         else:
             self.val_set = self._make_dataset("train", self.val_indices, None) if len(self.val_indices) else self.test_set
         self.test_counts = np.bincount(self._labels_of(self.test_set), minlength=self.num_classes).tolist()
+        if self.device_data:
+            self._setup_device_data()
+
+    def _setup_device_data(self) -> None:
+        """Batched device transforms in place of the per-sample ones; the loader serves indices."""
+        if not isinstance(self.train_set, TensorImageDataset):
+            raise ValueError(
+                f"{type(self).__name__}: device_data needs the training images in memory, but this data module "
+                "reads them from files per access; set data.init_args.in_memory: true (or device_data: false)."
+            )
+        self.train_set.transform = self.train_set.views = None
+        self._device_transform = device_augment.build_train_transform(self.augmentation, self.image_size, self.hflip)
+        self._device_views = device_augment.build_ssl_transform(self.image_size, self.hflip, self.num_channels) if self.ssl_views else None
 
     def _ssl_transform(self):
         """The per-sample SSL view of this data family (SimCLR-style for images)."""
@@ -284,12 +324,13 @@ class LongTailedDataModule(pl.LightningDataModule):
         the batches already trained on are skipped, so a resumed run sees what an uninterrupted one would."""
         seed = self.split_seed * 1_000_003 + int(os.environ.get("PL_GLOBAL_SEED", 0))
         sampler = EpochSampler(self._labels_of(self.train_set), self.sampler, seed, self._epoch)
+        workers = 0 if self.device_data else self.num_workers  # indices only: workers would cost more than they save
         return ResumingDataLoader(
-            self.train_set,
+            _IndexDataset(self.train_set.labels) if self.device_data else self.train_set,
             batch_size=self.per_device_batch_size,
             sampler=sampler,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            num_workers=workers,
+            persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
             generator=torch.Generator().manual_seed(seed),  # worker seeding leaves the global RNG alone
             skip_fn=self._batches_done_this_epoch,
@@ -313,9 +354,30 @@ class LongTailedDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader(self.test_set)
 
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """``device_data``: the batch's augmentation seed stays on the host (a Python int)."""
+        if isinstance(batch, dict):
+            batch["seed"] = int(batch["seed"][0])
+        return batch
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """uint8 images (and SSL views) -> float, scaled to [0, 1] and normalised per channel, on the batch's device."""
+        if isinstance(batch, dict):
+            batch = self._augment_on_device(batch)
         return tuple(self._normalise(t) if i != 1 else t for i, t in enumerate(batch))
+
+    def _augment_on_device(self, batch: dict) -> tuple[torch.Tensor, ...]:
+        """``(x, y[, v1, v2])`` from a batch of indices: gather the resident images, augment them."""
+        device = batch["index"].device
+        if device not in self._resident:
+            self._resident[device] = self.train_set.images.to(device)
+            self._generators[device] = torch.Generator(device)
+        images = self._resident[device][batch["index"]]
+        g = self._generators[device].manual_seed(batch["seed"] % 2**63)
+        x = self._device_transform(images, g) if self._device_transform is not None else images
+        if self._device_views is None:
+            return x, batch["label"]
+        return x, batch["label"], self._device_views(images, g), self._device_views(images, g)
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype != torch.uint8:
@@ -356,6 +418,7 @@ class LongTailedDataModule(pl.LightningDataModule):
             "batch_size": self.batch_size,
             "ssl_views": self.ssl_views,
             "sampler": self.sampler,
+            "device_data": self.device_data,
         }
         if hasattr(self, "test_counts"):
             info["test_counts"] = self.test_counts

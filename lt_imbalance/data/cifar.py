@@ -57,8 +57,9 @@ class _CIFARLT(LongTailedDataModule):
         val_fraction: float = 0.0,
         ssl_views: bool = False,
         sampler: SamplerName = "random",
+        device_data: bool = False,
     ):
-        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views, sampler)
+        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views, sampler, device_data)
         self.data_dir = data_dir
         root = self._locate(Path(data_dir), download)
         train = [_unpickle(root / f) for f in self.train_files]

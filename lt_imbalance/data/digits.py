@@ -37,9 +37,10 @@ class DigitsLT(LongTailedDataModule):
         val_fraction: float = 0.2,
         ssl_views: bool = False,
         sampler: SamplerName = "random",
+        device_data: bool = False,
         test_per_class: int = 50,
     ):
-        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views, sampler)
+        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views, sampler, device_data)
         digits = load_digits()
         images = torch.from_numpy(np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)).unsqueeze(1)
         labels = np.asarray(digits.target, dtype=np.int64)

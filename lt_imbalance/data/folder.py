@@ -45,11 +45,12 @@ class ImageFolderLT(FileImageDataModule):
         val_fraction: float = 0.1,
         ssl_views: bool = False,
         sampler: SamplerName = "random",
+        device_data: bool = False,
     ):
         super().__init__(
             image_size, channels, in_memory, mean, std, batch_size=batch_size, num_workers=num_workers,
             augmentation=augmentation, imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed,
-            val_fraction=val_fraction, ssl_views=ssl_views, sampler=sampler,
+            val_fraction=val_fraction, ssl_views=ssl_views, sampler=sampler, device_data=device_data,
         )
         self.root, self.test_root = root, test_root
         names, paths, labels = list_image_folder(Path(root))

@@ -97,8 +97,9 @@ class MedMNISTLT(LongTailedDataModule):
         val_fraction: float = 0.0,
         ssl_views: bool = False,
         sampler: SamplerName = "random",
+        device_data: bool = False,
     ):
-        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views, sampler)
+        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views, sampler, device_data)
         self.path = path
         parts = read_medmnist(Path(path))
         num_classes = int(max(labels.max() for _, labels in parts.values())) + 1
@@ -182,11 +183,12 @@ class ISICLT(FileImageDataModule):
         val_fraction: float = 0.1,
         ssl_views: bool = False,
         sampler: SamplerName = "random",
+        device_data: bool = False,
     ):
         super().__init__(
             image_size, 3, in_memory, mean, std, batch_size=batch_size, num_workers=num_workers,
             augmentation=augmentation, imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed,
-            val_fraction=val_fraction, ssl_views=ssl_views, sampler=sampler,
+            val_fraction=val_fraction, ssl_views=ssl_views, sampler=sampler, device_data=device_data,
         )
         self.image_dir, self.labels_csv = image_dir, labels_csv
         names, ids, labels = read_onehot_csv(Path(labels_csv), image_column, class_columns)

@@ -77,11 +77,12 @@ class TinyImageNetLT(FileImageDataModule):
         val_fraction: float = 0.0,
         ssl_views: bool = False,
         sampler: SamplerName = "random",
+        device_data: bool = False,
     ):
         super().__init__(
             image_size, 3, in_memory, mean, std, batch_size=batch_size, num_workers=num_workers,
             augmentation=augmentation, imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed,
-            val_fraction=val_fraction, ssl_views=ssl_views, sampler=sampler,
+            val_fraction=val_fraction, ssl_views=ssl_views, sampler=sampler, device_data=device_data,
         )
         self.data_dir = data_dir
         root = self._locate(Path(data_dir))
