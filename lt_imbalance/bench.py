@@ -323,7 +323,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.concurrent > 1:
         command = _cell_command(args, "framework", "erm", 64)
         single = _result(_run(command, env))["images_per_s"]
-        procs = [_run(command, env) for _ in range(args.concurrent)]
+        shared = dict(env)
+        if not gpu:  # K processes share the cores, as the runner's --jobs-per-device does
+            shared["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // args.concurrent))
+        procs = [_run(command, shared) for _ in range(args.concurrent)]
         total = sum(_result(p)["images_per_s"] for p in procs)
         concurrent = {"k": args.concurrent, "single": single, "total": total}
     table = report(records, args, concurrent)
