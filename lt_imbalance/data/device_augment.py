@@ -77,8 +77,7 @@ def _space(translate: Callable[[int, int], float], shear: float, rotate: float, 
 _RA_SPACE = _space(lambda h, w: 150.0 / 331.0 * w, shear=0.3, rotate=30.0, colour=0.9, posterize_span=4)
 # TrivialAugment Wide (Mueller and Hutter 2021): wider ranges, translate up to 32 px
 _TA_SPACE = _space(lambda h, w: 32.0, shear=0.99, rotate=135.0, colour=0.99, posterize_span=6)
-_TA_OPS = OPS[:14]  # all but Invert
-_RA_OPS = OPS[:14]
+_TA_RA_OPS = OPS[:14]  # TrivialAugment and RandAugment draw from all but Invert
 # AutoAugment's CIFAR-10 policy: 25 sub-policies of two (operation, probability, magnitude bin of 10)
 _AA_CIFAR10 = (
     (("Invert", 0.1, 0), ("Contrast", 0.2, 6)), (("Rotate", 0.7, 2), ("TranslateX", 0.3, 9)),
@@ -103,6 +102,18 @@ def magnitude_table(space: dict, bins: int, height: int, width: int) -> tuple[to
     for name, fn in space.items():
         values[OP[name]], signed[OP[name]] = fn(bins, height, width)
     return values, signed
+
+
+# (id, device) -> (the table, kept alive so its id is never reused; its copy on the device)
+_DEVICE_COPIES: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _on_device(table: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``table`` on ``device``, copied once (not a host-to-device copy per batch)."""
+    key = (id(table), device)
+    if key not in _DEVICE_COPIES:
+        _DEVICE_COPIES[key] = (table, table.to(device))
+    return _DEVICE_COPIES[key][1]
 
 
 # ---- per-sample operations ------------------------------------------------------------------
@@ -146,8 +157,9 @@ def _warp(x: torch.Tensor, theta: torch.Tensor, mode: str = "nearest", padding_m
     xs = torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, w, device=x.device)
     ys = torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, h, device=x.device)
     base = torch.stack([xs.expand(h, w), ys[:, None].expand(h, w), torch.ones(h, w, device=x.device)], -1)
-    scale = torch.tensor([0.5 * w, 0.5 * h], device=x.device)
-    grid = (base.view(1, h * w, 3) @ theta.transpose(1, 2).to(x.dtype)) / scale
+    grid = base.view(1, h * w, 3) @ theta.transpose(1, 2).to(x.dtype)
+    grid[..., 0] /= 0.5 * w
+    grid[..., 1] /= 0.5 * h
     return F.grid_sample(x, grid.view(b, h, w, 2), mode=mode, padding_mode=padding_mode, align_corners=False)
 
 
@@ -222,7 +234,7 @@ def apply_ops(x: torch.Tensor, op: torch.Tensor, mag: torch.Tensor) -> torch.Ten
             255 - x,
         ]
     )
-    kind = _KIND.to(x.device)[op]
+    kind = _on_device(_KIND, x.device)[op]
     return candidates[kind, torch.arange(len(x), device=x.device)]
 
 
@@ -232,20 +244,19 @@ class _AutoAugmentPolicy:
 
     def __init__(self, policy: str, height: int, width: int):
         self.policy = policy
+        self.ops = torch.tensor([OP[n] for n in _TA_RA_OPS])
         if policy == "trivialaugment":
             self.table = magnitude_table(_TA_SPACE, 31, height, width)
-            self.ops = torch.tensor([OP[n] for n in _TA_OPS])
         elif policy == "randaugment":
             self.table = magnitude_table(_RA_SPACE, 31, height, width)
-            self.ops = torch.tensor([OP[n] for n in _RA_OPS])
         else:  # autoaugment, CIFAR-10 policy
-            self.table = magnitude_table({**_RA_SPACE}, 10, height, width)
+            self.table = magnitude_table(_RA_SPACE, 10, height, width)
             self.sub_op = torch.tensor([[OP[s[0]] for s in sub] for sub in _AA_CIFAR10])
             self.sub_p = torch.tensor([[s[1] for s in sub] for sub in _AA_CIFAR10])
             self.sub_bin = torch.tensor([[s[2] for s in sub] for sub in _AA_CIFAR10])
 
     def _signed(self, op: torch.Tensor, bins: torch.Tensor, g: Generator) -> torch.Tensor:
-        values, signed = (t.to(op.device) for t in self.table)
+        values, signed = (_on_device(t, op.device) for t in self.table)
         mag = values[op, bins]
         flip = signed[op] & (torch.rand(len(op), generator=g, device=op.device) <= 0.5)
         return torch.where(flip, -mag, mag)
@@ -253,22 +264,22 @@ class _AutoAugmentPolicy:
     def stages(self, n: int, g: Generator, device) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The (operation, magnitude) of every image for each stage of the policy."""
         if self.policy == "trivialaugment":
-            op = self.ops.to(device)[torch.randint(len(self.ops), (n,), generator=g, device=device)]
+            op = _on_device(self.ops, device)[torch.randint(len(self.ops), (n,), generator=g, device=device)]
             bins = torch.randint(31, (n,), generator=g, device=device)
             return [(op, self._signed(op, bins, g))]
         if self.policy == "randaugment":
             out = []
             for _ in range(2):  # N = 2 operations at magnitude M = 9 of 31 bins
-                op = self.ops.to(device)[torch.randint(len(self.ops), (n,), generator=g, device=device)]
+                op = _on_device(self.ops, device)[torch.randint(len(self.ops), (n,), generator=g, device=device)]
                 out.append((op, self._signed(op, torch.full_like(op, 9), g)))
             return out
         sub = torch.randint(len(_AA_CIFAR10), (n,), generator=g, device=device)
         out = []
         for stage in range(2):
-            op = self.sub_op.to(device)[sub, stage]
-            active = torch.rand(n, generator=g, device=device) <= self.sub_p.to(device)[sub, stage]
+            op = _on_device(self.sub_op, device)[sub, stage]
+            active = torch.rand(n, generator=g, device=device) <= _on_device(self.sub_p, device)[sub, stage]
             op = torch.where(active, op, torch.zeros_like(op))
-            out.append((op, self._signed(op, self.sub_bin.to(device)[sub, stage], g)))
+            out.append((op, self._signed(op, _on_device(self.sub_bin, device)[sub, stage], g)))
         return out
 
     def __call__(self, x: torch.Tensor, g: Generator) -> torch.Tensor:
