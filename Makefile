@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine:
 #   make train   install if needed, then train the default experiment (digits-LT)
-#   make test    install if needed, then run the test suite
+#   make test    install if needed, then lint and run the test suite
 VENV   ?= .venv
 PYTHON ?= python3
 PY      = $(VENV)/bin/python
@@ -11,7 +11,7 @@ CONFIG ?= configs/digits_lt.yaml
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install train test test-slow bench clean
+.PHONY: install train test lint format bench gpu-wheels gpu-check clean
 
 install: $(STAMP)
 
@@ -25,15 +25,32 @@ $(STAMP): pyproject.toml Makefile
 train: install
 	$(VENV)/bin/lt-imbalance fit --config $(CONFIG)
 
-test: install
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
-test-slow: install
-	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# two tests at a time on the two cores, one thread each
+test: lint
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
 
 # throughput of the framework vs a hand-written PyTorch loop (GPU if present, else a CPU-sized run)
 bench: install
-	$(PY) -m lt_imbalance.bench --out runs/bench/results.json $(BENCH_ARGS)
+	$(PY) scripts/benchmark.py --out runs/bench/results.json $(BENCH_ARGS)
+
+# the GPU path verified and timed in one call (scripts/gpu_check.py). Runs with the machine's own
+# python3 (no .venv: GPU machines have torch and Lightning, no network); the packages they lack come
+# from .gpu-wheels/, prepared beforehand by `make gpu-wheels` where the package index is reachable.
+GPU_SITE ?= /tmp/lt-imbalance-site
+gpu-wheels:
+	bash scripts/gpu_wheels.sh
+
+gpu-check:
+	@if [ -d .gpu-wheels ]; then $(PYTHON) -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $(GPU_SITE) .gpu-wheels/*.whl; fi
+	PYTHONPATH=$(CURDIR):$(GPU_SITE):$$PYTHONPATH $(PYTHON) scripts/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

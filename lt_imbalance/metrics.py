@@ -1,4 +1,4 @@
-"""Imbalance metrics derived from one confusion matrix (DESIGN.md section 6).
+"""Imbalance metrics derived from one confusion matrix (plain PyTorch and torchmetrics, no Lightning).
 
 The confusion matrix (rows = true class, columns = prediction) is accumulated by
 ``torchmetrics.classification.MulticlassConfusionMatrix``, which synchronises across DDP ranks;
@@ -16,21 +16,29 @@ every number below is a function of it:
 
 From the predicted probabilities (validation and test, :func:`probability_metrics`):
 
-- ``auroc``: one-vs-rest AUROC averaged over classes (for two classes, the binary AUROC);
+- ``auroc``: one-vs-rest AUROC averaged over the classes that have positive and negative samples
+  (for two classes, the binary AUROC), from per-class histograms of the scores in
+  :data:`AUROC_BINS` equal bins of [0, 1] (:class:`BinnedAUROC`): AUROC_c = P(s+ > s-) +
+  P(s+ = s-) / 2 with scores in one bin counted as tied, so the state is 2 x C x 200 counts
+  whatever the size of the evaluation set, and exact when no positive and negative score share a
+  bin (width 0.005);
 - ``ece``: expected calibration error over 15 equal-width confidence bins,
   sum_b (n_b / N) |accuracy_b - mean confidence_b| (Guo et al. 2017).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAUROC, MulticlassCalibrationError
+from torchmetrics import Metric, MetricCollection
+from torchmetrics.classification import MulticlassCalibrationError
 
 MANY_SHOT_ABOVE = 100
 FEW_SHOT_BELOW = 20
+AUROC_BINS = 200
 
 
 def shot_groups(class_counts: Sequence[int]) -> dict[str, list[int]]:
@@ -84,10 +92,56 @@ def metrics_from_confusion(confmat: torch.Tensor, class_counts: Sequence[int] | 
     return out
 
 
+class BinnedAUROC(Metric):
+    """One-vs-rest macro AUROC from per-class score histograms (module docstring).
+
+    Updated with ``(probabilities [N, C], targets [N])``; the counts are summed across devices.
+    Integer ``bincount`` keeps it exact and deterministic on every device.
+
+    Args:
+        num_classes: C.
+        bins: equal-width score bins on [0, 1].
+
+    Examples:
+        >>> auroc = BinnedAUROC(2)
+        >>> auroc.update(torch.tensor([[0.9, 0.1], [0.2, 0.8]]), torch.tensor([0, 1]))
+        >>> auroc.compute().item()
+        1.0
+    """
+
+    full_state_update = False
+
+    def __init__(self, num_classes: int, bins: int = AUROC_BINS):
+        super().__init__()
+        self.num_classes, self.bins = num_classes, bins
+        self.add_state("positives", torch.zeros(num_classes, bins, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("negatives", torch.zeros(num_classes, bins, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, probabilities: torch.Tensor, targets: torch.Tensor) -> None:
+        n, c = probabilities.shape
+        bin_of = (probabilities.detach().float().clamp(0, 1) * self.bins).long().clamp_max(self.bins - 1)
+        positive = torch.nn.functional.one_hot(targets, c).bool()
+        cell = torch.arange(c, device=bin_of.device) * self.bins + bin_of  # [N, C]: class c's bin of each score
+        size = c * self.bins
+        self.positives += torch.bincount(cell[positive], minlength=size).view(c, self.bins)
+        self.negatives += torch.bincount(cell[~positive], minlength=size).view(c, self.bins)
+
+    def compute(self) -> torch.Tensor:
+        pos, neg = self.positives.double(), self.negatives.double()
+        above = pos.flip(1).cumsum(1).flip(1) - pos  # positives in strictly higher bins
+        wins = (neg * (above + 0.5 * pos)).sum(1)
+        pairs = pos.sum(1) * neg.sum(1)
+        valid = pairs > 0
+        return (wins[valid] / pairs[valid]).mean().float() if valid.any() else torch.tensor(float("nan"))
+
+
 def probability_metrics(num_classes: int) -> MetricCollection:
     """AUROC (one-vs-rest, macro) and 15-bin ECE, updated with ``(probabilities [N, C], targets [N])``."""
     return MetricCollection(
-        {"auroc": MulticlassAUROC(num_classes, average="macro"), "ece": MulticlassCalibrationError(num_classes, n_bins=15, norm="l1")}
+        {
+            "auroc": BinnedAUROC(num_classes),
+            "ece": MulticlassCalibrationError(num_classes, n_bins=15, norm="l1"),
+        }
     )
 
 
@@ -103,3 +157,45 @@ def per_class_mean(values: torch.Tensor, targets: torch.Tensor, num_classes: int
     sums = torch.zeros(num_classes, dtype=torch.float64).index_add_(0, targets, values.double())
     counts = torch.bincount(targets, minlength=num_classes).double()
     return torch.where(counts > 0, sums / counts.clamp_min(1), torch.full_like(sums, float("nan")))
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """One stage's evaluation at the end of an epoch, all from one (synchronised) confusion matrix.
+
+    Args:
+        stage: ``train``, ``val`` or ``test``.
+        epoch: the trainer's epoch when it was computed.
+        metrics: the summary metrics above (fractions in [0, 1]).
+        per_class_acc: recall of every class (NaN where the class has no samples).
+        confusion: ``[C, C]`` counts, rows = true class, columns = prediction (on the CPU).
+        class_counts: training images per class, when known.
+    """
+
+    stage: str
+    epoch: int
+    metrics: dict[str, float]
+    per_class_acc: list[float]
+    confusion: torch.Tensor
+    class_counts: list[int] | None = None
+
+    @classmethod
+    def from_confusion(
+        cls, stage: str, epoch: int, confusion: torch.Tensor, class_counts: Sequence[int] | None, extra: dict[str, float] | None = None
+    ):
+        """Compute metrics and per-class accuracy of ``confusion`` (plus ``extra`` metrics, e.g. AUROC)."""
+        metrics = metrics_from_confusion(confusion, class_counts)
+        metrics.update(extra or {})
+        counts = list(class_counts) if class_counts is not None else None
+        return cls(stage, epoch, metrics, per_class_accuracy(confusion).tolist(), confusion.detach().cpu(), counts)
+
+    @property
+    def eval_counts(self) -> list[int]:
+        """Samples per class in the evaluated split."""
+        return self.confusion.sum(1).long().tolist()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage, "epoch": self.epoch, "metrics": self.metrics, "per_class_acc": self.per_class_acc,
+            "confusion": self.confusion.long().tolist(), "eval_counts": self.eval_counts, "class_counts": self.class_counts,
+        }  # fmt: skip

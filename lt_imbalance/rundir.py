@@ -6,6 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
+from lightning.pytorch.plugins.environments import SLURMEnvironment
+
 MIN_FREE_MIB = 200
 
 
@@ -30,11 +32,22 @@ def check_run_directory(directory: str | Path, min_free_mib: int = MIN_FREE_MIB)
         )
 
 
+def hpc_checkpoint(root: str | Path) -> Path | None:
+    """The newest ``hpc_ckpt_<N>.ckpt`` (largest N) directly in ``root``: what a requeued SLURM job resumes from."""
+    numbered = [(int(p.stem.rsplit("_", 1)[1]), p) for p in Path(root).glob("hpc_ckpt_*.ckpt") if p.stem.rsplit("_", 1)[1].isdigit()]
+    return max(numbered)[1] if numbered else None
+
+
 def resuming_from(trainer) -> str | None:
-    """The checkpoint a run resumes from: a SLURM requeue's ``hpc_ckpt_<N>.ckpt`` in
-    ``default_root_dir`` (found by Lightning without any flag) or an explicit ``ckpt_path``."""
-    hpc = trainer._checkpoint_connector._hpc_resume_path
-    return str(hpc) if hpc is not None else (str(trainer.ckpt_path) if trainer.ckpt_path else None)
+    """The checkpoint a run resumes from: an explicit ``ckpt_path``, or under SLURM a requeue's
+    ``hpc_ckpt_<N>.ckpt`` in ``default_root_dir`` (Lightning's rule: found without any flag).
+    Answerable in ``setup``, before Lightning itself restores."""
+    if trainer.ckpt_path:
+        return str(trainer.ckpt_path)
+    if SLURMEnvironment.detect():
+        hpc = hpc_checkpoint(trainer.default_root_dir)
+        return str(hpc) if hpc is not None else None
+    return None
 
 
 def next_free(path: Path) -> Path:

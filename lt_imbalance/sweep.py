@@ -32,12 +32,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from lt_imbalance.plotting import save
 
-TABLE_METRICS = (("balanced_acc", "balanced acc."), ("acc", "top-1"), ("macro_f1", "macro-F1"), ("many_acc", "many"), ("medium_acc", "medium"), ("few_acc", "few"))
+TABLE_METRICS = (
+    ("balanced_acc", "balanced acc."),
+    ("acc", "top-1"),
+    ("macro_f1", "macro-F1"),
+    ("many_acc", "many"),
+    ("medium_acc", "medium"),
+    ("few_acc", "few"),
+)
 
 
 @dataclass(frozen=True)
@@ -108,8 +114,12 @@ def execute(run: Run, out: Path, device: str | None, extra: list[str], threads: 
         raise RuntimeError(f"{run.cell} seed {run.seed} failed (exit {proc.returncode}); see {folder / 'fit.log'}")
     result = json.loads(max(folder.rglob("results_test.json"), key=lambda p: p.stat().st_mtime).read_text())
     record = {
-        "cell": run.cell, "config": run.config, "overrides": dict(run.overrides), "seed": run.seed,
-        "seconds": round(time.time() - start, 1), **result,
+        "cell": run.cell,
+        "config": run.config,
+        "overrides": dict(run.overrides),
+        "seed": run.seed,
+        "seconds": round(time.time() - start, 1),
+        **result,
     }
     done.write_text(json.dumps(record, indent=2) + "\n")
     return record
@@ -129,7 +139,9 @@ def run_grid(runs: list[Run], out: Path, devices: list[str] | None, jobs_per_dev
         try:
             skipped = (run.directory(out) / "result.json").is_file()
             record = execute(run, out, device, extra, threads)
-            log(f"{run.cell} seed {run.seed}: {'already done' if skipped else 'done'}, balanced acc {record['metrics']['balanced_acc']:.4f}")
+            log(
+                f"{run.cell} seed {run.seed}: {'already done' if skipped else 'done'}, balanced acc {record['metrics']['balanced_acc']:.4f}"
+            )
             return record
         finally:
             slots.put(device)
@@ -166,11 +178,14 @@ def write_csv(records: list[dict], path: Path) -> None:
         writer = csv.writer(f)
         writer.writerow(["cell", "config", "overrides", "seed", "seconds", *keys])
         for r in records:
-            writer.writerow([r["cell"], r["config"], json.dumps(r["overrides"]), r["seed"], r["seconds"], *(r["metrics"].get(k, "") for k in keys)])
+            writer.writerow(
+                [r["cell"], r["config"], json.dumps(r["overrides"]), r["seed"], r["seconds"], *(r["metrics"].get(k, "") for k in keys)]
+            )
 
 
 def plot_per_class(records: list[dict], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
     for cell in dict.fromkeys(r["cell"] for r in records):
         mine = [r for r in records if r["cell"] == cell]
         counts = mine[0]["class_counts"]
@@ -183,24 +198,30 @@ def plot_per_class(records: list[dict], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(fig, path, dpi=100)
 
 
 def plot_groups(records: list[dict], path: Path) -> None:
     cells = list(dict.fromkeys(r["cell"] for r in records))
     groups = [g for g in ("many_acc", "medium_acc", "few_acc") if any(g in r["metrics"] for r in records)]
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(cells) * max(1, len(groups))), 4.5))
+    fig = Figure(figsize=(max(6, 0.6 * len(cells) * max(1, len(groups))), 4.5))
+    ax = fig.subplots()
     width = 0.8 / max(1, len(groups))
     for k, group in enumerate(groups):
         stats = [mean_se([r["metrics"].get(group, float("nan")) for r in records if r["cell"] == c]) for c in cells]
-        ax.bar([i + k * width for i in range(len(cells))], [100 * m for m, _ in stats], width, yerr=[100 * s for _, s in stats], label=group[:-4], capsize=2)
+        ax.bar(
+            [i + k * width for i in range(len(cells))],
+            [100 * m for m, _ in stats],
+            width,
+            yerr=[100 * s for _, s in stats],
+            label=group[:-4],
+            capsize=2,
+        )
     ax.set_xticks([i + width * (len(groups) - 1) / 2 for i in range(len(cells))], cells, rotation=45, ha="right", fontsize=7)
     ax.set_ylabel("test accuracy (%, mean ± SE)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(fig, path, dpi=100)
 
 
 def report(records: list[dict], out: Path) -> str:
@@ -216,11 +237,24 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="lt-imbalance-sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("configs", nargs="+", help="config files (one cell each, times the --set combinations)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=V1,V2", help="an override axis, e.g. data.init_args.batch_size=32,64")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="an override axis, e.g. data.init_args.batch_size=32,64",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/sweep"))
-    parser.add_argument("--devices", default=None, help="comma-separated GPU ids to dispatch runs to (default: one run at a time on the default device)")
-    parser.add_argument("--jobs-per-device", type=int, default=1, help="concurrent runs per device (small models on a large GPU, or CPU cores)")
-    parser.add_argument("--extra", default="", help="arguments added to every fit, not part of the cell names, e.g. '--trainer.max_epochs 2'")
+    parser.add_argument(
+        "--devices", default=None, help="comma-separated GPU ids to dispatch runs to (default: one run at a time on the default device)"
+    )
+    parser.add_argument(
+        "--jobs-per-device", type=int, default=1, help="concurrent runs per device (small models on a large GPU, or CPU cores)"
+    )
+    parser.add_argument(
+        "--extra", default="", help="arguments added to every fit, not part of the cell names, e.g. '--trainer.max_epochs 2'"
+    )
     args = parser.parse_args(argv)
     runs = build_grid(args.configs, args.sets, args.seeds)
     args.out.mkdir(parents=True, exist_ok=True)

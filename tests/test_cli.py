@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import write_fake_eurosat, write_fake_medmnist, write_fake_tiny_imagenet
+from fakes import write_fake_eurosat, write_fake_medmnist, write_fake_tiny_imagenet
 from lt_imbalance.cli import build_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +28,15 @@ def fake_data(tmp_path_factory, cifar10_dir, cifar100_dir) -> dict[str, list[str
         "CIFAR100LT": ["--data.init_args.data_dir", str(cifar100_dir), "--data.init_args.num_workers", "0"],
         "TinyImageNetLT": ["--data.init_args.data_dir", str(tiny), "--data.init_args.imbalance_ratio", "10", *small],
         "MedMNISTLT": ["--data.init_args.path", str(derma), *small],
-        "EuroSATLT": ["--data.init_args.data_dir", str(eurosat), "--data.init_args.test_per_class", "5", "--data.init_args.imbalance_ratio", "10", *small],
+        "EuroSATLT": [
+            "--data.init_args.data_dir",
+            str(eurosat),
+            "--data.init_args.test_per_class",
+            "5",
+            "--data.init_args.imbalance_ratio",
+            "10",
+            *small,
+        ],
     }
 
 
@@ -39,7 +47,7 @@ def test_every_config_runs_through_the_cli(config, tmp_path, fake_data, monkeypa
     data_class = yaml.safe_load((ROOT / config).read_text())["data"]["class_path"]
     cli = build_cli(args + fake_data.get(data_class, []))
     assert cli.trainer.global_step == 1
-    assert "test" in cli.model.results  # fit is followed by test on the final weights
+    assert "test" in cli.model.evaluations  # fit is followed by test on the final weights
 
 
 def test_default_run_writes_metadata_config_results_and_figures(tmp_path, monkeypatch):
@@ -51,6 +59,7 @@ def test_default_run_writes_metadata_config_results_and_figures(tmp_path, monkey
     assert meta["data"]["class_counts"] == cli.datamodule.class_counts == cli.model.class_counts
     assert meta["data"]["split_hash"] == cli.datamodule.split_hash and meta["global_seed"] == "0"
     assert meta["versions"]["torch"] and meta["data"]["test_counts"] == [50] * 10
+    assert meta["data"]["input_shape"] == [1, 8, 8] and len(meta["data"]["mean"]) == 1
     assert yaml.safe_load((log_dir / "config.yaml").read_text())["data"]["init_args"]["imbalance_ratio"] == 10
     for name in ("results_val.md", "results_test.md", "results_test.json", "figures/test_per_class.png", "figures/val_per_class.png"):
         assert (log_dir / name).is_file(), name
@@ -83,7 +92,7 @@ def test_backbone_by_class_path(tmp_path, monkeypatch):
         )
     )
     cli = build_cli(["fit", "--config", str(cfg), "--trainer.fast_dev_run", "true", "--trainer.default_root_dir", str(tmp_path)])
-    assert cli.model.backbone.out_features == 32
+    assert cli.model.net.backbone.out_features == 32
 
 
 def test_num_classes_mismatch_through_the_cli(tmp_path, monkeypatch):
@@ -101,7 +110,9 @@ def test_python_dash_m_entry_point():
 def test_trainer_fragments_compose_with_an_experiment(fragment, monkeypatch):
     monkeypatch.chdir(ROOT)
     # parsed and instantiated on CPU (no GPU here): the strategy and sync BatchNorm settings are what is checked
-    cli = build_cli(["--config", "configs/digits_lt.yaml", "--config", fragment, "--trainer.accelerator", "cpu", "--trainer.devices", "2"], run=False)
+    cli = build_cli(
+        ["--config", "configs/digits_lt.yaml", "--config", fragment, "--trainer.accelerator", "cpu", "--trainer.devices", "2"], run=False
+    )
     expected = yaml.safe_load((ROOT / fragment).read_text())["trainer"]
     assert cli.trainer.num_nodes == expected["num_nodes"]
     if expected.get("strategy") == "ddp":

@@ -80,3 +80,26 @@ def test_auroc_and_ece_against_hand_computation():
     m.update(torch.tensor([[0.6, 0.4], [0.35, 0.65], [0.7, 0.3], [0.2, 0.8]]), torch.tensor([0, 0, 1, 1]))
     # positives (class 1) score 0.3, 0.8; negatives 0.4, 0.65: pairs won (0.8>0.4, 0.8>0.65) = 2 of 4
     assert m.compute()["auroc"].item() == pytest.approx(0.5)
+
+
+def test_auroc_state_does_not_grow_with_the_evaluation_set():
+    from sklearn.metrics import roc_auc_score
+
+    from lt_imbalance.metrics import probability_metrics
+
+    g = torch.Generator().manual_seed(0)
+    m = probability_metrics(4)
+    auroc = m["auroc"]
+    sizes = []
+    probs_all, targets_all = [], []
+    for _ in range(5):
+        targets = torch.randint(0, 4, (500,), generator=g)
+        logits = torch.randn(500, 4, generator=g) + 1.5 * torch.nn.functional.one_hot(targets, 4)
+        probs = logits.softmax(1)
+        m.update(probs, targets)
+        probs_all.append(probs)
+        targets_all.append(targets)
+        sizes.append(sum(v.numel() for v in auroc.metric_state.values() if isinstance(v, torch.Tensor)))
+    assert len(set(sizes)) == 1  # binned: the same state after 500 and after 2,500 samples
+    exact = roc_auc_score(torch.cat(targets_all).numpy(), torch.cat(probs_all).numpy(), multi_class="ovr", average="macro")
+    assert m.compute()["auroc"].item() == pytest.approx(exact, abs=2e-3)

@@ -1,4 +1,8 @@
+"""ImbalancedClassifier: construction, the configure_* hooks, the objective through the module."""
+
+import inspect
 import math
+from types import SimpleNamespace
 
 import lightning.pytorch as pl
 import pytest
@@ -6,10 +10,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helpers import quiet_trainer, sgd
 from lt_imbalance import ImbalancedClassifier
 from lt_imbalance.data import DigitsLT
-from lt_imbalance.models import build_backbone
-from lt_imbalance.optim import lr_factor
+from lt_imbalance.losses import CrossEntropy, Reweighting, class_weights, log_prior
+from lt_imbalance.training.optimization import LRSchedule, lr_factor
+
+COUNTS = [100, 10, 1]
+
+
+def _model(**kw):
+    torch.manual_seed(0)
+    return ImbalancedClassifier("digits_cnn", class_counts=COUNTS, input_shape=(1, 8, 8), **kw)
+
+
+def _data():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(6, 3, generator=g), torch.tensor([0, 1, 2, 0, 0, 1])
+
+
+def test_constructor_takes_at_most_fifteen_arguments():
+    assert len(inspect.signature(ImbalancedClassifier.__init__).parameters) - 1 <= 15
 
 
 def test_resnet32_has_the_published_size():
@@ -24,30 +45,18 @@ def test_other_backbones_build_and_run(name, kwargs):
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 3)
 
 
-def test_unknown_backbone_lists_known_names():
-    with pytest.raises(ValueError, match=r"unknown backbone 'resnet33'; choose one of .*resnet32.*class_path"):
-        build_backbone("resnet33")
-
-
 def test_num_classes_disagreeing_with_data_is_refused():
     with pytest.raises(ValueError, match="model.num_classes=5 disagrees with the data, which has 3 classes"):
-        ImbalancedClassifier("digits_cnn", class_counts=[4, 2, 1], num_classes=5, in_channels=1)
+        ImbalancedClassifier("digits_cnn", class_counts=[4, 2, 1], num_classes=5, input_shape=(1, 8, 8))
     with pytest.raises(ValueError, match=r"classes \[1\] have no training samples"):
-        ImbalancedClassifier("digits_cnn", class_counts=[4, 0, 1], in_channels=1)
+        ImbalancedClassifier("digits_cnn", class_counts=[4, 0, 1], input_shape=(1, 8, 8))
+    with pytest.raises(ValueError, match="a classifier needs at least two classes"):
+        ImbalancedClassifier("digits_cnn", class_counts=[4], input_shape=(1, 8, 8))
 
 
 def test_backbone_without_feature_width_gets_a_clear_error():
     with pytest.raises(ValueError, match="give it an integer `out_features` attribute"):
         ImbalancedClassifier(nn.Sequential(nn.Flatten(), nn.Linear(64, 8)), class_counts=[3, 2])
-
-
-def test_lr_factor_closed_form():
-    assert lr_factor(0, 4, 100) == pytest.approx(0.25)
-    assert lr_factor(3, 4, 100) == pytest.approx(1.0)
-    assert lr_factor(4, 4, 100) == pytest.approx(1.0)
-    assert lr_factor(52, 4, 100) == pytest.approx(0.5 * (1 + math.cos(math.pi * 48 / 96)))
-    assert lr_factor(100, 4, 100, min_ratio=0.1) == pytest.approx(0.1)
-    assert lr_factor(60, 4, 100, "constant") == 1.0
 
 
 class _RecordLR(pl.Callback):
@@ -58,16 +67,13 @@ class _RecordLR(pl.Callback):
         self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
 
 
-def _trainer(tmp_path, **kw):
-    kw.setdefault("max_epochs", 2)
-    return pl.Trainer(default_root_dir=tmp_path, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, **kw)
-
-
 def test_learning_rate_follows_warmup_and_cosine_per_step(tmp_path):
     dm = DigitsLT(batch_size=64)
-    model = ImbalancedClassifier("digits_cnn", class_counts=dm.class_counts, in_channels=1, lr=0.2, warmup_epochs=1)
+    model = ImbalancedClassifier(
+        "digits_cnn", class_counts=dm.class_counts, input_shape=(1, 8, 8), optimizer=sgd(0.2), lr_schedule=LRSchedule(warmup_epochs=1)
+    )
     rec = _RecordLR()
-    _trainer(tmp_path, max_epochs=3, callbacks=[rec], limit_val_batches=0).fit(model, dm)
+    quiet_trainer(tmp_path, max_epochs=3, callbacks=[rec], limit_val_batches=0).fit(model, dm)
     steps = len(rec.lrs)
     per_epoch = steps // 3
     expected = [0.2 * lr_factor(s, per_epoch, steps) for s in range(steps)]
@@ -75,43 +81,88 @@ def test_learning_rate_follows_warmup_and_cosine_per_step(tmp_path):
     assert rec.lrs[0] < rec.lrs[per_epoch - 1] and rec.lrs[-1] < 0.2 * 0.2
 
 
-class FocalLikeClassifier(ImbalancedClassifier):
-    """A subclass that changes only the loss (the extension surface the issue asks for)."""
+def test_default_optimizer_is_sgd_of_the_cifar_lt_protocol():
+    model = _model()
+    model.trainer = SimpleNamespace(estimated_stepping_batches=10, max_epochs=1)
+    optimizer = model.configure_optimizers()["optimizer"]
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert {k: optimizer.defaults[k] for k in ("lr", "momentum", "weight_decay")} == {"lr": 0.1, "momentum": 0.9, "weight_decay": 2e-4}
 
-    def per_sample_loss(self, logits, targets):
-        ce = F.cross_entropy(logits, targets, reduction="none")
+
+class FocalLikeLoss(CrossEntropy):
+    def forward(self, logits, targets):
+        ce = super().forward(logits, targets)
         return (1 - torch.exp(-ce)) ** 2 * ce
 
 
-def test_subclass_changes_the_loss_without_copying_the_class(tmp_path):
+class FocalLikeClassifier(ImbalancedClassifier):
+    """A subclass that changes only the loss hook."""
+
+    def configure_loss(self):
+        return FocalLikeLoss(self.class_counts)
+
+
+def test_subclass_changes_one_configure_hook(tmp_path):
     dm = DigitsLT(batch_size=64)
-    model = FocalLikeClassifier("digits_cnn", class_counts=dm.class_counts, in_channels=1, lr=0.05)
-    x = torch.randn(4, 1, 8, 8)
-    y = torch.tensor([0, 1, 2, 3])
+    model = FocalLikeClassifier("digits_cnn", class_counts=dm.class_counts, input_shape=dm.input_shape, optimizer=sgd(0.05))
+    x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
     logits = model(x)
     ce = F.cross_entropy(logits, y, reduction="none")
     assert torch.allclose(model.compute_loss(logits, y), ((1 - torch.exp(-ce)) ** 2 * ce).mean())
-    _trainer(tmp_path, max_epochs=5).fit(model, dm)
-    assert model.results["val"]["metrics"]["balanced_acc"] > 0.3  # it trains (chance: 0.1)
+    quiet_trainer(tmp_path, max_epochs=5).fit(model, dm)
+    assert model.evaluations["val"].metrics["balanced_acc"] > 0.3  # it trains (chance: 0.1)
 
 
-def test_joint_ssl_objective_and_logs(tmp_path):
-    dm = DigitsLT(batch_size=32, ssl_views=True)
-    model = ImbalancedClassifier("digits_cnn", class_counts=dm.class_counts, in_channels=1, ssl_weight=0.5)
-    dm.setup("fit")
-    batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
-    model.train()
-    out = model.forward_loss(batch)
-    assert out["loss"].item() == pytest.approx(out["loss_sup"].item() + 0.5 * out["loss_ssl"].item(), rel=1e-6)
-    z1, z2 = model.projector(model.backbone(torch.cat([batch[2], batch[3]]))).chunk(2)
-    # the projection head is in train mode (BatchNorm): recompute in the same mode for the closed form
-    assert out["loss_ssl"].item() == pytest.approx(model.ssl_loss(z1, z2).item(), rel=1e-5)
-    trainer = _trainer(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=1)
-    trainer.fit(model, dm)
-    assert {"train/loss_sup_epoch", "train/loss_ssl_epoch"} <= set(trainer.logged_metrics)
+class WideHeadClassifier(ImbalancedClassifier):
+    def configure_head(self, in_features):
+        return nn.Sequential(nn.Linear(in_features, 32), nn.ReLU(), nn.Linear(32, self.num_classes))
 
 
-def test_joint_ssl_without_views_says_how_to_fix_it():
-    model = ImbalancedClassifier("digits_cnn", class_counts=[5, 5], in_channels=1, ssl_weight=0.5)
-    with pytest.raises(ValueError, match="set data.init_args.ssl_views: true"):
-        model.forward_loss((torch.randn(2, 1, 8, 8), torch.tensor([0, 1])))
+def test_subclass_changes_the_head():
+    model = WideHeadClassifier("digits_cnn", class_counts=COUNTS, input_shape=(1, 8, 8))
+    assert model(torch.randn(2, 1, 8, 8)).shape == (2, 3) and isinstance(model.net.head, nn.Sequential)
+
+
+def test_cosine_head_for_ldam():
+    model = _model(head="cosine", loss="ldam")
+    assert model(torch.randn(4, 1, 8, 8)).abs().max() <= 1 + 1e-5
+
+
+def test_reweighting_through_the_module_equals_torch_weighted_cross_entropy():
+    logits, y = _data()
+    model = _model(reweighting=Reweighting("inverse"))
+    expected = F.cross_entropy(logits, y, weight=class_weights(COUNTS, "inverse"))
+    assert model.compute_loss(logits, y).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_deferred_reweighting_switches_on_at_the_chosen_epoch():
+    logits, y = _data()
+    model = _model(reweighting=Reweighting("effective", start_epoch=3))
+    assert model.compute_loss(logits, y).item() == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-6)
+    model.trainer = SimpleNamespace(current_epoch=2)  # what a Trainer exposes to the module
+    assert model.compute_loss(logits, y).item() == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-6)
+    model.trainer = SimpleNamespace(current_epoch=3)
+    weighted = F.cross_entropy(logits, y, weight=class_weights(COUNTS, "effective"))
+    assert model.compute_loss(logits, y).item() == pytest.approx(weighted.item(), rel=1e-6)
+
+
+def test_posthoc_adjustment_changes_evaluation_logits_only():
+    model = _model(posthoc_adjust_tau=1.0)
+    logits = torch.zeros(1, 3)
+    adjusted = model.evaluation_logits(logits)
+    assert adjusted.argmax().item() == 2  # equal logits: the rarest class wins after subtracting log prior
+    assert torch.allclose(adjusted, -log_prior(COUNTS)[None])
+    assert torch.equal(_model().evaluation_logits(logits), logits)
+
+
+def test_losses_that_need_counts_say_so():
+    with pytest.raises(ValueError, match="LDAM needs class_counts"):
+        ImbalancedClassifier("digits_cnn", num_classes=3, input_shape=(1, 8, 8), loss="ldam")
+    with pytest.raises(ValueError, match="unknown loss 'cb'"):
+        _model(loss="cb")
+    with pytest.raises(ValueError, match="on_nonfinite_loss must be 'stop' or 'skip'"):
+        _model(on_nonfinite_loss="ignore")
+
+
+def test_lr_factor_is_used_for_the_constant_schedule():
+    assert lr_factor(60, 4, 100, "constant") == 1.0 and math.isclose(lr_factor(0, 4, 100), 0.25)

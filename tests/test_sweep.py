@@ -52,7 +52,9 @@ def test_dispatch_to_devices_runs_one_job_per_device_slot(tmp_path, monkeypatch)
     import time
 
     runs = sweep.build_grid(["configs/digits_lt_erm.yaml"], [], [0, 1, 2, 3])
-    assert "--trainer.accelerator" in runs[0].command(tmp_path, "1", []) and "--trainer.accelerator" not in runs[0].command(tmp_path, None, [])
+    assert "--trainer.accelerator" in runs[0].command(tmp_path, "1", []) and "--trainer.accelerator" not in runs[0].command(
+        tmp_path, None, []
+    )
     active, peak, seen, lock = [0], [0], [], threading.Lock()
 
     def fake_execute(run, out, device, extra, threads=None):

@@ -1,12 +1,23 @@
-"""Lightning callbacks: SAM / SAM-A, the label-smoothing schedule, per-class figures, the results
-table, run metadata, and the overfitting / margin diagnostics."""
+"""Lightning callbacks (the plugins): SAM / SAM-A, the label-smoothing schedule, per-class figures,
+the results table, run metadata, RNG state for exact resume, and the overfitting / margin
+diagnostics. What each needs from the module is declared in :mod:`lt_imbalance.contracts`."""
 
-from lt_imbalance.callbacks.diagnostics import MarginStatistics, OverfittingMonitor
-from lt_imbalance.callbacks.label_smoothing import LabelSmoothingSchedule
-from lt_imbalance.callbacks.metadata import RunMetadata
-from lt_imbalance.callbacks.plots import PerClassPlots
-from lt_imbalance.callbacks.results import ResultsTable
-from lt_imbalance.callbacks.rng import RNGState
+from lt_imbalance.callbacks.margin_statistics import MarginStatistics
+from lt_imbalance.callbacks.overfitting_monitor import OverfittingMonitor
+from lt_imbalance.callbacks.per_class_plots import PerClassPlots
+from lt_imbalance.callbacks.results_table import ResultsTable
+from lt_imbalance.callbacks.rng_state import RNGState
+from lt_imbalance.callbacks.run_metadata import RunMetadata
 from lt_imbalance.callbacks.sam import SAM
+from lt_imbalance.callbacks.smoothing_schedule import LabelSmoothingSchedule
 
-__all__ = ["SAM", "LabelSmoothingSchedule", "MarginStatistics", "OverfittingMonitor", "PerClassPlots", "RNGState", "ResultsTable", "RunMetadata"]
+__all__ = [
+    "SAM",
+    "LabelSmoothingSchedule",
+    "MarginStatistics",
+    "OverfittingMonitor",
+    "PerClassPlots",
+    "RNGState",
+    "ResultsTable",
+    "RunMetadata",
+]

@@ -1,4 +1,5 @@
-"""SAM / SAM-A as a Lightning callback (Shwartz-Ziv et al. 2023, section 5.3; math in :mod:`lt_imbalance.sam`).
+"""SAM / SAM-A as a Lightning callback (Shwartz-Ziv et al. 2023, section 5.3; math in
+:mod:`lt_imbalance.training.sam_perturbation`).
 
 How one step runs, inside Lightning's automatic optimisation:
 
@@ -6,7 +7,10 @@ How one step runs, inside Lightning's automatic optimisation:
   BatchNorm statistics updated once, backward through DDP / precision as usual). While it runs,
   a hook on the logits scales each sample's logit gradient by a_{y_i} (times a batch constant),
   turning grad of the mean loss into grad of L_a without a third pass. Loss terms that do not flow
-  through the logits (the Joint-SSL term) stay unweighted in the ascent.
+  through the logits (the Joint-SSL term) stay unweighted in the ascent. A mixed (MixUp / CutMix)
+  sample is weighted lambda a_{y_i} + (1 - lambda) a_{y_pi(i)}. If the step's logits never pass
+  through the module's forward (so the weights were never applied), the step raises instead of
+  silently running plain SAM.
 - ``on_before_optimizer_step`` (after that backward, before gradient clipping): e is computed and
   added to the weights; the **descent pass** calls the plain module (not the DDP wrapper) on the
   same batch: it evaluates the module's ``forward_loss(batch)["loss"]``
@@ -15,48 +19,42 @@ How one step runs, inside Lightning's automatic optimisation:
 - Lightning then clips the (descent) gradient, steps the optimizer and the LR schedulers, and
   advances ``global_step`` as without SAM. SAM keeps no state a checkpoint needs.
 
-The module must expose ``forward_loss(batch) -> {"loss": ...}``, ``class_counts`` and
-``nonfinite_step(loss, batch_idx)`` (a NaN / inf descent loss stops the run or skips the step, as
-the module's ``on_nonfinite_loss`` says), as :class:`~lt_imbalance.module.ImbalancedClassifier`
-and its subclasses do.
+What the module must provide is :class:`lt_imbalance.contracts.SharpnessAwareModule`
+(:class:`~lt_imbalance.module.ImbalancedClassifier` and its subclasses do). Refused with the
+reason: 16-bit precisions (a gradient scaler's checks bypassed, or bf16 weights too coarse to hold
+the perturbation), gradient accumulation, sharded strategies (FSDP, DeepSpeed), and a per-replica
+ascent with an objective that gathers across devices (Joint-SSL).
 """
 
 from __future__ import annotations
 
-from contextlib import ExitStack, contextmanager
-from typing import Any, Iterator, Literal
+from contextlib import ExitStack
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
 from torch import nn
 
-from lt_imbalance.sam import Weighting, add_perturbation, ascent_class_weights, perturbation
+from lt_imbalance.contracts import SharpnessAwareModule, require
+from lt_imbalance.training.buffers import buffers_restored
+from lt_imbalance.training.sam_perturbation import Weighting, add_perturbation, ascent_class_weights, perturbation
 
-SUPPORTED_PRECISION = ("32-true", "32", "64-true", "64", "bf16-mixed", "bf16-true")
-
-
-@contextmanager
-def frozen_batchnorm_stats(module: nn.Module) -> Iterator[None]:
-    """Run a forward pass in training mode but leave BatchNorm running statistics unchanged."""
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    saved = [[b.detach().clone() for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None] for m in norms]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for m, buffers in zip(norms, saved):
-                live = [b for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None]
-                for b, s in zip(live, buffers):
-                    b.copy_(s)
+SUPPORTED_PRECISION = ("32-true", "32", "64-true", "64", "bf16-mixed")
 
 
-def check_trainer_settings(precision: str, accumulate_grad_batches: int) -> None:
+def check_trainer_settings(precision: str, accumulate_grad_batches: int, strategy: Any = None) -> None:
     """Refuse the settings under which the SAM step would be silently wrong."""
     if precision not in SUPPORTED_PRECISION:
         raise ValueError(
             f"SAM does not support trainer.precision={precision!r}: with a gradient scaler (16-mixed) the descent "
-            "gradient would bypass its inf/NaN checks, and fp16 weights lose the perturbation. "
-            "Use 'bf16-mixed' (same speed on recent GPUs) or '32-true'."
+            "gradient would bypass its inf/NaN checks, and 16-bit weights (16-true, bf16-true) lose most of the "
+            "perturbation (w + e rounds back to w). Use 'bf16-mixed' (fp32 weights, same speed on recent GPUs) or '32-true'."
+        )
+    if isinstance(strategy, (FSDPStrategy, DeepSpeedStrategy)):
+        raise ValueError(
+            f"SAM does not support the {type(strategy).__name__}: the perturbation needs every full parameter and its "
+            "gradient on each device, which sharded strategies do not keep (untested). Use strategy: ddp."
         )
     if accumulate_grad_batches > 1:
         raise ValueError(
@@ -103,21 +101,30 @@ class SAM(pl.Callback):
         self.adaptive, self.eta, self.start_epoch, self.ascent = adaptive, eta, start_epoch, ascent
         self._weights: torch.Tensor | None = None
         self._batch: Any = None
+        self._batch_idx = 0
         self._scale: torch.Tensor | None = None
         self._no_sync = ExitStack()
         self._hook = None
+        #: descent passes run so far (one per optimisation step from ``start_epoch`` on)
+        self.descent_passes = 0
 
     # ---- checks and wiring -----------------------------------------------------------------
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        check_trainer_settings(str(trainer.precision), trainer.accumulate_grad_batches)
+        check_trainer_settings(str(trainer.precision), trainer.accumulate_grad_batches, trainer.strategy)
         if not pl_module.automatic_optimization:
             raise ValueError("SAM runs inside Lightning's automatic optimisation; the module has automatic_optimization=False")
-        missing = [name for name in ("forward_loss", "nonfinite_step") if not callable(getattr(pl_module, name, None))]
-        if missing:
-            raise TypeError(f"SAM needs {type(pl_module).__name__}.{' and '.join(missing)} (ImbalancedClassifier has them)")
-        self._weights = ascent_class_weights(getattr(pl_module, "class_counts", None), self.gamma, self.weighting, self.tail_below, self.max_weight)
+        require(pl_module, SharpnessAwareModule, "SAM", "ImbalancedClassifier")
+        if trainer.world_size > 1 and self.ascent == "per_replica" and pl_module.gathers_across_devices:
+            raise ValueError(
+                "SAM(ascent='per_replica') cannot perturb each device by its own batch here: the objective gathers "
+                "samples across devices (Joint-SSL's NT-Xent negatives), and their gradient is all-reduced in the "
+                "backward pass even under no_sync. Use ascent: global, or switch Joint-SSL off (ssl.weight: 0)."
+            )
+        self._weights = ascent_class_weights(
+            getattr(pl_module, "class_counts", None), self.gamma, self.weighting, self.tail_below, self.max_weight
+        )
         if self._weights is not None and self._hook is None:
             self._hook = pl_module.register_forward_hook(self._weight_logit_gradients)
 
@@ -133,11 +140,12 @@ class SAM(pl.Callback):
     # ---- ascent pass ---------------------------------------------------------------------
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
         self._batch = batch if self._active(trainer) else None
+        self._batch_idx = batch_idx
         self._scale = None
         if self._batch is None:
             return
         if self._weights is not None:
-            a = self._weights.to(batch[1].device)[batch[1]]
+            a = pl_module.ascent_sample_weights(batch, self._weights)
             total = a.sum()
             if trainer.world_size > 1 and self.ascent == "global":
                 total = trainer.strategy.reduce(total, reduce_op="sum") / trainer.world_size
@@ -156,7 +164,14 @@ class SAM(pl.Callback):
     # ---- perturb, descent pass, restore ---------------------------------------------------
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer) -> None:
         self._no_sync.close()
-        batch, self._batch, self._scale = self._batch, None, None
+        if self._scale is not None:
+            self._batch = self._scale = None
+            raise RuntimeError(
+                f"SAM-A's class weights were not applied in this step: they act on the gradient of the logits that "
+                f"{type(pl_module).__name__}'s forward (self(x)) returns, and this step's loss did not call it. "
+                "Compute the logits with self(x) in forward_loss, or use plain SAM (gamma: 0)."
+            )
+        batch, self._batch = self._batch, None
         if batch is None:
             return
         params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -166,12 +181,13 @@ class SAM(pl.Callback):
         for p in params:
             p.grad = None
         try:
-            with frozen_batchnorm_stats(pl_module):
+            with buffers_restored(pl_module):  # BatchNorm statistics: one update per step, the ascent pass's
                 with trainer.precision_plugin.forward_context():
                     loss = pl_module.forward_loss(batch)["loss"]
-                if pl_module.nonfinite_step(loss, trainer.fit_loop.epoch_loop.batch_idx):
+                if pl_module.nonfinite_step(loss, self._batch_idx):
                     return  # the finally block restores w; no gradients: the optimizer skips every parameter
                 loss.backward()  # before the statistics are restored: autograd checks their version
+                self.descent_passes += 1
         finally:
             with torch.no_grad():  # restore w exactly (w + e - e is not w in floating point)
                 for p, w in zip(with_grad, originals):

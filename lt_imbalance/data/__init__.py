@@ -1,33 +1,47 @@
-"""Long-tailed data modules (images, medical, satellite, tabular) and the pure split functions they build on."""
+"""Long-tailed data modules (images, medical, satellite, tabular) and the pure pieces they build on
+(splits, samplers, datasets, augmentation policies).
 
-from lt_imbalance.data.base import LongTailedDataModule, TensorImageDataset
-from lt_imbalance.data.cifar import CIFAR10LT, CIFAR100LT
-from lt_imbalance.data.digits import DigitsLT
-from lt_imbalance.data.files import FileImageDataModule
-from lt_imbalance.data.folder import ImageFolderLT
-from lt_imbalance.data.medical import ISICLT, MedMNISTLT
-from lt_imbalance.data.satellite import EuroSATLT
-from lt_imbalance.data.tabular import TabularLT
-from lt_imbalance.data.tiny_imagenet import TinyImageNetLT
-from lt_imbalance.data.splits import Split, balanced_holdout, holdout_split, long_tailed_counts, long_tailed_split, natural_split
+Names are imported on first use, so ``lt_imbalance.data.splits`` and the other pure pieces import
+without Lightning, and an image run never imports the tabular stack (pandas, scikit-learn).
+"""
 
-__all__ = [
-    "CIFAR10LT",
-    "CIFAR100LT",
-    "DigitsLT",
-    "EuroSATLT",
-    "FileImageDataModule",
-    "ISICLT",
-    "ImageFolderLT",
-    "LongTailedDataModule",
-    "MedMNISTLT",
-    "Split",
-    "TabularLT",
-    "TensorImageDataset",
-    "TinyImageNetLT",
-    "balanced_holdout",
-    "holdout_split",
-    "long_tailed_counts",
-    "long_tailed_split",
-    "natural_split",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    "DataPart": "base",
+    "DatasetParts": "base",
+    "LongTailedDataModule": "base",
+    "TrainValSplit": "base",
+    "ImageDataModule": "image",
+    "FileImageDataModule": "files",
+    "CIFAR10LT": "cifar",
+    "CIFAR100LT": "cifar",
+    "DigitsLT": "digits",
+    "ImageFolderLT": "folder",
+    "TinyImageNetLT": "tiny_imagenet",
+    "MedMNISTLT": "medical",
+    "ISICLT": "medical",
+    "EuroSATLT": "satellite",
+    "TabularLT": "tabular",
+    "FeatureDataset": "datasets",
+    "ImageFileDataset": "datasets",
+    "TensorImageDataset": "datasets",
+    "Split": "splits",
+    "balanced_holdout": "splits",
+    "holdout_split": "splits",
+    "long_tailed_counts": "splits",
+    "long_tailed_split": "splits",
+    "natural_split": "splits",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'lt_imbalance.data' has no attribute {name!r}")
+    return getattr(import_module(f"lt_imbalance.data.{_EXPORTS[name]}"), name)

@@ -2,7 +2,7 @@
 
 Data modules hold images as uint8 tensors; a policy only crops, flips and re-colours them.
 Conversion to float and normalisation happen once per batch on the device
-(:meth:`LongTailedDataModule.on_after_batch_transfer`), so a batched on-device policy can
+(:meth:`lt_imbalance.data.image.ImageDataModule.on_after_batch_transfer`), so a batched on-device policy can
 replace the per-sample one without reshaping the data modules.
 
 Policies (the paper, section 4.2, finds augmentation matters most for minority classes):
@@ -16,7 +16,7 @@ Policies (the paper, section 4.2, finds augmentation matters most for minority c
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torchvision.transforms import v2

@@ -5,9 +5,14 @@ Layout (as distributed at https://www.cs.toronto.edu/~kriz/cifar.html and by tor
 - ``<data_dir>/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}``
 - ``<data_dir>/cifar-100-python/{train, test, meta}``
 
-The project reads the pickles itself (no md5 check), so any folder in that format works.
-The long-tailed training split follows DESIGN.md section 3 (exponential profile, n_max = 5,000
-for CIFAR-10 and 500 for CIFAR-100); the 10,000-image test set stays balanced.
+The project reads the pickles itself (no md5 check), so any folder in that format works. The
+long-tailed training split has the exponential profile of Cao et al. 2019 (n_max = 5,000 for
+CIFAR-10 and 500 for CIFAR-100 on the real data); the 10,000-image test set stays balanced.
+
+``download: true`` downloads in ``prepare_data`` (once per node, before ``setup``). Until the
+files exist, the class counts come from the published per-class sizes of the training set
+(5,000 / 500 images per class): the counts of the split depend on the class sizes alone, and
+``setup`` checks them against the downloaded labels.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lt_imbalance.data.base import LongTailedDataModule
-from lt_imbalance.data.samplers import SamplerName
-from lt_imbalance.data.splits import Profile
+from lt_imbalance.data.base import DataPart, DatasetParts
+from lt_imbalance.data.image import ImageDataModule
+
+SOURCE = "https://www.cs.toronto.edu/~kriz/cifar.html"
 
 
 def _unpickle(path: Path) -> dict:
@@ -33,7 +39,18 @@ def _images(entry: dict) -> torch.Tensor:
     return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
 
 
-class _CIFARLT(LongTailedDataModule):
+class _CIFARLT(ImageDataModule):
+    """CIFAR-LT (module docstring).
+
+    Args:
+        data_dir: the folder holding the pickle folder (or that folder itself).
+        download: download the data in ``prepare_data`` when it is missing (needs the internet).
+        val_fraction: stratified validation share of the training split (default 0: validate on
+            the test set, the CIFAR-LT protocol).
+        **kwargs: the other arguments of :class:`~lt_imbalance.data.image.ImageDataModule` and
+            :class:`~lt_imbalance.data.base.LongTailedDataModule`.
+    """
+
     folder: str
     train_files: tuple[str, ...]
     test_file: str
@@ -41,55 +58,68 @@ class _CIFARLT(LongTailedDataModule):
     label_key: str
     names_key: str
     torchvision_class: str
-    mean = (0.4914, 0.4822, 0.4465)
-    std = (0.2470, 0.2435, 0.2616)
+    classes: int
+    per_class_train: int
 
-    def __init__(
-        self,
-        data_dir: str = "data",
-        download: bool = False,
-        batch_size: int = 128,
-        num_workers: int = 0,
-        augmentation: str = "standard",
-        imbalance_ratio: float = 100.0,
-        profile: Profile = "exponential",
-        split_seed: int = 0,
-        val_fraction: float = 0.0,
-        ssl_views: bool = False,
-        sampler: SamplerName = "random",
-        device_data: bool = False,
-    ):
-        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views, sampler, device_data)
-        self.data_dir = data_dir
-        root = self._locate(Path(data_dir), download)
-        train = [_unpickle(root / f) for f in self.train_files]
-        test = _unpickle(root / self.test_file)
-        names = _unpickle(root / self.meta_file)[self.names_key]
-        self._pool = (torch.cat([_images(e) for e in train]), torch.tensor(np.concatenate([e[self.label_key] for e in train])))
-        self._test = (_images(test), torch.tensor(test[self.label_key]))
-        self._init_split(self._pool[1].numpy(), names, image_size=32, num_channels=3)
+    def __init__(self, data_dir: str = "data", download: bool = False, val_fraction: float = 0.0, **kwargs):
+        super().__init__(val_fraction=val_fraction, **kwargs)
+        self.data_dir, self.download = data_dir, download
+        if not download:
+            self._locate()  # fail now, with the fix, when the data is missing
 
-    def _locate(self, data_dir: Path, download: bool) -> Path:
-        """The pickle folder: ``data_dir/<folder>`` or ``data_dir`` itself; downloads if asked."""
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (3, 32, 32)
+
+    @property
+    def num_classes(self) -> int:
+        return self.classes
+
+    def _root(self) -> Path | None:
+        """The pickle folder: ``data_dir/<folder>`` or ``data_dir`` itself, if the files are there."""
+        data_dir = Path(self.data_dir)
         for root in (data_dir / self.folder, data_dir):
             if all((root / f).is_file() for f in (*self.train_files, self.test_file, self.meta_file)):
                 return root
-        if download:
+        return None
+
+    def _locate(self) -> Path:
+        root = self._root()
+        if root is None:
+            expected = ", ".join((*self.train_files, self.test_file, self.meta_file))
+            raise FileNotFoundError(
+                f"{type(self).__name__}: no dataset at '{Path(self.data_dir) / self.folder}' (expected the files {expected}). "
+                f"Download and extract the python version from {SOURCE} into '{self.data_dir}', "
+                "or set data.init_args.download: true where the internet is reachable."
+            )
+        return root
+
+    def prepare_data(self) -> None:
+        if self.download and self._root() is None:
             import torchvision.datasets
 
-            getattr(torchvision.datasets, self.torchvision_class)(str(data_dir), train=True, download=True)
-            return data_dir / self.folder
-        expected = ", ".join((*self.train_files, self.test_file, self.meta_file))
-        raise FileNotFoundError(
-            f"{type(self).__name__}: no dataset at '{data_dir / self.folder}' (expected the files {expected}). "
-            f"Download and extract the python version from https://www.cs.toronto.edu/~kriz/cifar.html into "
-            f"'{data_dir}', or set data.download: true where the internet is reachable."
+            getattr(torchvision.datasets, self.torchvision_class)(str(self.data_dir), train=True, download=True)
+
+    def pool_labels(self) -> np.ndarray:
+        if self.download and self._root() is None:  # before the download: the published class sizes
+            return np.repeat(np.arange(self.classes), self.per_class_train)
+        return super().pool_labels()
+
+    def load_data(self) -> DatasetParts:
+        root = self._locate()
+        train = [_unpickle(root / f) for f in self.train_files]
+        test = _unpickle(root / self.test_file)
+        names = _unpickle(root / self.meta_file)[self.names_key]
+        labels = np.concatenate([np.asarray(e[self.label_key]) for e in train])
+        return DatasetParts(
+            class_names=names,
+            pool=DataPart(labels, torch.cat([_images(e) for e in train])),
+            test=DataPart(np.asarray(test[self.label_key]), _images(test)),
         )
 
 
 class CIFAR10LT(_CIFARLT):
-    """CIFAR-10-LT (10 classes, 32x32 RGB). Arguments as :class:`LongTailedDataModule`, plus
-    ``data_dir`` (the folder holding ``cifar-10-batches-py``) and ``download``."""
+    """CIFAR-10-LT (10 classes, 32x32 RGB). Arguments as :class:`_CIFARLT`: ``data_dir`` holds ``cifar-10-batches-py``."""
 
     folder = "cifar-10-batches-py"
     train_files = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -98,10 +128,11 @@ class CIFAR10LT(_CIFARLT):
     label_key = "labels"
     names_key = "label_names"
     torchvision_class = "CIFAR10"
+    classes, per_class_train = 10, 5000
 
 
 class CIFAR100LT(_CIFARLT):
-    """CIFAR-100-LT (100 fine classes, 32x32 RGB). Arguments as :class:`CIFAR10LT`; the folder is ``cifar-100-python``."""
+    """CIFAR-100-LT (100 fine classes, 32x32 RGB). Arguments as :class:`_CIFARLT`: ``data_dir`` holds ``cifar-100-python``."""
 
     folder = "cifar-100-python"
     train_files = ("train",)
@@ -110,5 +141,4 @@ class CIFAR100LT(_CIFARLT):
     label_key = "fine_labels"
     names_key = "fine_label_names"
     torchvision_class = "CIFAR100"
-    mean = (0.5071, 0.4865, 0.4409)
-    std = (0.2673, 0.2564, 0.2762)
+    classes, per_class_train = 100, 500

@@ -3,8 +3,8 @@
 Same names and semantics as the per-sample CPU path (torchvision v2), but every image of a batch
 draws its own parameters in one vectorised pass: a uint8 ``[B, C, H, W]`` batch in, a uint8 batch
 of the same shape out, no host synchronisation, randomness from a ``torch.Generator`` on the
-batch's device. That removes the CPU data-loading bottleneck of small images (issue 6: per-image
-TrivialAugment on 15 CPU workers delivers ~19k img/s, less than one H100 trains ResNet-32 at).
+batch's device. That removes the CPU data-loading bottleneck of small images (per-image
+TrivialAugment on 15 CPU workers delivers about 19k img/s, less than one H100 trains ResNet-32 at).
 
 How the per-sample operations are vectorised:
 
@@ -31,7 +31,7 @@ How the per-sample operations are vectorised:
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -210,9 +210,7 @@ def _blend(x: torch.Tensor, xf: torch.Tensor, op: torch.Tensor, mag: torch.Tenso
     if x.shape[1] == 1:
         ratio = torch.where(op == OP["Color"], torch.ones_like(ratio), ratio)
     sel = [(op == OP[n]).view(-1, 1, 1, 1) for n in ("Brightness", "Color", "Contrast")]
-    degenerate = torch.where(
-        sel[0], 0.0, torch.where(sel[1], grey, torch.where(sel[2], grey.mean((1, 2, 3), keepdim=True), _smoothed(xf)))
-    )
+    degenerate = torch.where(sel[0], 0.0, torch.where(sel[1], grey, torch.where(sel[2], grey.mean((1, 2, 3), keepdim=True), _smoothed(xf))))
     r = ratio.view(-1, 1, 1, 1)
     return (xf * r + degenerate * (1.0 - r)).clamp_(0, 255)
 
@@ -321,9 +319,7 @@ def resized_crop(x: torch.Tensor, g: Generator, scale=(0.2, 1.0), ratio=(3 / 4, 
     left = (torch.rand(b, generator=g, device=dev) * (w - cw + 1)).floor()
     # output pixel centre u (relative to the image centre) samples the crop at left + (u + w/2) cw / w - 1/2
     zero = torch.zeros_like(cw)
-    theta = torch.stack(
-        [cw / w, zero, left + cw / 2 - w / 2, zero, ch / h, top + ch / 2 - h / 2], 1
-    ).view(b, 2, 3)
+    theta = torch.stack([cw / w, zero, left + cw / 2 - w / 2, zero, ch / h, top + ch / 2 - h / 2], 1).view(b, 2, 3)
     return _warp(x.float(), theta, mode="bilinear", padding_mode="border").round_().clamp_(0, 255).to(torch.uint8)
 
 

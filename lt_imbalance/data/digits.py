@@ -10,43 +10,43 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
 
-from lt_imbalance.data.base import LongTailedDataModule
-from lt_imbalance.data.samplers import SamplerName
-from lt_imbalance.data.splits import Profile, balanced_holdout
+from lt_imbalance.data.base import DataPart, DatasetParts
+from lt_imbalance.data.image import ImageDataModule
+from lt_imbalance.data.splits import balanced_holdout
 
 
-class DigitsLT(LongTailedDataModule):
-    """Long-tailed digits (10 classes, 1 channel, 8x8). See :class:`LongTailedDataModule` for the shared arguments.
+class DigitsLT(ImageDataModule):
+    """Long-tailed digits (10 classes, 1 channel, 8x8).
 
     Args:
         test_per_class: images per class in the balanced test set (below 174, the smallest class).
+        batch_size: the global batch (default 64 here).
+        imbalance_ratio: rho = n_max / n_min of the training split (default 10 here).
+        val_fraction: stratified validation share of the training split (default 0.2 here).
+        **kwargs: the other arguments of :class:`~lt_imbalance.data.image.ImageDataModule` and
+            :class:`~lt_imbalance.data.base.LongTailedDataModule`.
     """
 
     hflip = False  # a mirrored digit is not the same digit
 
-    def __init__(
-        self,
-        batch_size: int = 64,
-        num_workers: int = 0,
-        augmentation: str = "standard",
-        imbalance_ratio: float = 10.0,
-        profile: Profile = "exponential",
-        split_seed: int = 0,
-        val_fraction: float = 0.2,
-        ssl_views: bool = False,
-        sampler: SamplerName = "random",
-        device_data: bool = False,
-        test_per_class: int = 50,
-    ):
-        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views, sampler, device_data)
+    def __init__(self, test_per_class: int = 50, batch_size: int = 64, imbalance_ratio: float = 10.0, val_fraction: float = 0.2, **kwargs):
+        super().__init__(batch_size=batch_size, imbalance_ratio=imbalance_ratio, val_fraction=val_fraction, **kwargs)
+        self.test_per_class = test_per_class
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (1, 8, 8)
+
+    def load_data(self) -> DatasetParts:
+        from sklearn.datasets import load_digits
+
         digits = load_digits()
         images = torch.from_numpy(np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)).unsqueeze(1)
         labels = np.asarray(digits.target, dtype=np.int64)
-        pool, test = balanced_holdout(labels, 10, test_per_class, split_seed)
-        self._pool = (images[pool], torch.from_numpy(labels[pool]))
-        self._test = (images[test], torch.from_numpy(labels[test]))
-        scaled = self._pool[0].float() / 255.0
-        self.mean, self.std = (scaled.mean().item(),), (scaled.std().item(),)
-        self._init_split(labels[pool], [str(d) for d in range(10)], image_size=8, num_channels=1)
+        pool, test = balanced_holdout(labels, 10, self.test_per_class, self.split_seed)
+        return DatasetParts(
+            class_names=[str(d) for d in range(10)],
+            pool=DataPart(labels[pool], images[pool]),
+            test=DataPart(labels[test], images[test]),
+        )

@@ -9,10 +9,9 @@ stratified ``test_fraction`` of ``root`` held out before the long-tailed draw.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
+from lt_imbalance.data.base import DataPart, DatasetParts
 from lt_imbalance.data.files import FileImageDataModule, list_image_folder
-from lt_imbalance.data.samplers import SamplerName
 from lt_imbalance.data.splits import Profile, holdout_split
 
 
@@ -23,7 +22,11 @@ class ImageFolderLT(FileImageDataModule):
         root: training folder, ``<root>/<class name>/<images>``.
         test_root: optional test folder in the same layout.
         test_fraction: stratified share of ``root`` held out as test set when ``test_root`` is unset.
-        Image arguments as :class:`~lt_imbalance.data.files.FileImageDataModule`, the rest as :class:`~lt_imbalance.data.base.LongTailedDataModule`.
+        imbalance_ratio: rho of a long-tailed re-split (default 1: keep the data's own distribution).
+        profile: ``none`` by default (the natural distribution); ``exponential`` / ``step`` re-split.
+        **kwargs: the arguments of :class:`~lt_imbalance.data.files.FileImageDataModule` (image size,
+            channels, in memory), :class:`~lt_imbalance.data.image.ImageDataModule` and
+            :class:`~lt_imbalance.data.base.LongTailedDataModule`.
     """
 
     def __init__(
@@ -31,39 +34,23 @@ class ImageFolderLT(FileImageDataModule):
         root: str,
         test_root: str | None = None,
         test_fraction: float = 0.2,
-        image_size: int = 64,
-        channels: int = 3,
-        in_memory: bool = True,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        batch_size: int = 128,
-        num_workers: int = 0,
-        augmentation: str = "standard",
         imbalance_ratio: float = 1.0,
         profile: Profile = "none",
-        split_seed: int = 0,
-        val_fraction: float = 0.1,
-        ssl_views: bool = False,
-        sampler: SamplerName = "random",
-        device_data: bool = False,
+        **kwargs,
     ):
-        super().__init__(
-            image_size, channels, in_memory, mean, std, batch_size=batch_size, num_workers=num_workers,
-            augmentation=augmentation, imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed,
-            val_fraction=val_fraction, ssl_views=ssl_views, sampler=sampler, device_data=device_data,
-        )
-        self.root, self.test_root = root, test_root
-        names, paths, labels = list_image_folder(Path(root))
-        if test_root is None:
-            if not 0 < test_fraction < 1:
-                raise ValueError(
-                    f"test_fraction must lie in (0, 1) when no test_root is given, got {test_fraction}; "
-                    "give a test folder as test_root or hold out a share of root."
-                )
-            pool, test = holdout_split(labels, len(names), test_fraction, split_seed + 2)
-            test_files = ([paths[i] for i in test], labels[test])
-            paths, labels = [paths[i] for i in pool], labels[pool]
-        else:
-            _, test_paths, test_labels = list_image_folder(Path(test_root), names)
-            test_files = (test_paths, test_labels)
-        self._init_files(names, (paths, labels), test_files)
+        super().__init__(imbalance_ratio=imbalance_ratio, profile=profile, **kwargs)
+        if test_root is None and not 0 < test_fraction < 1:
+            raise ValueError(
+                f"test_fraction must lie in (0, 1) when no test_root is given, got {test_fraction}; "
+                "give a test folder as test_root or hold out a share of root."
+            )
+        self.root, self.test_root, self.test_fraction = root, test_root, test_fraction
+        self.listing = list_image_folder(Path(root))  # fail now, naming the folder, when it is wrong
+
+    def load_data(self) -> DatasetParts:
+        names, paths, labels = self.listing
+        if self.test_root is None:
+            pool, test = holdout_split(labels, len(names), self.test_fraction, self.split_seed + 2)
+            return DatasetParts(names, DataPart(labels[pool], [paths[i] for i in pool]), DataPart(labels[test], [paths[i] for i in test]))
+        _, test_paths, test_labels = list_image_folder(Path(self.test_root), names)
+        return DatasetParts(names, DataPart(labels, paths), DataPart(test_labels, test_paths))

@@ -18,24 +18,54 @@ dropped with a warning; the test set is a stratified hold-out.
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
-from lt_imbalance.data.base import LongTailedDataModule
+from lt_imbalance.data.base import DataPart, DatasetParts
 from lt_imbalance.data.files import IMAGE_SUFFIXES, FileImageDataModule
-from lt_imbalance.data.samplers import SamplerName
+from lt_imbalance.data.image import ImageDataModule
 from lt_imbalance.data.splits import Profile, holdout_split
 
 #: class names of the single-label MedMNIST 2D datasets (from the MedMNIST v2 paper / INFO)
 MEDMNIST_CLASSES = {
-    "dermamnist": ["actinic keratoses", "basal cell carcinoma", "benign keratosis", "dermatofibroma", "melanoma", "melanocytic nevi", "vascular lesions"],
+    "dermamnist": [
+        "actinic keratoses",
+        "basal cell carcinoma",
+        "benign keratosis",
+        "dermatofibroma",
+        "melanoma",
+        "melanocytic nevi",
+        "vascular lesions",
+    ],
     "bloodmnist": ["basophil", "eosinophil", "erythroblast", "immature granulocytes", "lymphocyte", "monocyte", "neutrophil", "platelet"],
-    "pathmnist": ["adipose", "background", "debris", "lymphocytes", "mucus", "smooth muscle", "normal colon mucosa", "cancer-associated stroma", "colorectal adenocarcinoma epithelium"],
-    "organamnist": ["bladder", "femur-left", "femur-right", "heart", "kidney-left", "kidney-right", "liver", "lung-left", "lung-right", "pancreas", "spleen"],
+    "pathmnist": [
+        "adipose",
+        "background",
+        "debris",
+        "lymphocytes",
+        "mucus",
+        "smooth muscle",
+        "normal colon mucosa",
+        "cancer-associated stroma",
+        "colorectal adenocarcinoma epithelium",
+    ],
+    "organamnist": [
+        "bladder",
+        "femur-left",
+        "femur-right",
+        "heart",
+        "kidney-left",
+        "kidney-right",
+        "liver",
+        "lung-left",
+        "lung-right",
+        "pancreas",
+        "spleen",
+    ],
 }
 NPZ_KEYS = [f"{split}_{kind}" for split in ("train", "val", "test") for kind in ("images", "labels")]
 
@@ -58,7 +88,9 @@ def read_medmnist(path: Path) -> dict[str, tuple[torch.Tensor, np.ndarray]]:
     for split in ("train", "val", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if labels.ndim == 2 and labels.shape[1] > 1:
-            raise ValueError(f"'{path}' is multi-label ({labels.shape[1]} label columns, e.g. ChestMNIST); only single-label data is supported")
+            raise ValueError(
+                f"'{path}' is multi-label ({labels.shape[1]} label columns, e.g. ChestMNIST); only single-label data is supported"
+            )
         if images.ndim == 3:
             images = images[:, None]
         elif images.ndim == 4 and images.shape[-1] in (1, 3):
@@ -71,15 +103,18 @@ def read_medmnist(path: Path) -> dict[str, tuple[torch.Tensor, np.ndarray]]:
     return out
 
 
-class MedMNISTLT(LongTailedDataModule):
+class MedMNISTLT(ImageDataModule):
     """A single-label MedMNIST dataset with its own train / val / test splits.
 
     Args:
         path: the ``.npz`` file, e.g. ``data/dermamnist.npz``.
         class_names: optional; known for dermamnist, bloodmnist, pathmnist, organamnist (from the
             file name), else ``0..C-1``.
-        Shared arguments as :class:`~lt_imbalance.data.base.LongTailedDataModule`; by default the
-        natural distribution (``profile: none``) and the dataset's own validation split.
+        imbalance_ratio: rho of a long-tailed re-split (default 1: keep the data's own distribution).
+        profile: ``none`` by default (the natural distribution); ``exponential`` / ``step`` re-split.
+        val_fraction: must stay 0: the dataset's own validation split is used.
+        **kwargs: the arguments of :class:`~lt_imbalance.data.image.ImageDataModule` and
+            :class:`~lt_imbalance.data.base.LongTailedDataModule`.
     """
 
     has_official_val = True
@@ -88,34 +123,24 @@ class MedMNISTLT(LongTailedDataModule):
         self,
         path: str = "data/dermamnist.npz",
         class_names: list[str] | None = None,
-        batch_size: int = 128,
-        num_workers: int = 0,
-        augmentation: str = "standard",
         imbalance_ratio: float = 1.0,
         profile: Profile = "none",
-        split_seed: int = 0,
         val_fraction: float = 0.0,
-        ssl_views: bool = False,
-        sampler: SamplerName = "random",
-        device_data: bool = False,
+        **kwargs,
     ):
-        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views, sampler, device_data)
-        self.path = path
-        parts = read_medmnist(Path(path))
+        super().__init__(imbalance_ratio=imbalance_ratio, profile=profile, val_fraction=val_fraction, **kwargs)
+        self.path, self.given_class_names = path, class_names
+        self.flag = Path(path).stem.split("_")[0].lower()
+        self.hflip = not self.flag.startswith("organ")  # left and right organs are different classes
+
+    def load_data(self) -> DatasetParts:
+        parts = read_medmnist(Path(self.path))
         num_classes = int(max(labels.max() for _, labels in parts.values())) + 1
-        flag = Path(path).stem.split("_")[0].lower()
-        self.hflip = not flag.startswith("organ")
-        names = class_names or MEDMNIST_CLASSES.get(flag) or [str(c) for c in range(num_classes)]
+        names = self.given_class_names or MEDMNIST_CLASSES.get(self.flag) or [str(c) for c in range(num_classes)]
         if len(names) != num_classes:
-            raise ValueError(f"{len(names)} class names given but '{path}' has {num_classes} classes")
-        self._pool = (parts["train"][0], torch.from_numpy(parts["train"][1]))
-        self._test = (parts["test"][0], torch.from_numpy(parts["test"][1]))
-        self._val = (parts["val"][0], torch.from_numpy(parts["val"][1]))
-        images = self._pool[0]
-        scaled = images[: min(len(images), 5000)].float() / 255
-        self.mean = tuple(scaled.mean(dim=(0, 2, 3)).tolist())
-        self.std = tuple(scaled.std(dim=(0, 2, 3)).tolist())
-        self._init_split(parts["train"][1], names, image_size=images.shape[-1], num_channels=images.shape[1])
+            raise ValueError(f"{len(names)} class names given but '{self.path}' has {num_classes} classes")
+        pool, val, test = (DataPart(parts[s][1], parts[s][0]) for s in ("train", "val", "test"))
+        return DatasetParts(names, pool, test, val)
 
 
 def read_onehot_csv(path: Path, image_column: str, class_columns: Sequence[str] | None) -> tuple[list[str], list[str], np.ndarray]:
@@ -160,7 +185,12 @@ class ISICLT(FileImageDataModule):
         image_column: name of the image-id column.
         class_columns: the class columns to use (default: every other column).
         test_fraction: stratified share held out as the test set.
-        Image and shared arguments as :class:`~lt_imbalance.data.files.FileImageDataModule`.
+        batch_size: the global batch (default 64 here).
+        imbalance_ratio: rho of a long-tailed re-split (default 1: keep the data's own distribution).
+        profile: ``none`` by default (the natural distribution); ``exponential`` / ``step`` re-split.
+        **kwargs: the arguments of :class:`~lt_imbalance.data.files.FileImageDataModule`,
+            :class:`~lt_imbalance.data.image.ImageDataModule` and
+            :class:`~lt_imbalance.data.base.LongTailedDataModule`.
     """
 
     def __init__(
@@ -170,37 +200,26 @@ class ISICLT(FileImageDataModule):
         image_column: str = "image",
         class_columns: list[str] | None = None,
         test_fraction: float = 0.2,
-        image_size: int = 64,
-        in_memory: bool = True,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
         batch_size: int = 64,
-        num_workers: int = 0,
-        augmentation: str = "standard",
         imbalance_ratio: float = 1.0,
         profile: Profile = "none",
-        split_seed: int = 0,
-        val_fraction: float = 0.1,
-        ssl_views: bool = False,
-        sampler: SamplerName = "random",
-        device_data: bool = False,
+        **kwargs,
     ):
-        super().__init__(
-            image_size, 3, in_memory, mean, std, batch_size=batch_size, num_workers=num_workers,
-            augmentation=augmentation, imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed,
-            val_fraction=val_fraction, ssl_views=ssl_views, sampler=sampler, device_data=device_data,
-        )
-        self.image_dir, self.labels_csv = image_dir, labels_csv
-        names, ids, labels = read_onehot_csv(Path(labels_csv), image_column, class_columns)
-        folder = Path(image_dir)
+        super().__init__(batch_size=batch_size, imbalance_ratio=imbalance_ratio, profile=profile, **kwargs)
+        if not 0 < test_fraction < 1:
+            raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+        self.image_dir, self.labels_csv, self.image_column = image_dir, labels_csv, image_column
+        self.class_columns, self.test_fraction = class_columns, test_fraction
+
+    def load_data(self) -> DatasetParts:
+        names, ids, labels = read_onehot_csv(Path(self.labels_csv), self.image_column, self.class_columns)
+        folder = Path(self.image_dir)
         if not folder.is_dir():
-            raise FileNotFoundError(f"image folder '{folder}' not found; expected '{folder}/<{image_column}>.jpg' for every CSV row")
+            raise FileNotFoundError(f"image folder '{folder}' not found; expected '{folder}/<{self.image_column}>.jpg' for every CSV row")
         by_stem = {p.stem: p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
         missing = [i for i in ids if i not in by_stem]
         if missing:
-            raise FileNotFoundError(f"{len(missing)} images listed in '{labels_csv}' are not in '{folder}', e.g. {missing[:3]}")
+            raise FileNotFoundError(f"{len(missing)} images listed in '{self.labels_csv}' are not in '{folder}', e.g. {missing[:3]}")
         paths = [by_stem[i] for i in ids]
-        if not 0 < test_fraction < 1:
-            raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
-        pool, test = holdout_split(labels, len(names), test_fraction, split_seed + 2)
-        self._init_files(names, ([paths[i] for i in pool], labels[pool]), ([paths[i] for i in test], labels[test]))
+        pool, test = holdout_split(labels, len(names), self.test_fraction, self.split_seed + 2)
+        return DatasetParts(names, DataPart(labels[pool], [paths[i] for i in pool]), DataPart(labels[test], [paths[i] for i in test]))

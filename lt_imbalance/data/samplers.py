@@ -16,7 +16,8 @@ rank a disjoint share of it.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Literal, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -29,7 +30,13 @@ class EpochSampler(Sampler[tuple[int, int]]):
     """Yields ``(index, augmentation seed)`` pairs; the epoch comes from ``epoch_fn`` (the trainer's
     epoch) or, where it has none (``None``), counts the passes."""
 
-    def __init__(self, labels: Sequence[int] | np.ndarray, mode: SamplerName = "random", seed: int = 0, epoch_fn: Callable[[], int | None] | None = None):
+    def __init__(
+        self,
+        labels: Sequence[int] | np.ndarray,
+        mode: SamplerName = "random",
+        seed: int = 0,
+        epoch_fn: Callable[[], int | None] | None = None,
+    ):
         labels = np.asarray(labels, dtype=np.int64)
         if mode not in ("random", "class_balanced", "square_root"):
             raise ValueError(f"unknown sampler {mode!r}; choose random, class_balanced or square_root")

@@ -13,11 +13,10 @@ n_max = the smallest remaining class. Aerial tiles have no canonical orientation
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
+from lt_imbalance.data.base import DataPart, DatasetParts
 from lt_imbalance.data.files import FileImageDataModule, list_image_folder
-from lt_imbalance.data.samplers import SamplerName
-from lt_imbalance.data.splits import Profile, balanced_holdout
+from lt_imbalance.data.splits import balanced_holdout
 
 SOURCE = "https://madm.dfki.de/files/sentinel/EuroSAT.zip"
 
@@ -28,38 +27,20 @@ class EuroSATLT(FileImageDataModule):
     Args:
         data_dir: folder holding ``eurosat/2750`` (torchvision's layout), or the class folders.
         test_per_class: images per class in the balanced test set.
-        Image and shared arguments as :class:`~lt_imbalance.data.files.FileImageDataModule`.
+        **kwargs: the arguments of :class:`~lt_imbalance.data.files.FileImageDataModule`,
+            :class:`~lt_imbalance.data.image.ImageDataModule` and
+            :class:`~lt_imbalance.data.base.LongTailedDataModule`.
     """
 
-    def __init__(
-        self,
-        data_dir: str = "data",
-        test_per_class: int = 500,
-        image_size: int = 64,
-        in_memory: bool = True,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        batch_size: int = 128,
-        num_workers: int = 0,
-        augmentation: str = "standard",
-        imbalance_ratio: float = 100.0,
-        profile: Profile = "exponential",
-        split_seed: int = 0,
-        val_fraction: float = 0.1,
-        ssl_views: bool = False,
-        sampler: SamplerName = "random",
-        device_data: bool = False,
-    ):
-        super().__init__(
-            image_size, 3, in_memory, mean, std, batch_size=batch_size, num_workers=num_workers,
-            augmentation=augmentation, imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed,
-            val_fraction=val_fraction, ssl_views=ssl_views, sampler=sampler, device_data=device_data,
-        )
-        self.data_dir = data_dir
-        root = self._locate(Path(data_dir))
-        names, paths, labels = list_image_folder(root)
-        pool, test = balanced_holdout(labels, len(names), test_per_class, split_seed + 2)
-        self._init_files(names, ([paths[i] for i in pool], labels[pool]), ([paths[i] for i in test], labels[test]))
+    def __init__(self, data_dir: str = "data", test_per_class: int = 500, **kwargs):
+        super().__init__(**kwargs)
+        self.data_dir, self.test_per_class = data_dir, test_per_class
+        self.root = self._locate(Path(data_dir))
+
+    def load_data(self) -> DatasetParts:
+        names, paths, labels = list_image_folder(self.root)
+        pool, test = balanced_holdout(labels, len(names), self.test_per_class, self.split_seed + 2)
+        return DatasetParts(names, DataPart(labels[pool], [paths[i] for i in pool]), DataPart(labels[test], [paths[i] for i in test]))
 
     @staticmethod
     def _locate(data_dir: Path) -> Path:

@@ -1,6 +1,6 @@
 """Long-tailed splits as pure, seeded functions (no Lightning, no I/O).
 
-Notation (DESIGN.md section 3; Cao et al. 2019, as used by Shwartz-Ziv et al. 2023, section 4):
+Notation (Cao et al. 2019, as used by Shwartz-Ziv et al. 2023, section 4):
 C classes, n_max images for the largest class, imbalance ratio rho = n_max / n_min >= 1.
 
 - exponential profile: n_c = floor(n_max * rho^(-c / (C - 1))), c = 0..C-1;
@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -143,9 +144,7 @@ def natural_split(labels: Sequence[int] | np.ndarray, num_classes: int) -> Split
     return Split(indices=indices, class_counts=[len(p) for p in pools], hash=indices_hash(indices))
 
 
-def holdout_split(
-    labels: Sequence[int] | np.ndarray, num_classes: int, fraction: float, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(labels: Sequence[int] | np.ndarray, num_classes: int, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Stratified hold-out: floor(fraction * n_c) positions of each class go to the held-out part.
 
     Returns ``(keep, held_out)`` as positions into ``labels``. Every class keeps at least one
@@ -163,9 +162,7 @@ def holdout_split(
     return np.sort(np.concatenate(keep)).astype(np.int64), np.sort(np.concatenate(held)).astype(np.int64)
 
 
-def balanced_holdout(
-    labels: Sequence[int] | np.ndarray, num_classes: int, per_class: int, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def balanced_holdout(labels: Sequence[int] | np.ndarray, num_classes: int, per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Hold out exactly ``per_class`` random samples of every class (a balanced test set).
 
     Returns ``(pool, held_out)`` as sorted positions into ``labels``; every class must keep at

@@ -3,8 +3,8 @@
 Preprocessing is fitted on the training split only (never on validation or test rows):
 numeric columns get median imputation and standardisation (x - mean) / std; categorical columns
 (non-numeric by default) get a "missing" category and one-hot encoding, categories unseen in
-training encoding to all zeros. The model sees float feature vectors (``num_channels`` = their
-width, linked into the model's ``in_channels``).
+training encoding to all zeros. The model sees float feature vectors: ``input_shape`` is
+``(F,)``, F the number of encoded features, linked into the model's ``input_shape``.
 
 Joint-SSL views are SCARF-style feature corruption (Bahri et al. 2022): each feature of a row is
 replaced, with probability ``corruption_rate``, by the same feature of a random training row.
@@ -16,21 +16,21 @@ Bundled tables (``builtin``): ``penguins`` (palmerpenguins, 344 penguins, 3 spec
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 import torch
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from torch.utils.data import Dataset
 
-from lt_imbalance.data.base import LongTailedDataModule, seeded
-from lt_imbalance.data.samplers import SamplerName
+from lt_imbalance.data.base import DataPart, DatasetParts, LongTailedDataModule
+from lt_imbalance.data.datasets import FeatureDataset
 from lt_imbalance.data.splits import Profile, holdout_split
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Builtin = Literal["penguins", "wine", "breast_cancer"]
 
@@ -52,6 +52,8 @@ def load_builtin(name: str) -> tuple[pd.DataFrame, str]:
 
 
 def read_table(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     if not path.is_file():
         raise FileNotFoundError(f"table '{path}' not found; expected a .csv or .parquet file with one row per sample")
     if path.suffix.lower() == ".csv":
@@ -76,21 +78,15 @@ class FeatureCorruption:
         return torch.where(mask, donors, x)
 
 
-class FeatureDataset(Dataset):
-    """Float feature rows and labels; ``(x, y)`` or ``(x, y, view, view)`` with ``views``."""
+@dataclass(frozen=True)
+class RawTable:
+    """A table as read: the pool and test frames (feature columns only), their labels, the class names."""
 
-    def __init__(self, features: torch.Tensor, labels: torch.Tensor, views=None):
-        self.features, self.labels, self.views = features, labels.long(), views
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, key):
-        with seeded(key) as i:
-            x = self.features[i]
-            if self.views is None:
-                return x, self.labels[i]
-            return x, self.labels[i], self.views(x), self.views(x)
+    pool: pd.DataFrame
+    pool_labels: np.ndarray
+    test: pd.DataFrame
+    test_labels: np.ndarray
+    class_names: list[str]
 
 
 class TabularLT(LongTailedDataModule):
@@ -105,9 +101,13 @@ class TabularLT(LongTailedDataModule):
         test_path: optional separate test table with the same columns.
         test_fraction: stratified share held out as test set when ``test_path`` is unset.
         corruption_rate: SCARF corruption probability of the SSL views.
-        Shared arguments as :class:`~lt_imbalance.data.base.LongTailedDataModule`
-        (``augmentation`` must stay ``none``: image policies do not apply to tables).
+        batch_size: the global batch (default 64 here).
+        imbalance_ratio: rho of a long-tailed re-split (default 1: keep the data's own distribution).
+        profile: ``none`` by default (the natural distribution); ``exponential`` / ``step`` re-split.
+        **kwargs: the shared arguments of :class:`~lt_imbalance.data.base.LongTailedDataModule`.
     """
+
+    sample_unit = "rows"
 
     def __init__(
         self,
@@ -120,51 +120,80 @@ class TabularLT(LongTailedDataModule):
         test_fraction: float = 0.25,
         corruption_rate: float = 0.6,
         batch_size: int = 64,
-        num_workers: int = 0,
-        augmentation: str = "none",
         imbalance_ratio: float = 1.0,
         profile: Profile = "none",
-        split_seed: int = 0,
-        val_fraction: float = 0.1,
-        ssl_views: bool = False,
-        sampler: SamplerName = "random",
+        **kwargs,
     ):
-        super().__init__(batch_size, num_workers, augmentation, imbalance_ratio, profile, split_seed, val_fraction, ssl_views, sampler)
-        if augmentation != "none":
-            raise ValueError(f"TabularLT takes augmentation: none (got {augmentation!r}); tables use SSL feature corruption instead")
+        super().__init__(batch_size=batch_size, imbalance_ratio=imbalance_ratio, profile=profile, **kwargs)
         if (path is None) == (builtin is None):
             raise ValueError("give exactly one of path (a .csv / .parquet file) and builtin (penguins, wine, breast_cancer)")
-        if builtin is not None:
-            table, builtin_target = load_builtin(builtin)
-            target = target or builtin_target
+        if test_path is None and not 0 < test_fraction < 1:
+            raise ValueError(f"test_fraction must lie in (0, 1) when no test_path is given, got {test_fraction}")
+        if not 0 <= corruption_rate <= 1:
+            raise ValueError(f"corruption_rate must lie in [0, 1], got {corruption_rate}")
+        self.path, self.builtin, self.target, self.categorical = path, builtin, target, categorical
+        self.drop_columns, self.test_path, self.test_fraction, self.corruption_rate = (
+            drop_columns,
+            test_path,
+            test_fraction,
+            corruption_rate,
+        )
+
+    @cached_property
+    def table(self) -> RawTable:
+        """The table(s) as read and checked, split into pool and test rows."""
+        if self.builtin is not None:
+            frame, builtin_target = load_builtin(self.builtin)
+            target = self.target or builtin_target
         else:
-            table = read_table(Path(path))
+            frame, target = read_table(Path(self.path)), self.target
         if target is None:
-            raise ValueError(f"set target to the label column; the columns are {list(table.columns)}")
-        self.path, self.builtin, self.target, self.corruption_rate = path, builtin, target, corruption_rate
-        table = self._checked(table, target, drop_columns, path or builtin)
-        names = sorted(table[target].astype(str).unique())
-        labels = table[target].astype(str).map({n: c for c, n in enumerate(names)}).to_numpy(np.int64).copy()
-        if test_path is None:
-            if not 0 < test_fraction < 1:
-                raise ValueError(f"test_fraction must lie in (0, 1) when no test_path is given, got {test_fraction}")
-            pool_rows, test_rows = holdout_split(labels, len(names), test_fraction, split_seed + 2)
-            pool, test = table.iloc[pool_rows], table.iloc[test_rows]
-            pool_labels, test_labels = labels[pool_rows], labels[test_rows]
-        else:
-            pool, pool_labels = table, labels
-            test = self._checked(read_table(Path(test_path)), target, drop_columns, test_path)
-            unseen = sorted(set(test[target].astype(str)) - set(names))
-            if unseen:
-                raise ValueError(f"'{test_path}': target classes {unseen} do not occur in the training table; remove those rows or add training data")
-            test_labels = test[target].astype(str).map({n: c for c, n in enumerate(names)}).to_numpy(np.int64).copy()
-        features = [c for c in table.columns if c != target]
-        self._init_split(pool_labels, names, image_size=0, num_channels=0)
-        encoder = self._fit_encoder(pool.iloc[self.train_indices][features], categorical)
-        self.num_channels = int(encoder.transform(pool.iloc[:1][features]).shape[1])
-        self._pool = (self._encode(encoder, pool[features]), torch.from_numpy(pool_labels))
-        self._test = (self._encode(encoder, test[features]), torch.from_numpy(test_labels))
+            raise ValueError(f"set target to the label column; the columns are {list(frame.columns)}")
+        frame = self._checked(frame, target, self.drop_columns, self.path or self.builtin)
+        names = sorted(frame[target].astype(str).unique())
+        code = {n: c for c, n in enumerate(names)}
+        labels = frame[target].astype(str).map(code).to_numpy(np.int64).copy()
+        features = [c for c in frame.columns if c != target]
+        if self.test_path is None:
+            pool_rows, test_rows = holdout_split(labels, len(names), self.test_fraction, self.split_seed + 2)
+            return RawTable(frame.iloc[pool_rows][features], labels[pool_rows], frame.iloc[test_rows][features], labels[test_rows], names)
+        test = self._checked(read_table(Path(self.test_path)), target, self.drop_columns, self.test_path)
+        unseen = sorted(set(test[target].astype(str)) - set(names))
+        if unseen:
+            raise ValueError(
+                f"'{self.test_path}': target classes {unseen} do not occur in the training table; remove those rows or add training data"
+            )
+        test_labels = test[target].astype(str).map(code).to_numpy(np.int64).copy()
+        return RawTable(frame[features], labels, test[features], test_labels, names)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.table.class_names)
+
+    def pool_labels(self) -> np.ndarray:
+        return self.table.pool_labels
+
+    def load_data(self) -> DatasetParts:
+        """Encode the table with preprocessing fitted on the training split's rows only."""
+        table = self.table
+        encoder = self._fit_encoder(table.pool.iloc[self.split.train_indices], self.categorical)
         self.feature_names = [str(n) for n in encoder.get_feature_names_out()]
+        return DatasetParts(
+            class_names=table.class_names,
+            pool=DataPart(table.pool_labels, self._encode(encoder, table.pool)),
+            test=DataPart(table.test_labels, self._encode(encoder, table.test)),
+        )
+
+    def make_dataset(self, part: DataPart, indices: np.ndarray | None, train: bool) -> Dataset:
+        features, labels = part.samples, torch.from_numpy(part.labels)
+        if indices is not None:
+            features, labels = features[torch.from_numpy(indices)], labels[indices]
+        views = (
+            FeatureCorruption(self.parts.pool.samples[torch.from_numpy(self.split.train_indices)], self.corruption_rate)
+            if train and self.ssl_views
+            else None
+        )
+        return FeatureDataset(features, labels, views)
 
     @staticmethod
     def _checked(table: pd.DataFrame, target: str, drop_columns: list[str] | None, source: str) -> pd.DataFrame:
@@ -181,6 +210,11 @@ class TabularLT(LongTailedDataModule):
     @staticmethod
     def _fit_encoder(train: pd.DataFrame, categorical: list[str] | None):
         """Median-impute + standardise numeric columns, one-hot categorical ones; fitted on ``train`` only."""
+        import pandas as pd
+        from sklearn.compose import ColumnTransformer
+        from sklearn.impute import SimpleImputer
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
         if categorical is None:
             categorical = [c for c in train.columns if not pd.api.types.is_numeric_dtype(train[c])]
@@ -191,7 +225,14 @@ class TabularLT(LongTailedDataModule):
         encoder = ColumnTransformer(
             [
                 ("num", make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()), numeric),
-                ("cat", make_pipeline(FunctionTransformer(_as_text, feature_names_out="one-to-one"), OneHotEncoder(handle_unknown="ignore", sparse_output=False)), categorical),
+                (
+                    "cat",
+                    make_pipeline(
+                        FunctionTransformer(_as_text, feature_names_out="one-to-one"),
+                        OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                    ),
+                    categorical,
+                ),
             ]
         )
         return encoder.fit(train)
@@ -199,15 +240,6 @@ class TabularLT(LongTailedDataModule):
     @staticmethod
     def _encode(encoder, frame: pd.DataFrame) -> torch.Tensor:
         return torch.from_numpy(np.asarray(encoder.transform(frame), dtype=np.float32))
-
-    def _ssl_transform(self) -> FeatureCorruption:
-        return FeatureCorruption(self._pool[0][self.train_indices], self.corruption_rate)
-
-    def _make_dataset(self, part, indices, transform, views=None) -> FeatureDataset:
-        features, labels = self._pool if part == "train" else self._test
-        if indices is not None:
-            features, labels = features[indices], labels[indices]
-        return FeatureDataset(features, labels, views)
 
 
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:

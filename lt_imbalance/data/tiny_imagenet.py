@@ -21,14 +21,13 @@ Construction of Tiny ImageNet-LT (published here because no peer publishes one):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
+from lt_imbalance.data.base import DataPart, DatasetParts
 from lt_imbalance.data.files import FileImageDataModule, list_image_folder
-from lt_imbalance.data.samplers import SamplerName
-from lt_imbalance.data.splits import Profile
 
 SOURCE = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 
@@ -58,42 +57,25 @@ class TinyImageNetLT(FileImageDataModule):
 
     Args:
         data_dir: the folder holding ``tiny-imagenet-200`` (or that folder itself).
-        Image and shared arguments as :class:`~lt_imbalance.data.files.FileImageDataModule`.
+        val_fraction: stratified validation share of the training split (default 0: validate on the test set).
+        **kwargs: the arguments of :class:`~lt_imbalance.data.files.FileImageDataModule`,
+            :class:`~lt_imbalance.data.image.ImageDataModule` and
+            :class:`~lt_imbalance.data.base.LongTailedDataModule`.
     """
 
-    def __init__(
-        self,
-        data_dir: str = "data",
-        image_size: int = 64,
-        in_memory: bool = True,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        batch_size: int = 128,
-        num_workers: int = 0,
-        augmentation: str = "standard",
-        imbalance_ratio: float = 100.0,
-        profile: Profile = "exponential",
-        split_seed: int = 0,
-        val_fraction: float = 0.0,
-        ssl_views: bool = False,
-        sampler: SamplerName = "random",
-        device_data: bool = False,
-    ):
-        super().__init__(
-            image_size, 3, in_memory, mean, std, batch_size=batch_size, num_workers=num_workers,
-            augmentation=augmentation, imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed,
-            val_fraction=val_fraction, ssl_views=ssl_views, sampler=sampler, device_data=device_data,
-        )
+    def __init__(self, data_dir: str = "data", val_fraction: float = 0.0, **kwargs):
+        super().__init__(val_fraction=val_fraction, **kwargs)
         self.data_dir = data_dir
-        root = self._locate(Path(data_dir))
-        wnids = sorted(w.strip() for w in (root / "wnids.txt").read_text().splitlines() if w.strip())
-        names, paths, labels = list_image_folder(root / "train", wnids)
-        missing = [w for c, w in enumerate(wnids) if not np.any(labels == c)]
+        self.root = self._locate(Path(data_dir))
+        self.wnids = sorted(w.strip() for w in (self.root / "wnids.txt").read_text().splitlines() if w.strip())
+
+    def load_data(self) -> DatasetParts:
+        names, paths, labels = list_image_folder(self.root / "train", self.wnids)
+        missing = [w for c, w in enumerate(self.wnids) if not np.any(labels == c)]
         if missing:
-            raise ValueError(f"{root / 'train'}: no images for wnids {missing[:5]} (expected train/<wnid>/images/*.JPEG)")
-        test = read_val_annotations(root / "val" / "val_annotations.txt", wnids)
-        self.wnids = wnids
-        self._init_files(self._readable_names(root, wnids), (paths, labels), test)
+            raise ValueError(f"{self.root / 'train'}: no images for wnids {missing[:5]} (expected train/<wnid>/images/*.JPEG)")
+        test_paths, test_labels = read_val_annotations(self.root / "val" / "val_annotations.txt", self.wnids)
+        return DatasetParts(self._readable_names(self.root, self.wnids), DataPart(labels, paths), DataPart(test_labels, test_paths))
 
     @staticmethod
     def _locate(data_dir: Path) -> Path:

@@ -1,5 +1,30 @@
-"""Backbones (feature extractors) by name: images and feature vectors."""
+"""The plain PyTorch models (no Lightning): backbones by name, classifier heads, the classifier network."""
 
-from lt_imbalance.models.backbones import BACKBONES, MLP, CifarResNet, DigitsCNN, ResidualMLP, TorchvisionResNet, WideResNet, build_backbone
+from lt_imbalance.models.backbones import (
+    BACKBONES,
+    MLP,
+    CifarResNet,
+    DigitsCNN,
+    ResidualMLP,
+    TorchvisionResNet,
+    WideResNet,
+    build_backbone,
+    feature_dim,
+)
+from lt_imbalance.models.heads import CosineClassifier, build_head
+from lt_imbalance.models.network import ClassifierNetwork
 
-__all__ = ["BACKBONES", "MLP", "CifarResNet", "DigitsCNN", "ResidualMLP", "TorchvisionResNet", "WideResNet", "build_backbone"]
+__all__ = [
+    "BACKBONES",
+    "MLP",
+    "CifarResNet",
+    "ClassifierNetwork",
+    "CosineClassifier",
+    "DigitsCNN",
+    "ResidualMLP",
+    "TorchvisionResNet",
+    "WideResNet",
+    "build_backbone",
+    "build_head",
+    "feature_dim",
+]

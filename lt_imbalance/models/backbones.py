@@ -1,4 +1,6 @@
-"""Feature extractors by name. Each takes ``in_channels`` and exposes ``out_features``.
+"""Feature extractors by name (plain PyTorch). Each exposes ``out_features``, the width of the
+feature vector its forward returns; :func:`build_backbone` sizes it from the data's ``input_shape``
+(``(C, H, W)`` for images, ``(F,)`` for feature vectors).
 
 - ``resnet20/32/44/56/110``: CIFAR ResNets of He et al. 2016 (section 4.2): 3 stages of 16, 32,
   64 channels, (depth - 2) / 6 basic blocks each, parameter-free "option A" shortcuts
@@ -7,7 +9,7 @@
 - ``resnet18`` / ``resnet50``: torchvision's, randomly initialised (no download); with
   ``small_image_stem`` the 7x7/2 stem and max-pool become one 3x3/1 convolution for 32 px images.
 - ``digits_cnn``: a three-layer CNN for 8x8 images (about 0.1M parameters).
-- ``mlp`` / ``resmlp``: for feature vectors (tables); ``in_channels`` is the number of features.
+- ``mlp`` / ``resmlp``: for feature vectors (tables) of ``in_features`` values.
   ``mlp``: [Linear, BatchNorm, ReLU, Dropout] x len(hidden); ``resmlp``: a linear stem and
   ``depth`` pre-norm residual blocks x + Linear(Dropout(ReLU(Linear(BatchNorm(x))))) (Gorishniy
   et al. 2021's ResNet for tabular data).
@@ -15,8 +17,9 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -140,9 +143,7 @@ class DigitsCNN(nn.Module):
         def block(c_in: int, c_out: int) -> nn.Sequential:
             return nn.Sequential(nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
-        self.features = nn.Sequential(
-            block(in_channels, width), block(width, 2 * width), nn.MaxPool2d(2), block(2 * width, 4 * width)
-        )
+        self.features = nn.Sequential(block(in_channels, width), block(width, 2 * width), nn.MaxPool2d(2), block(2 * width, 4 * width))
         self.out_features = 4 * width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,9 +153,9 @@ class DigitsCNN(nn.Module):
 class MLP(nn.Module):
     """Feature-vector MLP: [Linear, BatchNorm1d, ReLU, Dropout] per hidden width."""
 
-    def __init__(self, in_channels: int, hidden: tuple[int, ...] = (256, 256), dropout: float = 0.1):
+    def __init__(self, in_features: int, hidden: tuple[int, ...] = (256, 256), dropout: float = 0.1):
         super().__init__()
-        layers, width = [], in_channels
+        layers, width = [], in_features
         for h in hidden:
             layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.ReLU(inplace=True), nn.Dropout(dropout)]
             width = h
@@ -168,7 +169,9 @@ class MLP(nn.Module):
 class _ResidualBlock(nn.Module):
     def __init__(self, width: int, dropout: float):
         super().__init__()
-        self.body = nn.Sequential(nn.BatchNorm1d(width), nn.Linear(width, 2 * width), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(2 * width, width))
+        self.body = nn.Sequential(
+            nn.BatchNorm1d(width), nn.Linear(width, 2 * width), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(2 * width, width)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -177,9 +180,9 @@ class _ResidualBlock(nn.Module):
 class ResidualMLP(nn.Module):
     """Tabular ResNet: a linear stem, ``depth`` residual blocks, then BatchNorm + ReLU."""
 
-    def __init__(self, in_channels: int, width: int = 128, depth: int = 3, dropout: float = 0.1):
+    def __init__(self, in_features: int, width: int = 128, depth: int = 3, dropout: float = 0.1):
         super().__init__()
-        self.stem = nn.Linear(in_channels, width)
+        self.stem = nn.Linear(in_features, width)
         self.blocks = nn.Sequential(*[_ResidualBlock(width, dropout) for _ in range(depth)])
         self.out = nn.Sequential(nn.BatchNorm1d(width), nn.ReLU(inplace=True))
         self.out_features = width
@@ -188,25 +191,36 @@ class ResidualMLP(nn.Module):
         return self.out(self.blocks(self.stem(x.flatten(1))))
 
 
-BACKBONES: dict[str, Callable[..., nn.Module]] = {
+#: backbones for images: built with ``in_channels`` = C of the input shape (C, H, W)
+IMAGE_BACKBONES: dict[str, Callable[..., nn.Module]] = {
     **{f"resnet{d}": partial(CifarResNet, depth=d) for d in (20, 32, 44, 56, 110)},
     "wideresnet28": partial(WideResNet, depth=28),
     "resnet18": partial(TorchvisionResNet, "resnet18"),
     "resnet50": partial(TorchvisionResNet, "resnet50"),
     "digits_cnn": DigitsCNN,
-    "mlp": MLP,
-    "resmlp": ResidualMLP,
 }
+#: backbones for feature vectors: built with ``in_features`` = the number of values per sample
+VECTOR_BACKBONES: dict[str, Callable[..., nn.Module]] = {"mlp": MLP, "resmlp": ResidualMLP}
+BACKBONES = {**IMAGE_BACKBONES, **VECTOR_BACKBONES}
 
 
-def build_backbone(name: str, in_channels: int = 3, **kwargs) -> nn.Module:
-    """Instantiate a backbone of :data:`BACKBONES` by name; unknown names list the known ones."""
+def build_backbone(name: str, input_shape: Sequence[int] = (3, 32, 32), **kwargs) -> nn.Module:
+    """Instantiate a backbone of :data:`BACKBONES` by name for inputs of ``input_shape``
+    (without the batch dimension); unknown names list the known ones."""
     if name not in BACKBONES:
         raise ValueError(
             f"unknown backbone {name!r}; choose one of {', '.join(sorted(BACKBONES))}, "
             "or give a class_path to any nn.Module with an `out_features` attribute."
         )
-    return BACKBONES[name](in_channels=in_channels, **kwargs)
+    shape = tuple(int(n) for n in input_shape)
+    if name in VECTOR_BACKBONES:
+        return VECTOR_BACKBONES[name](in_features=math.prod(shape), **kwargs)
+    if len(shape) != 3:
+        raise ValueError(
+            f"backbone {name!r} takes images (channels, height, width), but the data gives inputs of shape {shape}; "
+            f"for feature vectors use {' or '.join(VECTOR_BACKBONES)}."
+        )
+    return IMAGE_BACKBONES[name](in_channels=shape[0], **kwargs)
 
 
 def feature_dim(backbone: nn.Module) -> int:

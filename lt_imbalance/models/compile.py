@@ -1,4 +1,5 @@
-"""Compiling a backbone with ``torch.compile`` (issue 6: small models on a GPU are launch-bound).
+"""Compiling a backbone with ``torch.compile`` (small models on a GPU are launch-bound: kernel
+launches, not arithmetic, set their speed).
 
 The backbone is compiled in place (``nn.Module.compile``), so parameter names, checkpoints, the
 SAM callback's parameter perturbation and DDP's gradient hooks see the same module as in eager
@@ -14,9 +15,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 
@@ -30,10 +31,15 @@ def _cpu_compiler() -> str | None:
 def compile_backbone(backbone: nn.Module, mode: str, device: torch.device) -> bool:
     """Compile ``backbone`` in place for ``device``; returns whether it was compiled."""
     if device.type == "cpu" and _cpu_compiler() is None:
-        rank_zero_warn("model.compile: no C++ compiler found (set CXX or install g++), so the backbone runs eagerly on the CPU.")
+        warnings.warn(
+            "model.compile: no C++ compiler found (set CXX or install g++), so the backbone runs eagerly on the CPU.", stacklevel=2
+        )
         return False
     if device.type != "cuda" and mode in ("reduce-overhead", "max-autotune"):
-        rank_zero_warn(f"model.compile_mode={mode!r} uses CUDA graphs, which need a CUDA device; compiling in the 'default' mode on {device.type}.")
+        warnings.warn(
+            f"model.compile={mode!r} uses CUDA graphs, which need a CUDA device; compiling in the 'default' mode on {device.type}.",
+            stacklevel=2,
+        )
         mode = "default"
     backbone.compile(mode=mode)
     return True

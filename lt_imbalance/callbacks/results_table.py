@@ -1,0 +1,105 @@
+"""A compact results table printed at the end of ``fit`` (validation) and ``test``, and saved
+as ``results_<stage>.md`` / ``.json`` in the run's log directory.
+
+The numbers come from the module's :class:`~lt_imbalance.metrics.EvaluationResult` of the stage,
+plus the summaries that other callbacks publish (:class:`lt_imbalance.contracts.PublishesSummary`,
+e.g. the overfitting gaps of :class:`~lt_imbalance.callbacks.OverfittingMonitor`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_info
+
+from lt_imbalance.contracts import EvaluatedModule, PublishesSummary, members, require
+from lt_imbalance.metrics import EvaluationResult, head_tail_halves, shot_groups
+
+#: (metric key, label, class group it averages over; None = all classes)
+SUMMARY_ROWS = (
+    ("acc", "top-1 accuracy", None),
+    ("balanced_acc", "balanced accuracy", None),
+    ("macro_f1", "macro-F1", None),
+    ("many_acc", "many-shot (>100)", "many"),
+    ("medium_acc", "medium-shot (20-100)", "medium"),
+    ("few_acc", "few-shot (<20)", "few"),
+    ("head_acc", "head half", "head"),
+    ("tail_acc", "tail half", "tail"),
+    ("auroc", "AUROC (one-vs-rest, macro)", None),
+    ("ece", "ECE (15 bins)", None),
+    ("gap_acc", "train - val accuracy gap", None),
+    ("gap_acc_few", "train - val accuracy gap, few-shot", "few"),
+)
+
+
+def _pct(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.2f}"
+
+
+def format_results_table(
+    title: str,
+    metrics: dict[str, float],
+    per_class_acc: Sequence[float],
+    class_counts: Sequence[int] | None,
+    class_names: Sequence[str] | None = None,
+    eval_counts: Sequence[int] | None = None,
+    unit: str = "images",
+) -> str:
+    """Markdown: summary metrics (%, with the number of classes per group), then one row per class;
+    ``unit`` names what a sample is (``images``, ``rows``)."""
+    names = list(class_names) if class_names else [str(c) for c in range(len(per_class_acc))]
+    groups = {**shot_groups(class_counts), **head_tail_halves(class_counts)} if class_counts else {}
+    lines = [f"### {title}", "", "| metric | % | classes |", "|---|---:|---:|"]
+    for key, label, group in SUMMARY_ROWS:
+        if key in metrics:
+            n = len(groups[group]) if group else len(per_class_acc)
+            lines.append(f"| {label} | {_pct(metrics[key])} | {n} |")
+    lines += ["", f"| class | train {unit} | eval {unit} | accuracy % |", "|---|---:|---:|---:|"]
+    for c, acc in enumerate(per_class_acc):
+        train_n = class_counts[c] if class_counts else "?"
+        eval_n = eval_counts[c] if eval_counts else "?"
+        lines.append(f"| {names[c]} | {train_n} | {eval_n} | {_pct(acc)} |")
+    return "\n".join(lines)
+
+
+class ResultsTable(pl.Callback):
+    """Prints the table of the last validation epoch when ``fit`` ends and of the test set when
+    ``test`` ends (rank 0), and saves it with per-class accuracy and the confusion matrix."""
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        require(pl_module, EvaluatedModule, "ResultsTable", "ImbalancedClassifier")
+
+    def _report(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        log_dir = trainer.log_dir  # a collective under DDP: every rank must ask
+        result: EvaluationResult | None = pl_module.evaluations.get(stage)
+        if result is None or not trainer.is_global_zero:
+            return
+        metrics = dict(result.metrics)
+        for callback in trainer.callbacks:
+            if all(hasattr(callback, m) for m in members(PublishesSummary)):
+                metrics.update(callback.summary(stage))
+        dm = trainer.datamodule
+        unit = getattr(dm, "sample_unit", "samples")
+        eval_counts = result.eval_counts
+        where = "validation split" if stage == "val" else "test set"
+        balance = "balanced" if len(set(eval_counts)) == 1 else "imbalanced"
+        title = f"{type(pl_module).__name__} on {type(dm).__name__ if dm else 'data'}: {where} ({balance}, {sum(eval_counts)} {unit})"
+        names = getattr(dm, "class_names", None)
+        table = format_results_table(title, metrics, result.per_class_acc, result.class_counts, names, eval_counts, unit)
+        rank_zero_info("\n" + table + "\n")
+        if log_dir:
+            out = Path(log_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / f"results_{stage}.md").write_text(table + "\n")
+            record = {**result.to_json(), "metrics": metrics}
+            (out / f"results_{stage}.json").write_text(json.dumps(record, indent=2) + "\n")
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._report(trainer, pl_module, "val")
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._report(trainer, pl_module, "test")

@@ -1,0 +1,183 @@
+"""The base of the image data modules: augmentation, SSL views, normalisation, on-device data.
+
+Images stay uint8 ``[C, H, W]`` through the data pipeline; a policy only crops, flips and
+re-colours them (:mod:`lt_imbalance.data.augment`). Conversion to float and normalisation happen
+once per batch on the training device (:meth:`ImageDataModule.on_after_batch_transfer`).
+
+**Normalisation, one policy for every image module**: x -> (x / 255 - mean_c) / std_c per channel,
+with ``mean`` / ``std`` as given, or, when not given, computed at ``setup`` from the training
+split (at most :data:`STATS_IMAGES` images in memory, or :data:`STATS_FILES` decoded files, spread
+evenly over it; std floored at 1e-3). The values used are recorded in the run metadata.
+
+**On-device data** (``device_data: true``): the training images are held on the accelerator as
+uint8 and each batch is augmented there (:mod:`lt_imbalance.data.device_augment`), each image with
+its own random parameters; the training loader then yields only indices, labels and augmentation
+seeds. Needs the images in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from lt_imbalance.data import device_augment
+from lt_imbalance.data.augment import build_ssl_transform, build_train_transform, check_policy
+from lt_imbalance.data.base import DataPart, LongTailedDataModule
+from lt_imbalance.data.datasets import IndexDataset, ItemDataset, TensorImageDataset
+
+#: at most this many training images (held in memory / decoded from files) give the normalisation statistics
+STATS_IMAGES = 10_000
+STATS_FILES = 1_000
+
+
+class ImageDataModule(LongTailedDataModule):
+    """Long-tailed image data (module docstring). Subclasses hand over uint8 images ``[N, C, H, W]``
+    (or image files, :class:`~lt_imbalance.data.files.FileImageDataModule`) from ``load_data``.
+
+    Args:
+        augmentation: training policy name (``none``, ``standard``, ``autoaugment``,
+            ``randaugment``, ``trivialaugment``; see :mod:`lt_imbalance.data.augment`).
+        device_data: hold the training images on the training device as uint8 and apply the
+            augmentation policy (and SSL views) per batch there; the augmentation of a batch is a
+            function of its first sample's seed, so runs and resumes stay reproducible.
+        mean: per-channel mean on the [0, 1] scale; ``None`` computes it from the training images.
+        std: per-channel standard deviation on the [0, 1] scale; ``None`` computes it likewise.
+        **kwargs: the shared arguments of :class:`~lt_imbalance.data.base.LongTailedDataModule`.
+    """
+
+    #: whether mirroring preserves the meaning of an image (False for digits)
+    hflip = True
+
+    def __init__(
+        self,
+        augmentation: str = "standard",
+        device_data: bool = False,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        check_policy(augmentation)
+        if (mean is None) != (std is None):
+            raise ValueError("give both mean and std, or neither (then they are computed from the training images)")
+        self.augmentation, self.device_data = augmentation, device_data
+        self.mean = tuple(mean) if mean is not None else None
+        self.std = tuple(std) if std is not None else None
+        self._resident: dict[torch.device, torch.Tensor] = {}
+        self._generators: dict[torch.device, torch.Generator] = {}
+        self._norm_cache: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._device_transform = self._device_views = None
+
+    @property
+    def channels(self) -> int:
+        return self.input_shape[0]
+
+    @property
+    def image_size(self) -> int:
+        return self.input_shape[-1]
+
+    def check_normalisation(self) -> None:
+        """Refuse ``mean`` / ``std`` whose length is not the number of channels."""
+        if self.mean is not None and (len(self.mean) != self.channels or len(self.std) != self.channels):
+            raise ValueError(f"mean and std need {self.channels} values (one per channel), got {list(self.mean)} and {list(self.std)}")
+
+    # ---- datasets -------------------------------------------------------------------------
+    def make_dataset(self, part: DataPart, indices: np.ndarray | None, train: bool) -> Dataset:
+        images, labels = part.samples, torch.from_numpy(part.labels)
+        if indices is not None:
+            images, labels = images[torch.from_numpy(indices)], labels[indices]
+        return TensorImageDataset(images, labels, *self.transforms(train))
+
+    def transforms(self, train: bool) -> tuple[Any, Any]:
+        """``(transform, views)`` of the per-sample CPU path: the augmentation policy and, with
+        ``ssl_views``, the SimCLR view, for training; nothing for evaluation."""
+        if not train:
+            return None, None
+        transform = build_train_transform(self.augmentation, self.image_size, self.hflip)
+        views = build_ssl_transform(self.image_size, self.hflip, self.channels) if self.ssl_views else None
+        return transform, views
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        self.check_normalisation()
+        super().setup(stage)
+        if self.mean is None:
+            self.mean, self.std = self.statistics(self.train_set)
+        if self.device_data:
+            self._setup_device_data()
+
+    @staticmethod
+    def statistics(dataset: ItemDataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std on the [0, 1] scale of at most :data:`STATS_IMAGES` (in memory) or
+        :data:`STATS_FILES` (decoded) images of ``dataset`` spread evenly over it (un-augmented)."""
+        in_memory = isinstance(dataset, TensorImageDataset)
+        n = len(dataset)
+        picks = np.unique(np.linspace(0, n - 1, min(n, STATS_IMAGES if in_memory else STATS_FILES)).round().astype(np.int64))
+        images = dataset.images[picks] if in_memory else torch.stack([dataset.load(int(i)) for i in picks])
+        scaled = images.float() / 255
+        return tuple(scaled.mean(dim=(0, 2, 3)).tolist()), tuple(scaled.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+
+    def _setup_device_data(self) -> None:
+        """Batched device transforms in place of the per-sample ones; the loader serves indices."""
+        if not isinstance(self.train_set, TensorImageDataset):
+            raise ValueError(
+                f"{type(self).__name__}: device_data needs the training images in memory, but this data module "
+                "reads them from files per access; set data.init_args.in_memory: true (or device_data: false)."
+            )
+        self.train_set.transform = self.train_set.views = None
+        self._device_transform = device_augment.build_train_transform(self.augmentation, self.image_size, self.hflip)
+        if self.ssl_views:
+            self._device_views = device_augment.build_ssl_transform(self.image_size, self.hflip, self.channels)
+
+    def training_items(self) -> tuple[Dataset, int]:
+        if self.device_data:  # indices only: workers would cost more than they save
+            return IndexDataset(self.train_set.labels), 0
+        return self.train_set, self.num_workers
+
+    # ---- batches on the device ------------------------------------------------------------
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """``device_data``: the batch's augmentation seed stays on the host (a Python int)."""
+        if isinstance(batch, dict):
+            batch["seed"] = int(batch["seed"][0])
+        return batch
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """uint8 images (and SSL views) -> float, scaled to [0, 1] and normalised per channel, on the batch's device."""
+        if isinstance(batch, dict):
+            batch = self._augment_on_device(batch)
+        return tuple(self.normalise(t) if i != 1 else t for i, t in enumerate(batch))
+
+    def _augment_on_device(self, batch: dict) -> tuple[torch.Tensor, ...]:
+        """``(x, y[, v1, v2])`` from a batch of indices: gather the resident images, augment them."""
+        device = batch["index"].device
+        if device not in self._resident:
+            self._resident[device] = self.train_set.images.to(device)
+            self._generators[device] = torch.Generator(device)
+        images = self._resident[device][batch["index"]]
+        g = self._generators[device].manual_seed(batch["seed"] % 2**63)
+        x = self._device_transform(images, g) if self._device_transform is not None else images
+        if self._device_views is None:
+            return x, batch["label"]
+        return x, batch["label"], self._device_views(images, g), self._device_views(images, g)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """(x / 255 - mean) / std for uint8 ``x``; anything else passes through."""
+        if x.dtype != torch.uint8:
+            return x
+        if x.device not in self._norm_cache:
+            shape = (1, -1, 1, 1)
+            self._norm_cache[x.device] = (
+                torch.tensor(self.mean, device=x.device).view(shape),
+                torch.tensor(self.std, device=x.device).view(shape),
+            )
+        mean, std = self._norm_cache[x.device]
+        return (x.float().div_(255.0) - mean) / std
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata, "augmentation": self.augmentation, "device_data": self.device_data, "mean": self.mean, "std": self.std}

@@ -1,0 +1,88 @@
+"""The full CLI under torchrun: 2 processes, DDP on CPU (gloo), a few steps of the tuned routine
+(SAM-A, CC-LS, Joint-SSL) on digits-LT. Both ranks end with identical weights, and the test
+metrics the DDP run reports (synchronised across ranks) equal a single-process test of its checkpoint."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_cli_under_torchrun_two_processes(tmp_path):
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": f"{ROOT / 'tests' / 'integration'}:{ROOT / 'tests'}:{os.environ.get('PYTHONPATH', '')}",
+    }
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "lt_imbalance",
+        "fit",
+        "--config",
+        "configs/digits_lt.yaml",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.devices",
+        "2",
+        "--trainer.strategy",
+        "ddp",  # SyncBatchNorm needs GPUs
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.limit_train_batches",
+        "4",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.default_root_dir",
+        str(tmp_path / "run"),
+        "--trainer.callbacks+=ddp_job.SaveRankWeights",
+        f"--trainer.callbacks.out_dir={weights}",
+    ]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    rank0, rank1 = (torch.load(weights / f"rank{r}.pt") for r in range(2))
+    assert rank0.pop("split") == rank1.pop("split")  # the same long-tailed split and class counts on both ranks
+    for name in rank0:
+        torch.testing.assert_close(rank0[name], rank1[name], rtol=0, atol=0, msg=name)
+    log_dir = next((tmp_path / "run").rglob("results_test.json")).parent
+    ddp_metrics = json.loads((log_dir / "results_test.json").read_text())["metrics"]
+    ckpt = next(log_dir.rglob("*.ckpt"))
+    single = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lt_imbalance",
+            "test",
+            "--config",
+            "configs/digits_lt.yaml",
+            "--ckpt_path",
+            str(ckpt),
+            "--trainer.default_root_dir",
+            str(tmp_path / "single"),
+            "--trainer.enable_progress_bar",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    single_metrics = json.loads(next((tmp_path / "single").rglob("results_test.json")).read_text())["metrics"]
+    for key in ("acc", "balanced_acc", "macro_f1", "few_acc"):
+        assert ddp_metrics[key] == pytest.approx(single_metrics[key], abs=1e-6), key
+    meta = json.loads((log_dir / "run_metadata.json").read_text())
+    assert meta["trainer"]["world_size"] == 2 and meta["data"]["batch_size"] == 32  # the global batch: 16 per rank

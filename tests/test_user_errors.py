@@ -1,0 +1,84 @@
+"""The command prints a user's mistake as one short block (what is wrong and the fix) and keeps the
+traceback for programming errors or when LT_IMBALANCE_TRACEBACK=1 is set."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fakes import write_image_folder
+from lt_imbalance.cli import main
+from lt_imbalance.user_errors import describe_user_error
+
+ROOT = Path(__file__).resolve().parents[1]
+FIT = ["fit", "--config", "configs/digits_lt.yaml", "--trainer.max_epochs", "1"]
+
+
+def _command(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k != "LT_IMBALANCE_TRACEBACK"}
+    environment.update(OMP_NUM_THREADS="1", **env)
+    cmd = [sys.executable, "-m", "lt_imbalance", *args, "--trainer.default_root_dir", str(tmp_path / "runs")]
+    return subprocess.run(cmd, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300)
+
+
+def _check_short(code, text: str, says: str) -> None:
+    assert code == 2, text
+    assert "Traceback" not in text and "Expected a <class 'NoneType'>" not in text and "Given value" not in text, text
+    assert len(text.strip().splitlines()) <= 15, text
+    assert re.search(says, text), text
+    assert "LT_IMBALANCE_TRACEBACK=1" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (FIT + ["--data.init_args.batch_size", "abc"], "batch_size.*\n.*Expected a <class 'int'>. Got value: abc"),
+        (FIT + ["--data.init_args.nosuchkey", "3"], "Option 'nosuchkey' is not accepted"),
+        (FIT + ["--data.init_args.imbalance_ratio", "0.5"], "imbalance_ratio must be a finite number >= 1"),
+        (FIT + ["--model.init_args.loss", "nosuch"], "unknown loss 'nosuch'; choose one of ce, focal"),
+        (["fit", "--config", "configs/cifar10_lt/erm.yaml", "--data.init_args.data_dir", "/nonexistent"], "no dataset at .*download: true"),
+    ],
+)
+def test_a_mistake_before_training_is_one_short_block(args, says, capfd, monkeypatch, tmp_path):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("LT_IMBALANCE_TRACEBACK", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(args + ["--trainer.default_root_dir", str(tmp_path)])
+    out, err = capfd.readouterr()
+    _check_short(exit_info.value.code, out + err, says)
+
+
+def test_a_mistake_found_by_the_trainer_is_one_short_block_with_its_messages(tmp_path):
+    out = _command(FIT + ["--trainer.precision", "bf16-true"], tmp_path)
+    _check_short(out.returncode, out.stdout + out.stderr, "SAM does not support trainer.precision='bf16-true'.*Use 'bf16-mixed'")
+
+
+def test_a_one_class_folder_is_one_short_block(tmp_path):
+    folder = write_image_folder(tmp_path / "one", {"only": 6})
+    out = _command(["fit", "--data", "ImageFolderLT", "--data.root", str(folder), "--model.backbone", "digits_cnn"], tmp_path)
+    _check_short(out.returncode, out.stdout + out.stderr, "a classifier needs at least two classes")
+
+
+def test_the_traceback_on_request(tmp_path):
+    out = _command(FIT + ["--data.init_args.imbalance_ratio", "0.5"], tmp_path, LT_IMBALANCE_TRACEBACK="1")
+    assert out.returncode != 0 and "Traceback" in out.stderr and "imbalance_ratio must be a finite number" in out.stderr
+
+
+def test_programming_errors_keep_their_traceback():
+    try:
+        {}["missing"]
+    except KeyError as err:
+        assert describe_user_error(err) is None
+    try:
+        int("x")  # a ValueError raised outside lt_imbalance's code is not the user's input error
+    except ValueError as err:
+        assert describe_user_error(err) is None
+    from lt_imbalance.data.splits import check_imbalance_ratio
+
+    try:
+        check_imbalance_ratio(0.5)
+    except ValueError as err:
+        assert describe_user_error(err).startswith("lt-imbalance: error: imbalance_ratio must be")
