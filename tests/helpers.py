@@ -75,13 +75,5 @@ def fit_blobs(callbacks, epochs: int = 2):
     model = ImbalancedClassifier(
         "mlp", backbone_kwargs={"hidden": (16,)}, class_counts=data.class_counts, input_shape=(2,), optimizer=sgd(0.05, 0.9, 2e-4)
     )
-    trainer = pl.Trainer(
-        max_epochs=epochs,
-        callbacks=callbacks,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(model, data)
+    quiet_trainer(max_epochs=epochs, callbacks=callbacks).fit(model, data)
     return data, model

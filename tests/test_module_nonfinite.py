@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from helpers import CONSTANT, COUNTS, TinyNet, sgd
+from helpers import CONSTANT, COUNTS, TinyNet, quiet_trainer, sgd
 from lt_imbalance import ImbalancedClassifier
 from lt_imbalance.callbacks import SAM
 
@@ -25,16 +25,17 @@ def _model(batchnorm=False, **kw):
 
 
 def _trainer(tmp_path, epochs=1, callbacks=(), checkpoint=False):
-    return pl.Trainer(
-        max_epochs=epochs,
-        callbacks=list(callbacks),
-        logger=False,
-        enable_checkpointing=checkpoint,
-        default_root_dir=tmp_path,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
+    if checkpoint:
+        return pl.Trainer(
+            max_epochs=epochs,
+            callbacks=list(callbacks),
+            logger=False,
+            default_root_dir=tmp_path,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            limit_val_batches=0,
+        )
+    return quiet_trainer(tmp_path, max_epochs=epochs, callbacks=list(callbacks), limit_val_batches=0)
 
 
 def test_nan_stops_the_run_naming_the_step(tmp_path):

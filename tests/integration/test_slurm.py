@@ -35,22 +35,8 @@ def _slurm_env(tmp_path: Path) -> dict:
 
 
 def _fit(tmp_path: Path, env: dict, epochs: int) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        "-m",
-        "lt_imbalance",
-        "fit",
-        "--config",
-        "configs/digits_lt_erm.yaml",
-        "--trainer.max_epochs",
-        str(epochs),
-        "--trainer.default_root_dir",
-        str(tmp_path / "run"),
-        "--trainer.enable_progress_bar",
-        "false",
-        "--test_after_fit",
-        "false",
-    ]
+    cmd = [sys.executable, "-m", "lt_imbalance", "fit", "--config", "configs/digits_lt_erm.yaml", "--trainer.max_epochs", str(epochs)]
+    cmd += ["--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.enable_progress_bar", "false", "--test_after_fit", "false"]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
