@@ -10,7 +10,8 @@
 - ``fit`` and ``test`` first check that the run directory is writable and has free space;
 - a mistake in the command or the config (a bad value, a missing file, an unsupported
   combination) is printed as a short message with the fix (:mod:`lt_imbalance.user_errors`);
-  ``LT_IMBALANCE_TRACEBACK=1`` shows the full traceback.
+  ``LT_IMBALANCE_TRACEBACK=1`` shows the full traceback;
+- ``lt-imbalance tune ...`` searches a recipe for the user's data (:mod:`lt_imbalance.tuning`).
 
 This is the only module that knows every part: models, data modules, callbacks.
 """
@@ -109,9 +110,16 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> LTImbalanceCLI
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of ``lt-imbalance`` and ``python -m lt_imbalance``."""
+    """Entry point of ``lt-imbalance`` and ``python -m lt_imbalance``: the LightningCLI subcommands,
+    and ``tune`` (:mod:`lt_imbalance.tuning.study`)."""
+    argv = sys.argv[1:] if args is None else args
     try:
-        build_cli(args)
+        if argv[:1] == ["tune"]:
+            from lt_imbalance.tuning.study import main as tune
+
+            tune(argv[1:])
+        else:
+            build_cli(args)
     except Exception as err:
         message = describe_user_error(err)
         if message is None or os.environ.get(TRACEBACK_VARIABLE):

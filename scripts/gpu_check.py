@@ -12,10 +12,12 @@ On a CUDA machine, within a wall-time budget (default 7.5 minutes) and with no n
    every backbone BatchNorm counted exactly one update per forward of the training step (SAM's
    descent pass adds none); and it measures seconds per epoch (after the first) and peak GPU
    memory. The compiled runs' weights after the first step are compared with eager bf16's;
-3. runs the benchmark (``scripts/benchmark.py`` cells: hand-written loop, framework, framework
+3. runs a short tuner study, two trials at once on the device (``lt-imbalance tune`` of the same
+   config, a balanced pool validation split), and reports trials per hour and the GPU's utilisation;
+4. runs the benchmark (``scripts/benchmark.py`` cells: hand-written loop, framework, framework
    compiled) for ERM, SAM-A and SAM-A + Joint-SSL at batch 64 and 512, with step counts cut to
    fit, as long as the budget lasts (cells left out are listed);
-4. prints one markdown table, writes it and a JSON of every figure to ``$GPU_CHECK_OUT`` (default
+5. prints one markdown table, writes it and a JSON of every figure to ``$GPU_CHECK_OUT`` (default
    ``runs/gpu-check``), and exits non-zero when a check failed.
 
 On a machine that has torch, Lightning, torchvision, torchmetrics and tensorboard but not this
@@ -35,6 +37,7 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -227,6 +230,59 @@ def first_step_difference(out: Path, name: str, reference: str = "eager bf16-mix
     return math.sqrt(diff) / max(math.sqrt(norm), 1e-12)
 
 
+# ---- a short study, two trials at once ------------------------------------------------------------------
+def gpu_utilisation() -> float | None:
+    """The device's current utilisation in % (None where it cannot be read)."""
+    try:
+        return float(torch.cuda.utilization())
+    except Exception:  # no NVML binding: ask nvidia-smi
+        try:
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=10
+            )
+            return float(out.stdout.split()[0])
+        except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+            return None
+
+
+def run_tune(args, config: Path, timeout: float) -> dict:
+    """``lt-imbalance tune`` with 2 trials at once; wall time, trials per hour, mean GPU utilisation."""
+    space = args.out / "tune_space.yaml"
+    space.write_text(yaml.safe_dump({"model.init_args.optimizer.init_args.lr": {"float": [0.01, 0.1], "log": True}}))
+    cmd = [
+        sys.executable, "-m", "lt_imbalance", "tune", "--config", str(config), "--space", str(space), "--n_trials", "2", "--jobs", "2",
+        "--seeds", "--no-report", "--pruner", "none", "--out", str(args.out / "tune"), "--trainer.limit_val_batches", "2" if args.cpu else "1.0",
+        "--data.init_args.val_source", "pool", "--data.init_args.val_fraction", "0", "--data.init_args.val_per_class", "2" if args.cpu else "20",
+    ]  # fmt: skip
+    samples: list[float] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(1.0):
+            value = gpu_utilisation()
+            if value is not None:
+                samples.append(value)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    if not args.cpu:
+        sampler.start()
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=max(10.0, timeout))
+        status = "ok" if proc.returncode == 0 else f"exit {proc.returncode}"
+        tail = (proc.stdout + proc.stderr)[-800:]
+    except subprocess.TimeoutExpired:
+        status, tail = "timed out", ""
+    finally:
+        done.set()
+    wall = time.perf_counter() - start
+    complete = (proc.stdout.count(": complete,") if status == "ok" else 0) if status != "timed out" else 0
+    return {
+        "status": status, "wall_s": round(wall, 1), "complete": complete, "trials_per_hour": round(3600 * complete / wall, 1) if complete else 0.0,
+        "gpu_utilisation_mean": round(sum(samples) / len(samples), 1) if samples else None, "tail": tail if status != "ok" else "",
+    }  # fmt: skip
+
+
 # ---- the benchmark cells -------------------------------------------------------------------------------
 def run_benchmark(args, deadline: float) -> tuple[list[dict], list[str]]:
     """Benchmark cells while time lasts; returns (records, cells left out)."""
@@ -256,7 +312,7 @@ def run_benchmark(args, deadline: float) -> tuple[list[dict], list[str]]:
 
 
 # ---- report ------------------------------------------------------------------------------------------------
-def report(device: str, fits: list[dict], first_step: dict, bench: list[dict], skipped: list[str], failures: list[str]) -> str:
+def report(device: str, fits: list[dict], first_step: dict, tune: dict, bench: list[dict], skipped: list[str], failures: list[str]) -> str:
     lines = [
         f"### GPU check on {device}",
         "",
@@ -273,6 +329,9 @@ def report(device: str, fits: list[dict], first_step: dict, bench: list[dict], s
             f"| {record['variant']} | {record['status']} | {'all pass' if not failed else 'FAILED: ' + ', '.join(failed)} | {epoch} | {peak} | "
             f"{'-' if diff is None else f'{100 * diff:.2f}%'} |"
         )
+    utilisation = "n/a" if tune.get("gpu_utilisation_mean") is None else f"{tune['gpu_utilisation_mean']:.0f}%"
+    lines += ["", f"Tuner, 2 trials at once: {tune['status']}, {tune['complete']} complete in {tune['wall_s']} s: "
+              f"{tune['trials_per_hour']} trials per hour; mean GPU utilisation {utilisation}."]  # fmt: skip
     if bench:
         lines += ["", "| method | batch | impl | img/s | peak MiB |", "|---|---:|---|---:|---:|"]
         for r in bench:
@@ -312,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     config = variant_config(args.out, args.cpu, epochs, data_dir)
     fits, failures = [], []
-    fit_budget = 0.55 * args.budget
+    fit_budget = 0.5 * args.budget
     for name, (precision, compile_setting) in VARIANTS.items():
         remaining = start + fit_budget - time.perf_counter()
         fits.append(run_fit(name, precision, compile_setting, config, args.out, remaining))
@@ -323,15 +382,19 @@ def main(argv: list[str] | None = None) -> int:
         if diff is None or diff > FIRST_STEP_TOLERANCE:
             shown = "missing" if diff is None else f"{100 * diff:.2f}% from eager"
             failures.append(f"{name}: first-step weights {shown} (tolerance {100 * FIRST_STEP_TOLERANCE:.0f}%)")
+    tune = run_tune(args, config, start + 0.75 * args.budget - time.perf_counter())
+    if tune["complete"] != 2:
+        failures.append(f"tuner study: {tune['status']}, {tune['complete']} of 2 trials complete {tune['tail'][-300:]}")
     bench, skipped = run_benchmark(args, start + args.budget - 20)
     failures += [f"benchmark {r['impl']} {r['method']} {r['batch_size']}" for r in bench if "error" in r]
-    table = report(device, fits, first_step, bench, skipped, failures)
+    table = report(device, fits, first_step, tune, bench, skipped, failures)
     print(table)
     (args.out / "gpu_check.md").write_text(table + "\n")
     figures = {
         "device": device,
         "fits": fits,
         "first_step_difference": first_step,
+        "tune": tune,
         "benchmark": bench,
         "skipped": skipped,
         "failures": failures,

@@ -10,7 +10,7 @@ from fakes import write_fake_eurosat, write_fake_medmnist, write_fake_tiny_image
 from lt_imbalance.cli import build_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "configs").rglob("*.yaml") if p.parent.name != "trainer")
+CONFIGS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "configs").rglob("*.yaml") if p.parent.name not in ("trainer", "tune"))
 TRAINER_FRAGMENTS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "configs" / "trainer").glob("*.yaml"))
 
 

@@ -11,9 +11,14 @@ The base then
 
 1. draws the long-tailed training subset of the pool (:mod:`lt_imbalance.data.splits`;
    ``profile: none`` keeps the data's own distribution);
-2. carves a stratified validation split of ``val_fraction`` from it (``val_fraction: 0``
-   validates on the test set, the usual CIFAR-LT protocol, which does no model selection),
-   unless the data has its own validation split (``has_official_val``), which is used;
+2. holds out a validation split (:meth:`LongTailedDataModule.validation_source` says which):
+   with ``val_source: split`` a stratified ``val_fraction`` of the long-tailed training split
+   (``val_fraction: 0`` validates on the test set, the usual CIFAR-LT protocol, which does no
+   model selection); with ``val_source: pool`` a *balanced* set of ``val_per_class`` pool images
+   per class, held out before the long-tailed draw, which then takes its images from the rest
+   (n_max = the smallest remaining class), as ImageNet-LT's validation set is drawn from images
+   the training set does not use: tail classes are not judged on one or two images, and the
+   training split keeps all its images; data with its own validation split uses that;
 3. serves the loaders: the training order and every sample's augmentation seed are functions of
    (seed, epoch) (:class:`~lt_imbalance.data.samplers.EpochSampler`), and a run resumed
    mid-epoch skips the batches it already trained on.
@@ -29,7 +34,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
@@ -39,7 +44,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from lt_imbalance.data.loading import ResumingDataLoader
 from lt_imbalance.data.samplers import EpochSampler, SamplerName
-from lt_imbalance.data.splits import Profile, check_imbalance_ratio, holdout_split, indices_hash, long_tailed_split, natural_split
+from lt_imbalance.data.splits import (
+    Profile,
+    balanced_holdout,
+    check_imbalance_ratio,
+    holdout_split,
+    indices_hash,
+    long_tailed_split,
+    natural_split,
+)
 from lt_imbalance.lightning_compat import batches_done_this_epoch
 
 
@@ -106,8 +119,13 @@ class LongTailedDataModule(pl.LightningDataModule):
         imbalance_ratio: rho = n_max / n_min of the training split (>= 1).
         profile: ``exponential``, ``step`` or ``none`` (keep the natural distribution).
         split_seed: seed of the long-tailed draw and the validation carve-out.
-        val_fraction: stratified share of the long-tailed training split held out for
-            validation (every class keeps at least one training sample); 0 validates on the test set.
+        val_fraction: with ``val_source: split``, the stratified share of the long-tailed training
+            split held out for validation (every class keeps at least one training sample); 0
+            validates on the test set.
+        val_source: ``split`` (from the training split, ``val_fraction``) or ``pool`` (a balanced
+            set of ``val_per_class`` pool samples per class that the long-tailed draw does not
+            use; needs ``val_fraction: 0``).
+        val_per_class: samples per class of the ``pool`` validation set.
         ssl_views: also return two SSL views of every training sample (Joint-SSL); the CLI sets it
             from ``model.init_args.ssl.weight``.
         sampler: ``random`` (shuffle), or re-sampling with replacement: ``class_balanced`` (every
@@ -128,6 +146,8 @@ class LongTailedDataModule(pl.LightningDataModule):
         profile: Profile = "exponential",
         split_seed: int = 0,
         val_fraction: float = 0.1,
+        val_source: Literal["split", "pool"] = "split",
+        val_per_class: int = 20,
         ssl_views: bool = False,
         sampler: SamplerName = "random",
     ):
@@ -142,14 +162,26 @@ class LongTailedDataModule(pl.LightningDataModule):
                 f"profile 'none' keeps the data's own distribution, so imbalance_ratio={imbalance_ratio} "
                 "would be ignored; set imbalance_ratio: 1, or choose profile 'exponential' or 'step'."
             )
-        if self.has_official_val and val_fraction > 0:
-            raise ValueError(f"{type(self).__name__} has its own validation split; set val_fraction: 0 instead of {val_fraction}.")
+        if self.has_official_val and (val_fraction > 0 or val_source != "split"):
+            raise ValueError(
+                f"{type(self).__name__} has its own validation split; set val_fraction: 0 (not {val_fraction}) and val_source: split."
+            )
+        if val_source not in ("split", "pool"):
+            raise ValueError(
+                f"unknown val_source {val_source!r}; choose split (a share of the training split) or pool (unused pool images)"
+            )
+        if val_source == "pool" and (val_fraction > 0 or val_per_class < 1):
+            raise ValueError(
+                f"val_source: pool draws val_per_class (>= 1, got {val_per_class}) unused pool images per class and takes "
+                f"nothing from the training split; set val_fraction: 0 (not {val_fraction})."
+            )
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.imbalance_ratio = imbalance_ratio
         self.profile = profile
         self.split_seed = split_seed
         self.val_fraction = val_fraction
+        self.val_source, self.val_per_class = val_source, val_per_class
         self.ssl_views = ssl_views
         self.sampler = sampler
         self.train_set: Dataset | None = None
@@ -202,12 +234,18 @@ class LongTailedDataModule(pl.LightningDataModule):
                 f"{type(self).__name__}: the training data has {num_classes} class; a classifier needs at least two classes "
                 "(check the data's class folders or label column)."
             )
+        candidates = np.arange(len(pool_labels))
+        if self.val_source == "pool":  # a balanced validation set first; the long-tailed draw takes from the rest
+            candidates, val = self._pool_validation(pool_labels, num_classes)
         if self.profile == "none":
-            drawn = natural_split(pool_labels, num_classes)
+            drawn = natural_split(pool_labels[candidates], num_classes)
         else:
-            drawn = long_tailed_split(pool_labels, num_classes, self.imbalance_ratio, self.profile, self.split_seed)
-        keep, held = holdout_split(pool_labels[drawn.indices], num_classes, self.val_fraction, self.split_seed + 1)
-        train, val = drawn.indices[keep], drawn.indices[held]
+            drawn = long_tailed_split(pool_labels[candidates], num_classes, self.imbalance_ratio, self.profile, self.split_seed)
+        if self.val_source == "pool":
+            train = candidates[drawn.indices]
+        else:
+            keep, held = holdout_split(pool_labels[drawn.indices], num_classes, self.val_fraction, self.split_seed + 1)
+            train, val = drawn.indices[keep], drawn.indices[held]
         split = TrainValSplit(
             train_indices=train,
             val_indices=val,
@@ -221,6 +259,16 @@ class LongTailedDataModule(pl.LightningDataModule):
                 "lower data.batch_size or the imbalance ratio."
             )
         return split
+
+    def _pool_validation(self, pool_labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(rest, validation)``: ``val_per_class`` random pool positions per class, and the positions left."""
+        short = [(c, n) for c, n in enumerate(np.bincount(pool_labels, minlength=num_classes)) if n <= self.val_per_class]
+        if short:
+            raise ValueError(
+                f"val_source: pool holds out {self.val_per_class} pool samples per class before the long-tailed draw, but "
+                f"(class, samples) {short} have no more than that; lower val_per_class, or use val_source: split with a val_fraction."
+            )
+        return balanced_holdout(pool_labels, num_classes, self.val_per_class, self.split_seed + 1)
 
     @property
     def class_counts(self) -> list[int]:
@@ -345,9 +393,17 @@ class LongTailedDataModule(pl.LightningDataModule):
 
     # ---- reproducibility ------------------------------------------------------------------
     def validation_source(self) -> str:
+        """Which samples validation uses, in words (saved in the run metadata)."""
         if self.has_official_val:
             return "the dataset's own validation split"
+        if self.val_source == "pool":
+            return f"balanced pool hold-out ({self.val_per_class} pool samples per class, unused by the training split)"
         return "held-out training split" if len(self.split.val_indices) else "test set"
+
+    @property
+    def validates_on_test(self) -> bool:
+        """True when the validation set is the test set (model selection would then see the test set)."""
+        return self.validation_source() == "test set"
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -362,6 +418,8 @@ class LongTailedDataModule(pl.LightningDataModule):
             "imbalance_ratio": self.imbalance_ratio,
             "profile": self.profile,
             "val_fraction": self.val_fraction,
+            "val_source": self.val_source,
+            "val_per_class": self.val_per_class if self.val_source == "pool" else None,
             "validation_on": self.validation_source(),
             "batch_size": self.batch_size,
             "ssl_views": self.ssl_views,

@@ -89,3 +89,21 @@ def test_parts_are_checked():
         OutOfRange().class_counts
     with pytest.raises(NotImplementedError, match="must implement load_data"):
         LongTailedDataModule().class_counts
+
+
+def test_a_balanced_validation_set_from_pool_images_the_training_split_does_not_use():
+    from lt_imbalance.data import DigitsLT
+
+    dm = DigitsLT(val_source="pool", val_per_class=20, val_fraction=0.0, imbalance_ratio=10)
+    assert dm.val_counts == [20] * 10 and dm.class_counts[0] > dm.class_counts[-1]
+    assert not set(dm.train_indices) & set(dm.val_indices)
+    assert dm.validation_source().startswith("balanced pool hold-out (20") and not dm.validates_on_test
+    dm.setup("fit")
+    assert len(dm.val_set) == 200 and dm.metadata["val_source"] == "pool" and dm.metadata["val_per_class"] == 20
+    assert DigitsLT(val_fraction=0.0).validates_on_test
+    with pytest.raises(ValueError, match="val_source: pool .* set val_fraction: 0"):
+        DigitsLT(val_source="pool", val_fraction=0.2)
+    with pytest.raises(ValueError, match=r"holds out 500 pool samples per class .* \(class, samples\)"):
+        DigitsLT(val_source="pool", val_per_class=500, val_fraction=0.0).class_counts
+    with pytest.raises(ValueError, match="unknown val_source 'test'"):
+        DigitsLT(val_source="test")

@@ -1,0 +1,146 @@
+"""The result of a study, in ``--out``:
+
+- ``best.yaml``: the base config with the best trial's values, complete and runnable with
+  ``lt-imbalance fit --config``; its header says where it came from;
+- ``trials.csv``: every trial: number, state, value, seconds, values, error;
+- the best and the base config retrained for each of ``--seeds`` and tested once
+  (``retrain/``, by the experiment runner :mod:`lt_imbalance.sweep`);
+- ``report.md``: best vs base on the test set (mean ± standard error over seeds; overall, many /
+  medium / few-shot), the top trials, the parameter importances;
+- figures: ``history.png`` (each trial's value and the best so far), ``importances.png``,
+  ``per_class.png`` (per-class test accuracy of best and base against class size).
+
+``optuna-dashboard <storage URL>`` shows the study live in a browser.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from pathlib import Path
+
+import yaml
+from matplotlib.figure import Figure
+
+from lt_imbalance import sweep
+from lt_imbalance.plotting import save
+from lt_imbalance.tuning.space import apply_overrides, describe
+
+
+def trial_rows(study) -> list[dict]:
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        rows.append({
+            "number": t.number, "state": t.state.name.lower(), "value": t.value, "seconds": t.user_attrs.get("seconds"),
+            "overrides": t.user_attrs.get("overrides", "{}"), "error": t.user_attrs.get("error", ""),
+        })  # fmt: skip
+    return rows
+
+
+def write_trials_csv(rows: list[dict], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["number"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def history_figure(rows: list[dict], direction: str) -> Figure:
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    done = [(r["number"], r["value"]) for r in rows if r["state"] == "complete" and r["value"] is not None]
+    pick = max if direction == "maximize" else min
+    best, so_far = None, []
+    for _, value in done:
+        best = value if best is None else pick(best, value)
+        so_far.append(best)
+    ax.scatter([n for n, _ in done], [100 * v for _, v in done], s=14, label="complete trial")
+    ax.step([n for n, _ in done], [100 * v for v in so_far], where="post", color="tab:red", label="best so far")
+    pruned = [r["number"] for r in rows if r["state"] == "pruned"]
+    if pruned:
+        ax.scatter(pruned, [ax.get_ylim()[0]] * len(pruned), marker="x", color="grey", label="pruned")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("objective (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def importance_figure(importances: dict[str, float]) -> Figure:
+    fig = Figure(figsize=(7, 0.35 * max(3, len(importances)) + 1))
+    ax = fig.subplots()
+    names = list(importances)[::-1]
+    ax.barh([n.replace(".init_args", "") for n in names], [importances[n] for n in names])
+    ax.set_xlabel("importance (Optuna's default evaluator)")
+    fig.tight_layout()
+    return fig
+
+
+def write_report(tuner) -> Path:
+    """Write everything of the module docstring for ``tuner``'s finished study; returns ``report.md``."""
+    import optuna
+
+    s, study, out = tuner.settings, tuner.study, tuner.settings.out
+    rows = trial_rows(study)
+    write_trials_csv(rows, out / "trials.csv")
+    save(history_figure(rows, s.direction), out / "history.png", dpi=100)
+    if not any(r["state"] == "complete" for r in rows):
+        report = out / "report.md"
+        report.write_text(
+            f"# Study '{study.study_name}'\n\nNo trial completed ({len(rows)} trials); see trials.csv for their states and errors.\n"
+        )
+        return report
+    best = study.best_trial
+    overrides = json.loads(best.user_attrs["overrides"])
+    data = tuner.base["data"]["init_args"]
+    header = (
+        f"# The best recipe of the study '{study.study_name}' in {out} (storage {tuner.url}): trial {best.number} of "
+        f"{len(rows)}, {s.monitor} {best.value:.4f}\n# on the validation split ({_validation(data)}); base config {s.config}. "
+        f"Its values: {describe(overrides)}\n"
+    )
+    (out / "best.yaml").write_text(header + yaml.safe_dump(apply_overrides(tuner.base, overrides), sort_keys=False))
+    try:
+        with warnings.catch_warnings():  # Optuna warns about sparse regimes of a small study; the report says how many trials it had
+            warnings.simplefilter("ignore")
+            importances = optuna.importance.get_param_importances(study)
+    except (ValueError, RuntimeError) as err:  # too few complete trials, or one value only
+        importances, why = {}, str(err)
+    else:
+        why = ""
+        save(importance_figure(importances), out / "importances.png", dpi=100)
+    records = []
+    if s.seeds:
+        runs = sweep.build_grid([str(out / "best.yaml"), str(out / "base.yaml")], [], s.seeds)
+        records = sweep.run_grid(runs, out / "retrain", None, s.jobs, [], log=lambda line: print(f"tune: retrain {line}", flush=True))
+        sweep.plot_per_class(records, out / "per_class.png")
+    lines = [f"# Study '{study.study_name}'", "", f"Base config `{s.config}` (+ `{' '.join(s.overrides)}`), space `{s.space or 'the default space'}`, "
+             f"{len(rows)} trials ({sum(r['state'] == 'complete' for r in rows)} complete, {sum(r['state'] == 'pruned' for r in rows)} pruned, "
+             f"{sum(r['state'] == 'fail' for r in rows)} failed), objective {s.monitor} ({s.direction}) on {_validation(data)}.", ""]  # fmt: skip
+    if records:
+        lines += [
+            "## Best vs base on the test set (mean ± standard error over seeds " + ", ".join(map(str, s.seeds)) + ")",
+            "",
+            sweep.summary_table(records),
+            "",
+        ]
+        lines += ["`best` = best.yaml, `base` = base.yaml.", ""]
+    lines += ["## Top trials", "", f"| trial | {s.monitor} | seconds | values |", "|---:|---:|---:|---|"]
+    done = sorted((r for r in rows if r["state"] == "complete"), key=lambda r: r["value"], reverse=s.direction == "maximize")
+    for r in done[:10]:
+        lines.append(f"| {r['number']} | {r['value']:.4f} | {r['seconds']} | {describe(json.loads(r['overrides']))} |")
+    lines += ["", "## Parameter importances", ""]
+    lines += [f"- {k.replace('.init_args', '')}: {v:.3f}" for k, v in importances.items()] or [f"not computed: {why}"]
+    report = out / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def _validation(data: dict) -> str:
+    if data.get("val_source") == "pool":
+        return f"a balanced pool hold-out of {data.get('val_per_class')} per class"
+    return (
+        f"a stratified {data.get('val_fraction')} of the training split"
+        if data.get("val_fraction")
+        else "the dataset's own validation split"
+    )

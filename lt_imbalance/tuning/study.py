@@ -1,0 +1,328 @@
+"""``lt-imbalance tune``: search the imbalance recipe that works on the user's own data.
+
+    lt-imbalance tune --config configs/digits_lt_erm.yaml --n_trials 40 --out runs/tune_digits \\
+        [--space space.yaml] [--timeout S] [--storage URL] [--study NAME] [--jobs K] [--seeds 0 1 2] \\
+        [--monitor val/balanced_acc] [--direction maximize] [--pruner median|hyperband|threshold:X|none] \\
+        [--trainer.max_epochs 30 ...]     # any `fit` override, applied to the base config
+
+1. The base config plus the overrides is resolved by the ``fit`` parser (``base.yaml``). The tuner
+   refuses to start when validation would use the test set.
+2. The search space (default: :data:`lt_imbalance.tuning.space.DEFAULT_SPACE`) is checked
+   against that config before the first trial.
+3. Each trial is a full ``lt-imbalance fit`` of the base config with the trial's values, in its own
+   process (``trials/<n>/``); :class:`~lt_imbalance.tuning.trial_reporter.TrialReporter` reports
+   the monitored validation metric after every epoch, and the pruner stops bad trials early. The
+   objective is that metric at the last validation. A trial that fails (NaN loss, out of memory, a
+   combination the module refuses) is recorded with its reason and the study goes on.
+4. The study lives in ``--storage`` (default ``<out>/study.db``, SQLite): running the same command
+   again resumes it (:mod:`lt_imbalance.tuning.storage`). The sampler is TPE with ``--sampler-seed``.
+   ``--jobs K`` runs K trials at once (GPUs round-robin; on a CPU the cores are split).
+5. When ``--n_trials`` trials have finished, the best configuration and the base are each
+   retrained for ``--seeds`` and tested once (:mod:`lt_imbalance.tuning.report`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from importlib import import_module
+from pathlib import Path
+
+import yaml
+
+from lt_imbalance.tuning.space import SearchSpace, apply_overrides, describe
+from lt_imbalance.tuning.storage import default_url, fail_orphaned_trials, open_storage, trial_id, worker_id
+
+ROOT_ENV = "LT_IMBALANCE_TUNE_WORKER"
+
+
+class TrialFailed(Exception):
+    """A trial's fit ended with an error (recorded on the trial; the study goes on)."""
+
+
+def make_pruner(spec: str, direction: str = "maximize"):
+    """The pruner of ``--pruner``: ``median`` (``median:N`` waits for N complete trials, default 5),
+    ``hyperband``, ``threshold:X`` (stop a trial once its value is worse than X) or ``none``. The trial
+    processes rebuild the same pruner from this string (a pruner is not kept in the storage)."""
+    import optuna
+
+    name, _, arg = spec.partition(":")
+    try:
+        if name == "median":
+            return optuna.pruners.MedianPruner(n_startup_trials=int(arg or 5), n_warmup_steps=1)
+        if name == "hyperband":
+            return optuna.pruners.HyperbandPruner()
+        if name == "threshold":
+            return optuna.pruners.ThresholdPruner(**{"lower" if direction == "maximize" else "upper": float(arg)})
+        if name == "none":
+            return optuna.pruners.NopPruner()
+    except ValueError as err:
+        raise ValueError(f"--pruner {spec!r}: {err}") from err
+    raise ValueError(f"--pruner {spec!r}: choose median, median:N, hyperband, threshold:X or none")
+
+
+@dataclass
+class TuneSettings:
+    """The command's options (module docstring)."""
+
+    config: str
+    out: Path
+    overrides: list[str] = field(default_factory=list)
+    space: str | None = None
+    n_trials: int = 20
+    timeout: float | None = None
+    storage: str | None = None
+    study: str | None = None
+    jobs: int = 1
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    monitor: str = "val/balanced_acc"
+    direction: str = "maximize"
+    pruner: str = "median"
+    sampler_seed: int = 0
+    report: bool = True
+
+
+# ---- the config ---------------------------------------------------------------------------------------
+def print_config(args: list[str]) -> dict:
+    """The ``fit`` parser's resolved config of ``args`` (parsed and checked, nothing instantiated)."""
+    from lt_imbalance.cli import build_cli
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")  # sys.argv holds the tune command
+        build_cli(["fit", *args, "--print_config"])
+    text = buffer.getvalue()
+    if not text.strip():
+        raise ValueError(f"the fit parser printed no config for {args}")
+    return yaml.safe_load(text)
+
+
+def parse_config(config: dict) -> None:
+    """Raise the parser's error if ``config`` is not a valid ``fit`` config."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "probe.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        print_config(["--config", str(path)])
+
+
+def refuse_test_validation(config: dict) -> None:
+    """Tuning selects on the validation metric, so it must not be the test set."""
+    data = config.get("data") or {}
+    class_path, init = data.get("class_path", ""), data.get("init_args") or {}
+    module, _, name = class_path.rpartition(".")
+    cls = getattr(import_module(module or "lt_imbalance.data"), name)
+    if cls.has_official_val:
+        return
+    if init.get("val_source", "split") == "split" and not init.get("val_fraction"):
+        raise ValueError(
+            f"tuning would select on the test set: {name} validates on the test set when val_fraction is 0. Carve a "
+            "validation split: --data.init_args.val_fraction 0.2 (a stratified share of the training split), or a balanced "
+            "one from pool images the training split does not use: --data.init_args.val_source pool "
+            "--data.init_args.val_per_class 20 --data.init_args.val_fraction 0"
+        )
+
+
+# ---- the study ------------------------------------------------------------------------------------------
+class Tuner:
+    """Runs one worker of a study (module docstring)."""
+
+    def __init__(self, settings: TuneSettings):
+        import optuna
+
+        self.settings = s = settings
+        s.out.mkdir(parents=True, exist_ok=True)
+        self.base = print_config(["--config", s.config, *s.overrides])
+        refuse_test_validation(self.base)
+        self.space = SearchSpace.from_yaml(s.space)
+        self.space.check(self.base, parse_config)
+        (s.out / "base.yaml").write_text(yaml.safe_dump(self.base, sort_keys=False))
+        self.url = s.storage or default_url(s.out)
+        self.storage = open_storage(self.url)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # the tuner prints its own progress
+        self.study = optuna.create_study(
+            storage=self.storage, study_name=s.study or "lt-imbalance", direction=s.direction, load_if_exists=True,
+            sampler=optuna.samplers.TPESampler(seed=s.sampler_seed), pruner=make_pruner(s.pruner, s.direction),
+        )  # fmt: skip
+        self.slots: queue.Queue = queue.Queue()
+        for slot in self._slots(s.jobs):
+            self.slots.put(slot)
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def _slots(jobs: int) -> list[dict[str, str]]:
+        """Per concurrent trial: its GPU (round-robin) or its share of the CPU cores."""
+        import torch
+
+        if torch.cuda.is_available():
+            return [{"CUDA_VISIBLE_DEVICES": str(k % torch.cuda.device_count())} for k in range(jobs)]
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        return [{"OMP_NUM_THREADS": str(threads)} for _ in range(jobs)]
+
+    @staticmethod
+    def counts(trial, running: bool = False) -> bool:
+        """Whether a trial counts towards ``n_trials``: complete, pruned, or failed by its own fault (not
+        interrupted, not surplus); with ``running``, also one still running."""
+        from optuna.trial import TrialState
+
+        if trial.state == TrialState.FAIL:
+            return not str(trial.user_attrs.get("error", "")).startswith(("interrupted", "surplus"))
+        return trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or (running and trial.state == TrialState.RUNNING)
+
+    def finished(self) -> int:
+        """Trials that count towards ``n_trials``."""
+        return sum(self.counts(t) for t in self.study.get_trials(deepcopy=False))
+
+    def surplus(self, trial) -> bool:
+        """True when ``n_trials`` trials started before this one already count (or run): several workers
+        share the study, and the last ones to start must not run more than ``n_trials`` in all."""
+        earlier = [t for t in self.study.get_trials(deepcopy=False) if t.number < trial.number]
+        return sum(self.counts(t, running=True) for t in earlier) >= self.settings.n_trials
+
+    def run(self) -> Path | None:
+        """Run trials until ``n_trials`` have finished (or the timeout), then write the report."""
+        s = self.settings
+        orphaned = fail_orphaned_trials(self.storage, self.study)
+        if orphaned:
+            print(f"tune: trials {orphaned} lost their worker (interrupted); marked failed, their places are run again", flush=True)
+        remaining = s.n_trials - self.finished()
+        if remaining > 0:
+            print(
+                f"tune: {self.finished()} of {s.n_trials} trials done; running {remaining} more ({s.jobs} at a time) in {s.out}", flush=True
+            )
+            self.study.optimize(
+                self.objective, n_trials=remaining, timeout=s.timeout, n_jobs=s.jobs, catch=(TrialFailed,), callbacks=[self._progress],
+            )  # fmt: skip
+        if not s.report:
+            return None
+        if self.finished() < s.n_trials:
+            print(f"tune: {self.finished()} of {s.n_trials} trials done (timeout); the report waits for the rest", flush=True)
+            return None
+        from lt_imbalance.tuning.report import write_report
+
+        return write_report(self)
+
+    def _progress(self, study, trial) -> None:
+        from optuna.trial import TrialState
+
+        if str(trial.user_attrs.get("error", "")).startswith("surplus"):
+            return
+        if self.finished() >= self.settings.n_trials:
+            study.stop()
+        with self.lock:
+            value = "-" if trial.value is None else f"{trial.value:.4f}"
+            line = f"trial {trial.number} ({self.finished()} of {self.settings.n_trials} done): {trial.state.name.lower()}, {self.settings.monitor} {value}"
+            if trial.state == TrialState.FAIL:
+                line += f" ({trial.user_attrs.get('error', 'no reason recorded')})"
+            completed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+            if completed:
+                best = study.best_trial
+                line += f"; best so far {best.value:.4f} (trial {best.number}: {describe(json.loads(best.user_attrs['overrides']))})"
+            print(line, flush=True)
+
+    def trial_config(self, trial) -> tuple[dict, dict]:
+        """``(overrides, config)`` of an Optuna trial."""
+        chosen = self.space.sample(trial, self.base)
+        overrides = self.space.overrides(chosen, self.base)
+        return overrides, apply_overrides(self.base, overrides)
+
+    def objective(self, trial) -> float:
+        import optuna
+
+        s = self.settings
+        trial.set_user_attr("worker", worker_id())
+        if self.surplus(trial):
+            trial.set_user_attr("error", f"surplus: the study already has its {s.n_trials} trials")
+            self.study.stop()
+            raise TrialFailed("surplus trial")
+        overrides, config = self.trial_config(trial)
+        trial.set_user_attr("overrides", json.dumps(overrides))
+        folder = s.out / "trials" / f"{trial.number:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        cmd = [
+            sys.executable, "-m", "lt_imbalance", "fit", "--config", str(folder / "config.yaml"), "--test_after_fit", "false",
+            "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(folder / "run"),
+            "--trainer.callbacks+=lt_imbalance.tuning.trial_reporter.TrialReporter", f"--trainer.callbacks.storage={self.url}",
+            f"--trainer.callbacks.study={self.study.study_name}", f"--trainer.callbacks.trial_id={trial_id(self.storage, self.study, trial.number)}",
+            f"--trainer.callbacks.monitor={s.monitor}", f"--trainer.callbacks.out={folder}", f"--trainer.callbacks.pruner={s.pruner}",
+            f"--trainer.callbacks.direction={s.direction}",
+        ]  # fmt: skip
+        slot = self.slots.get()
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, env={**os.environ, **slot, ROOT_ENV: "1"}, capture_output=True, text=True)
+        finally:
+            self.slots.put(slot)
+        trial.set_user_attr("seconds", round(time.perf_counter() - start, 1))
+        (folder / "fit.log").write_text(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            trial.set_user_attr("error", failure_reason(proc.stdout + proc.stderr, proc.returncode))
+            raise TrialFailed(f"trial {trial.number} failed: see {folder / 'fit.log'}")
+        pruned = folder / "pruned.json"
+        if pruned.is_file():
+            raise optuna.TrialPruned(f"pruned at epoch {json.loads(pruned.read_text())['epoch']}")
+        last = folder / "objective.json"
+        if not last.is_file():
+            trial.set_user_attr("error", f"no validation ran, so {s.monitor} was never reported (check trainer.limit_val_batches)")
+            raise TrialFailed(f"trial {trial.number}: no objective")
+        return float(json.loads(last.read_text())["value"])
+
+
+def failure_reason(output: str, returncode: int) -> str:
+    """The error line of a failed fit's output (the last ``...Error: message`` line), else its last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [
+        line for line in lines if re.match(r"^[\w.]*(Error|Exception|Interrupt)\b.*:", line) or line.startswith("lt-imbalance: error:")
+    ]
+    return (errors or lines or [f"exit {returncode}"])[-1][:500]
+
+
+# ---- the command ---------------------------------------------------------------------------------------------
+def parse_args(argv: list[str]) -> TuneSettings:
+    parser = argparse.ArgumentParser(prog="lt-imbalance tune", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="the base config (any `lt-imbalance fit` config)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the study, its trials and the report")
+    parser.add_argument("--space", default=None, help="search-space YAML (default: the space shipped with the package)")
+    parser.add_argument("--n_trials", type=int, default=20, help="trials to finish in all (complete, pruned or failed)")
+    parser.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
+    parser.add_argument("--storage", default=None, help="SQLAlchemy URL or journal:PATH (default: sqlite in --out)")
+    parser.add_argument("--study", default=None, help="study name in the storage (default: lt-imbalance)")
+    parser.add_argument("--jobs", type=int, default=1, help="trials at once on this machine")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="seeds to retrain the best and the base config with")
+    parser.add_argument("--monitor", default="val/balanced_acc", help="the validation metric to optimise")
+    parser.add_argument("--direction", choices=["maximize", "minimize"], default="maximize")
+    parser.add_argument("--pruner", default="median", help="stop bad trials early: median, median:N, hyperband, threshold:X, or none (off)")
+    parser.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler")
+    parser.add_argument("--no-report", action="store_true", help="run trials only (extra workers of a shared study)")
+    args, overrides = parser.parse_known_args(argv)
+    stray = [a for a in overrides if a.startswith("-") and not a.startswith("--")]
+    if stray:
+        parser.error(f"unknown options {stray}; fit overrides look like --trainer.max_epochs 30")
+    if args.n_trials < 1 or args.jobs < 1:
+        parser.error("--n_trials and --jobs must be at least 1")
+    make_pruner(args.pruner, args.direction)  # refuse a bad --pruner before any work
+    return TuneSettings(
+        config=args.config, out=args.out, overrides=overrides, space=args.space, n_trials=args.n_trials, timeout=args.timeout,
+        storage=args.storage, study=args.study, jobs=args.jobs, seeds=args.seeds, monitor=args.monitor, direction=args.direction,
+        pruner=args.pruner, sampler_seed=args.sampler_seed, report=not args.no_report,
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``lt-imbalance tune ...``."""
+    settings = parse_args(sys.argv[2:] if argv is None else argv)
+    report = Tuner(settings).run()
+    if report is not None:
+        print(f"tune: report in {report}", flush=True)

@@ -1,0 +1,73 @@
+"""Reporting a trial's validation metric to its Optuna study from inside the ``fit`` process, and
+stopping it early when the pruner says so.
+
+``lt-imbalance tune`` runs every trial as its own ``lt-imbalance fit`` process and adds this
+callback: after every validation it reports the monitored metric (``val/balanced_acc``) at the
+epoch to the study's storage and writes it to ``objective.json`` in ``out`` (the trial's value
+is the last one); when the study's pruner (median or Hyperband) says the trial is worse than its
+peers at that epoch, the trainer stops and ``pruned.json`` says at which epoch, so that the tuner
+marks the trial pruned. Under DDP rank 0 reports and the decision is
+broadcast to every rank. The same job as optuna-integration's Lightning callback, for a trial
+that lives in another process.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning.pytorch as pl
+
+
+class TrialReporter(pl.Callback):
+    """Report ``monitor`` after each validation to trial ``trial_id`` of ``study`` at ``storage``.
+
+    Args:
+        storage: the study's storage URL (``sqlite:///...``, any SQLAlchemy URL, or ``journal:PATH``).
+        study: the study name.
+        trial_id: the trial's id in that storage.
+        monitor: the logged metric to report, e.g. ``val/balanced_acc``.
+        out: folder for ``objective.json`` (the last value) and ``pruned.json`` (when stopped early).
+        pruner: the study's ``--pruner`` (rebuilt here: a pruner is not kept in the storage); ``none`` reports only.
+        direction: the study's direction.
+    """
+
+    def __init__(
+        self, storage: str, study: str, trial_id: int, monitor: str, out: str, pruner: str = "median", direction: str = "maximize"
+    ):
+        self.storage, self.study_name, self.trial_id, self.monitor = storage, study, trial_id, monitor
+        self.out, self.pruner, self.direction = Path(out), pruner, direction
+        self._trial = None
+
+    def _optuna_trial(self):
+        if self._trial is None:
+            import optuna
+
+            from lt_imbalance.tuning.storage import open_storage
+            from lt_imbalance.tuning.study import make_pruner
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            study = optuna.load_study(
+                study_name=self.study_name, storage=open_storage(self.storage), pruner=make_pruner(self.pruner, self.direction)
+            )
+            self._trial = optuna.trial.Trial(study, self.trial_id)
+        return self._trial
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            raise ValueError(f"the tuner's objective {self.monitor!r} was not logged; logged metrics: {sorted(trainer.callback_metrics)}")
+        stop = False
+        if trainer.is_global_zero:
+            trial = self._optuna_trial()
+            trial.report(float(value), step=trainer.current_epoch)
+            stop = self.pruner != "none" and trial.should_prune()
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "objective.json").write_text(json.dumps({"epoch": trainer.current_epoch, "value": float(value)}))
+        stop = trainer.strategy.broadcast(stop)
+        if stop:
+            trainer.should_stop = True
+            if trainer.is_global_zero:
+                (self.out / "pruned.json").write_text(json.dumps({"epoch": trainer.current_epoch, "value": float(value)}))

@@ -1,0 +1,163 @@
+"""``lt-imbalance tune`` end to end on digits (CPU, 1 epoch of 2 batches per trial): the report and a
+runnable best.yaml, resuming after SIGKILL, two workers on one storage, pruning, failing trials,
+and the refusal to tune on the test set."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from lt_imbalance.cli import build_cli
+from lt_imbalance.tuning.study import Tuner, parse_args
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICK = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2"]
+SPACE = {
+    "data.init_args.batch_size": {"categorical": [16, 32]},
+    "model.init_args.optimizer.init_args.lr": {"float": [0.01, 0.1], "log": True},
+    "callbacks.SAM": {"categorical": [False, True]},
+    "callbacks.SAM.rho": {"float": [0.01, 0.1], "when": {"callbacks.SAM": True}},
+}
+
+
+def _space(tmp_path, spec=None) -> str:
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(spec or SPACE, sort_keys=False))
+    return str(path)
+
+
+def _tune_command(out: Path, space: str, *args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "lt_imbalance",
+        "tune",
+        "--config",
+        "configs/digits_lt_erm.yaml",
+        "--space",
+        space,
+        "--out",
+        str(out),
+        *args,
+        *QUICK,
+    ]
+
+
+def _trials(out: Path):
+    storage = optuna.storages.RDBStorage(f"sqlite:///{(out / 'study.db').resolve()}")
+    return optuna.load_study(study_name="lt-imbalance", storage=storage).get_trials()
+
+
+def _env() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def test_a_tiny_study_reports_and_its_best_config_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "study"
+    settings = parse_args(
+        [
+            "--config",
+            "configs/digits_lt_erm.yaml",
+            "--space",
+            _space(tmp_path),
+            "--n_trials",
+            "3",
+            "--out",
+            str(out),
+            "--seeds",
+            "0",
+            *QUICK,
+        ]
+    )
+    report = Tuner(settings).run()
+    assert report.is_file() and "## Best vs base on the test set" in report.read_text() and "| best | 1 |" in report.read_text()
+    rows = (out / "trials.csv").read_text().splitlines()
+    assert len(rows) == 4 and all(",complete," in r for r in rows[1:])
+    for name in ("history.png", "per_class.png", "base.yaml", "best.yaml"):
+        assert (out / name).is_file(), name
+    best = yaml.safe_load((out / "best.yaml").read_text())
+    trial = {t.value: t for t in _trials(out)}[max(t.value for t in _trials(out))]
+    assert best["data"]["init_args"]["batch_size"] == trial.params["data.init_args.batch_size"]
+    cli = build_cli(
+        ["fit", "--config", str(out / "best.yaml"), "--trainer.fast_dev_run", "true", "--trainer.default_root_dir", str(tmp_path / "run")]
+    )
+    assert cli.trainer.global_step == 1
+
+
+def test_sigkill_then_the_same_command_finishes_the_study(tmp_path):
+    out = tmp_path / "study"
+    cmd = _tune_command(out, _space(tmp_path), "--n_trials", "3", "--seeds")
+    first = subprocess.Popen(cmd, cwd=ROOT, env=_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (out / "trials" / "0001" / "config.yaml").exists():  # trial 0 finished, trial 1 started
+        assert first.poll() is None and time.time() < deadline
+        time.sleep(0.5)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    done_before = {t.number: t.value for t in _trials(out) if t.state == optuna.trial.TrialState.COMPLETE}
+    assert 0 in done_before
+    again = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "lost their worker (interrupted)" in again.stdout
+    trials = _trials(out)
+    complete = {t.number: t.value for t in trials if t.state == optuna.trial.TrialState.COMPLETE}
+    assert len(complete) == 3 and all(complete[n] == v for n, v in done_before.items())  # nothing finished lost or redone
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(failed) == 1 and failed[0].user_attrs["error"].startswith("interrupted")
+
+
+def test_two_workers_share_one_study_without_extra_trials(tmp_path):
+    out = tmp_path / "study"
+    cmd = _tune_command(out, _space(tmp_path), "--n_trials", "4", "--no-report")
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for proc in procs:
+        assert proc.wait(timeout=600) == 0, proc.stderr.read()[-2000:]
+    trials = _trials(out)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 4 and len({t.number for t in complete}) == 4
+    assert {t.user_attrs["worker"].split(":")[1] for t in complete} == {str(p.pid) for p in procs}  # both worked
+    assert all(t.user_attrs["error"].startswith("surplus") for t in trials if t.state == optuna.trial.TrialState.FAIL)
+
+
+def test_pruned_and_failing_trials_do_not_stop_the_study(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    space = _space(tmp_path, {"model.init_args.optimizer.init_args.lr": {"categorical": [0.05, -1.0]}})  # lr < 0 is refused
+    out = tmp_path / "study"
+    args = [
+        "--config",
+        "configs/digits_lt_erm.yaml",
+        "--space",
+        space,
+        "--n_trials",
+        "4",
+        "--out",
+        str(out),
+        "--seeds",
+        "--pruner",
+        "threshold:2.0",
+    ]
+    Tuner(parse_args([*args, "--trainer.max_epochs", "3", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2"])).run()
+    trials = _trials(out)
+    states = {t.state for t in trials}
+    assert states <= {optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL} and len(trials) == 4
+    for t in trials:
+        if t.state == optuna.trial.TrialState.PRUNED:  # balanced accuracy is always below 2: stopped after the first epoch of 3
+            assert list(t.intermediate_values) == [0]
+            assert json.loads((out / "trials" / f"{t.number:04d}" / "pruned.json").read_text())["epoch"] == 0
+        else:
+            assert "lr must be > 0" in t.user_attrs["error"] or "Invalid learning rate" in t.user_attrs["error"]
+
+
+def test_tuning_on_the_test_set_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    args = ["--config", "configs/digits_lt_erm.yaml", "--n_trials", "1", "--out", str(tmp_path), "--data.init_args.val_fraction", "0"]
+    with pytest.raises(ValueError, match="tuning would select on the test set.*val_source pool"):
+        Tuner(parse_args(args))
