@@ -15,7 +15,9 @@ lost and nothing runs twice.
 from __future__ import annotations
 
 import os
+import random
 import socket
+import time
 import warnings
 from pathlib import Path
 
@@ -26,17 +28,28 @@ def default_url(out: Path) -> str:
     return f"sqlite:///{(out / 'study.db').resolve()}"
 
 
-def open_storage(url: str):
-    """An Optuna storage for ``url`` (module docstring)."""
+def open_storage(url: str, attempts: int = 6):
+    """An Optuna storage for ``url`` (module docstring).
+
+    Workers started at the same moment on a new database (a SLURM array, ``tune`` launched twice)
+    race to create its tables: the loser's insert of the schema version fails. Opening is retried
+    after a short random wait, by which time the winner has created the schema."""
     import optuna
+    import sqlalchemy.exc
 
     if url.startswith("journal:"):
         path = Path(url.removeprefix("journal:"))
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
-    with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0.2, 1.0) * (attempt + 1))
 
 
 def worker_id() -> str:

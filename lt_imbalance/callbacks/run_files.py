@@ -1,0 +1,44 @@
+"""Sending a run's figures and result files to its loggers and to its own folder (rank 0 only).
+
+Every file lands in :func:`~lt_imbalance.rundir.run_directory`; the loggers that keep files get a
+copy: TensorBoard the figures, MLflow the figures and files as artifacts of the run, W&B the
+figures as images and the files in the run's Files tab.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import lightning.pytorch as pl
+from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
+from matplotlib.figure import Figure
+
+from lt_imbalance.plotting import save
+
+
+def log_figure(trainer: pl.Trainer, log_dir: str, fig: Figure, tag: str, filename: str) -> Path:
+    """Save ``fig`` as ``<log_dir>/figures/<filename>`` and hand it to the loggers under ``tag``.
+    Call on rank 0 only, with ``log_dir`` read by every rank beforehand (it is a collective)."""
+    path = save(fig, Path(log_dir) / "figures" / filename)
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_figure(tag, fig, global_step=trainer.global_step, close=False)
+        elif isinstance(logger, MLFlowLogger):
+            logger.experiment.log_figure(logger.run_id, fig, f"figures/{filename}")
+        elif isinstance(logger, WandbLogger):
+            logger.log_image(key=tag, images=[str(path)], step=trainer.global_step)
+    return path
+
+
+def log_files(trainer: pl.Trainer, log_dir: str, paths: Iterable[Path]) -> None:
+    """Hand files already written in ``log_dir`` to the loggers that keep files (MLflow, W&B),
+    under the same relative paths. Rank 0 only."""
+    for path in paths:
+        relative = Path(path).relative_to(log_dir)
+        for logger in trainer.loggers:
+            if isinstance(logger, MLFlowLogger):
+                folder = str(relative.parent) if relative.parent != Path(".") else None
+                logger.experiment.log_artifact(logger.run_id, str(path), artifact_path=folder)
+            elif isinstance(logger, WandbLogger):
+                logger.experiment.save(str(path), base_path=log_dir, policy="now")
