@@ -5,8 +5,8 @@ VENV   ?= .venv
 PYTHON ?= python3
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
-# torch / torchvision pinned together: other pairs break torchvision's C++ ops on this platform
-TORCH   = torch==2.14.1 torchvision==0.29.1
+# torch / torchvision pinned together in constraints.txt: other pairs break torchvision's C++ ops here
+EXTRAS ?= dev,tabular,tune,export,timm,mlflow,wandb
 CONFIG ?= configs/digits_lt.yaml
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
@@ -15,11 +15,11 @@ BENCH_ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e ".[dev,tune]"
+	$(PY) -m pip install --quiet -c constraints.txt torch torchvision
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 train: install

@@ -5,13 +5,17 @@
 - ``data.ssl_views`` follows ``model.ssl.weight`` (the data supplies SSL views when Joint-SSL is on);
 - the per-class figures, the results table, the run metadata, RNG state in checkpoints and a
   checkpoint with ``last.ckpt`` at every epoch end are on by default;
-- ``--resume true`` continues from the newest ``last.ckpt`` under ``trainer.default_root_dir``;
+- ``--resume true`` (or ``--ckpt_path last``) continues from the newest ``last.ckpt`` under
+  ``trainer.default_root_dir``; ``--ckpt_path last`` with none there is refused (``--resume``
+  starts afresh);
 - ``fit`` evaluates the final weights on the test set afterwards (``--test_after_fit false`` skips it);
 - ``fit`` and ``test`` first check that the run directory is writable and has free space;
 - a mistake in the command or the config (a bad value, a missing file, an unsupported
   combination) is printed as a short message with the fix (:mod:`lt_imbalance.user_errors`);
   ``LT_IMBALANCE_TRACEBACK=1`` shows the full traceback;
-- ``lt-imbalance tune ...`` searches a recipe for the user's data (:mod:`lt_imbalance.tuning`).
+- ``lt-imbalance tune ...`` searches a recipe for the user's data (:mod:`lt_imbalance.tuning`);
+  ``lt-imbalance predict --ckpt_path ... --input ...`` and ``lt-imbalance export ...`` use a trained
+  model (:mod:`lt_imbalance.inference`).
 
 This is the only module that knows every part: models, data modules, callbacks.
 """
@@ -34,6 +38,7 @@ from lightning.pytorch.utilities import rank_zero_info  # noqa: E402
 import lt_imbalance.losses  # noqa: E402, F401  (short names for the losses)
 import lt_imbalance.models  # noqa: E402, F401  (short names for the backbones)
 from lt_imbalance.callbacks import PerClassPlots, ResultsTable, RNGState, RunMetadata  # noqa: E402  (and short callback names)
+from lt_imbalance.callbacks.run_files import log_files  # noqa: E402
 from lt_imbalance.data import (  # noqa: E402, F401  (imported so that configs can name them by class name)
     CIFAR10LT,
     CIFAR100LT,
@@ -47,18 +52,29 @@ from lt_imbalance.data import (  # noqa: E402, F401  (imported so that configs c
     TinyImageNetLT,
 )
 from lt_imbalance.module import ImbalancedClassifier  # noqa: E402
-from lt_imbalance.rundir import check_run_directory, newest_last_checkpoint, next_free, resuming_from  # noqa: E402
+from lt_imbalance.rundir import check_run_directory, newest_last_checkpoint, next_free, run_directory  # noqa: E402
 from lt_imbalance.user_errors import TRACEBACK_VARIABLE, describe_user_error  # noqa: E402
 
 
 class RunConfigSaver(SaveConfigCallback):
-    """Saves the resolved ``config.yaml`` and never overwrites one: a run resumed into the same log
-    directory (a requeued SLURM job, whose log version is the job id) writes ``config_resume_<k>.yaml``."""
+    """Saves the resolved ``config.yaml`` in the run's own folder (:func:`~lt_imbalance.rundir.run_directory`,
+    so MLflow and W&B runs sharing one save directory each keep theirs) and never overwrites one: a run
+    resumed into the same folder (a requeued SLURM job, whose log version is the job id) writes
+    ``config_resume_<k>.yaml``."""
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        if not self.already_saved and trainer.log_dir and resuming_from(trainer):
-            self.config_filename = next_free(Path(trainer.log_dir) / self.config_filename).name
-        super().setup(trainer, pl_module, stage)
+        if self.already_saved:
+            return
+        folder = Path(run_directory(trainer))  # a collective: every rank calls it
+        if trainer.is_global_zero:
+            if self.save_to_log_dir:
+                folder.mkdir(parents=True, exist_ok=True)
+                path = next_free(folder / self.config_filename)
+                self.parser.save(self.config, str(path), skip_none=False, multifile=self.multifile)
+                log_files(trainer, str(folder), [path])
+            self.save_config(trainer, pl_module, stage)
+            self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
 
 
 def _wants_ssl_views(ssl_weight: float) -> bool:
@@ -79,8 +95,18 @@ class LTImbalanceCLI(LightningCLI):
     def before_fit(self) -> None:
         check_run_directory(self.trainer.default_root_dir)
         config = self.config_init[self.subcommand]
+        root = self.trainer.default_root_dir
+        if config.get("ckpt_path") == "last":  # Lightning looks only in this run's new folder, finds nothing and starts afresh
+            found = newest_last_checkpoint(root)
+            if found is None:
+                raise FileNotFoundError(
+                    f"--ckpt_path last: no last.ckpt under '{root}' to resume from; drop --ckpt_path to start afresh, "
+                    "or give the checkpoint's path (or the trainer.default_root_dir of the run to resume)"
+                )
+            rank_zero_info(f"ckpt_path last: continuing from {found}")
+            config["ckpt_path"] = str(found)
         if config.get("resume") and not config.get("ckpt_path"):
-            found = newest_last_checkpoint(self.trainer.default_root_dir)
+            found = newest_last_checkpoint(root)
             rank_zero_info(f"resume: {'continuing from ' + str(found) if found else 'no last.ckpt yet, starting afresh'}")
             if found:
                 config["ckpt_path"] = str(found)
@@ -109,15 +135,36 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> LTImbalanceCLI
     )
 
 
+def own_command(argv: list[str]):
+    """The entry of a subcommand this package adds to LightningCLI's (``tune``, ``export``,
+    ``configs``, and ``predict`` from a checkpoint with ``--input``), or ``None``."""
+    if argv[:1] == ["tune"]:
+        from lt_imbalance.tuning.study import main as tune
+
+        return tune
+    if argv[:1] == ["configs"]:
+        from lt_imbalance.config_files import main as configs
+
+        return configs
+    if argv[:1] == ["export"]:
+        from lt_imbalance.inference.export import main as export
+
+        return export
+    if argv[:1] == ["predict"] and any(a == "--input" or a.startswith("--input=") for a in argv):
+        from lt_imbalance.inference.predict import main as predict
+
+        return predict
+    return None
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``lt-imbalance`` and ``python -m lt_imbalance``: the LightningCLI subcommands,
     and ``tune`` (:mod:`lt_imbalance.tuning.study`)."""
     argv = sys.argv[1:] if args is None else args
     try:
-        if argv[:1] == ["tune"]:
-            from lt_imbalance.tuning.study import main as tune
-
-            tune(argv[1:])
+        command = own_command(argv)
+        if command is not None:
+            command(argv[1:])
         else:
             build_cli(args)
     except Exception as err:

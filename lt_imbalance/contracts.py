@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from lt_imbalance.metrics import EvaluationResult
+from lt_imbalance.models.network import ClassifierNetwork
 
 
 class SharpnessAwareModule(Protocol):
@@ -89,6 +90,27 @@ class PublishesSummary(Protocol):
         """Summary numbers for ``stage`` (fractions print as %), or ``{}``."""
 
 
+class DescribesInputs(Protocol):
+    """A data module that can say what prediction needs to know about its inputs (saved in checkpoints)."""
+
+    def input_spec(self) -> dict[str, Any]:
+        """Class names and counts, input shape, and how a raw sample becomes a model input."""
+
+
+class HasNetwork(Protocol):
+    """What the backbone transfer needs: the plain network, ``net.backbone`` then ``net.head``."""
+
+    net: ClassifierNetwork
+
+
+class PretrainedInputs(Protocol):
+    """A module whose backbone expects inputs normalised as in its pretraining (read by the image
+    data modules when their ``mean`` / ``std`` are not given)."""
+
+    #: per-channel ``(mean, std)`` on the [0, 1] scale of the backbone's pretraining data, or None
+    input_statistics: tuple[Sequence[float], Sequence[float]] | None
+
+
 def members(protocol: type) -> list[str]:
     """The attributes and methods a protocol declares."""
     names = [n for klass in protocol.__mro__ if klass not in (object, Protocol) for n in getattr(klass, "__annotations__", {})]
@@ -96,6 +118,11 @@ def members(protocol: type) -> list[str]:
     if "__call__" in vars(protocol):
         names.append("__call__")
     return list(dict.fromkeys(names))
+
+
+def provides(obj: Any, protocol: type) -> bool:
+    """Whether ``obj`` has every member ``protocol`` declares (for optional capabilities)."""
+    return obj is not None and all(hasattr(obj, name) for name in members(protocol))
 
 
 def require(obj: Any, protocol: type, plugin: str, provider: str) -> None:

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from lt_imbalance.contracts import DescribesInputs, provides
 from lt_imbalance.lightning_compat import attached_trainer
 from lt_imbalance.losses import (
     ContrastiveObjective,
@@ -56,6 +57,8 @@ from lt_imbalance.training.buffers import restore_buffers, snapshot_buffers
 from lt_imbalance.training.optimization import LRSchedule, default_optimizer
 
 STAGES = ("train", "val", "test")
+#: checkpoint key of the input description (class names, normalisation, table preprocessing)
+INPUTS_KEY = "lt_imbalance_inputs"
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
@@ -160,6 +163,8 @@ class ImbalancedClassifier(pl.LightningModule):
         self.posthoc_adjust_tau, self.on_nonfinite_loss = posthoc_adjust_tau, on_nonfinite_loss
         self.compile_mode = "default" if compile is True else (compile or None)
         self.evaluations: dict[str, EvaluationResult] = {}
+        #: what prediction needs to know about the inputs (from the data module; kept in checkpoints)
+        self.input_spec: dict[str, Any] | None = None
         self.backbone_compiled = False
         self.configure_models()
         self.configure_losses()
@@ -227,6 +232,12 @@ class ImbalancedClassifier(pl.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    @property
+    def input_statistics(self) -> tuple[Sequence[float], Sequence[float]] | None:
+        """The per-channel (mean, std) the backbone's pretrained weights expect (its
+        ``pretrained_statistics``, e.g. :class:`~lt_imbalance.models.TimmBackbone` with ``pretrained``), or None."""
+        return getattr(self.net.backbone, "pretrained_statistics", None)
 
     @property
     def gathers_across_devices(self) -> bool:
@@ -364,9 +375,28 @@ class ImbalancedClassifier(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._end_epoch("test")
 
+    # ---- what prediction needs, kept in checkpoints ------------------------------------------------
+    def _record_inputs(self) -> None:
+        data = self.trainer.datamodule
+        if provides(data, DescribesInputs):
+            self.input_spec = data.input_spec()
+
+    def on_fit_start(self) -> None:
+        self._record_inputs()
+
+    def on_test_start(self) -> None:
+        self._record_inputs()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.input_spec is not None:
+            checkpoint[INPUTS_KEY] = self.input_spec
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.input_spec = checkpoint.get(INPUTS_KEY, self.input_spec)
+
     # ---- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = self.optimizer_factory(self.parameters())
+        optimizer = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])  # frozen parts stay out
         total = int(self.trainer.estimated_stepping_batches)
         epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
         scheduler = self.lr_schedule.scheduler(optimizer, total, epochs)

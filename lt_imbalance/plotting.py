@@ -19,21 +19,44 @@ def save(fig: Figure, path: str | Path, dpi: int = 90) -> Path:
     return path
 
 
-def per_class_figure(per_class_acc: Sequence[float], class_counts: Sequence[int], confusion: torch.Tensor, title: str) -> Figure:
-    """Two panels: accuracy against training count (log scale), and the confusion matrix (rows sum to 1)."""
-    fig = Figure(figsize=(11, 4.5))
+def by_count(class_counts: Sequence[int]) -> list[int]:
+    """Class indices from the most to the fewest training samples (ties by index)."""
+    return sorted(range(len(class_counts)), key=lambda c: (-class_counts[c], c))
+
+
+def per_class_figure(
+    per_class_acc: Sequence[float],
+    class_counts: Sequence[int],
+    confusion: torch.Tensor,
+    title: str,
+    class_names: Sequence[str] | None = None,
+) -> Figure:
+    """Two panels: accuracy against training count (log scale; the five worst classes named), and the
+    confusion matrix (rows sum to 1) with the classes ordered by training count and labelled
+    ``name (count)`` (up to 40 classes; beyond, by position)."""
+    names = [str(n) for n in class_names] if class_names else [str(c) for c in range(len(class_counts))]
+    fig = Figure(figsize=(12, 5))
     ax_acc, ax_cm = fig.subplots(1, 2)
-    ax_acc.scatter(class_counts, [100 * a for a in per_class_acc], s=18)
+    acc = [100 * a for a in per_class_acc]
+    ax_acc.scatter(class_counts, acc, s=18)
+    worst = sorted((c for c in range(len(acc)) if acc[c] == acc[c]), key=lambda c: acc[c])[:5]
+    for c in worst:
+        ax_acc.annotate(names[c], (class_counts[c], acc[c]), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax_acc.set_xscale("log")
-    ax_acc.set_xlabel("training images of the class (log scale)")
+    ax_acc.set_xlabel("training samples of the class (log scale)")
     ax_acc.set_ylabel("class accuracy (%)")
     ax_acc.set_ylim(-3, 103)
     ax_acc.grid(alpha=0.3)
-    rows = confusion.double()
+    order = by_count(class_counts)
+    rows = confusion.double()[order][:, order]
     rows = rows / rows.sum(1, keepdim=True).clamp_min(1)
     im = ax_cm.imshow(rows.numpy(), vmin=0, vmax=1, cmap="Blues")
+    if len(order) <= 40:
+        labels = [f"{names[c]} ({class_counts[c]})" for c in order]
+        ax_cm.set_yticks(range(len(order)), labels, fontsize=7)
+        ax_cm.set_xticks(range(len(order)), [names[c] for c in order], rotation=90, fontsize=7)
     ax_cm.set_xlabel("predicted class")
-    ax_cm.set_ylabel("true class (sorted as in the data)")
+    ax_cm.set_ylabel("true class (training count), most frequent first")
     fig.colorbar(im, ax=ax_cm, fraction=0.046)
     fig.suptitle(title)
     fig.tight_layout()

@@ -1,11 +1,14 @@
-"""Fail early, with the fix in the message, when a run could not write its results."""
+"""The run's own folder, never shared with another run; and failing early, with the fix, when a run
+could not write its results."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import weakref
 from pathlib import Path
 
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 
 MIN_FREE_MIB = 200
@@ -63,3 +66,33 @@ def newest_last_checkpoint(root: str | Path) -> Path | None:
     """The most recently written ``last.ckpt`` below ``root`` (any ``version_N``), if any."""
     found = [p for p in Path(root).rglob("last.ckpt") if p.is_file()]
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+_RUN_DIRECTORIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def run_directory(trainer) -> str:
+    """The folder of this run's files (config, metadata, results, figures), the same for every call
+    of one run and never another run's: the first logger's versioned folder (TensorBoard, CSV:
+    ``<save_dir>/<name>/version_N``); for loggers whose save directory is shared by all runs (MLflow,
+    W&B) ``<default_root_dir>/<logger>_<run id>``; without a logger a new ``<default_root_dir>/run_<k>``.
+    A collective under DDP (every rank must call it)."""
+    if trainer not in _RUN_DIRECTORIES:
+        logger = trainer.loggers[0] if trainer.loggers else None
+        if isinstance(logger, (TensorBoardLogger, CSVLogger)):
+            folder = trainer.log_dir  # (a collective itself)
+        else:
+            folder = None
+            if trainer.is_global_zero:
+                root = Path(trainer.default_root_dir)
+                if logger is not None:
+                    folder = str(root / f"{type(logger).__name__.removesuffix('Logger').lower()}_{logger.version}")
+                else:
+                    k = 0
+                    while (root / f"run_{k}").exists():
+                        k += 1
+                    folder = str(root / f"run_{k}")
+                Path(folder).mkdir(parents=True, exist_ok=True)
+            folder = trainer.strategy.broadcast(folder)
+        _RUN_DIRECTORIES[trainer] = folder
+    return _RUN_DIRECTORIES[trainer]

@@ -1,7 +1,9 @@
-"""Shared fixtures: fake CIFAR pickle folders in the real format (session-wide, written once)."""
+"""Shared fixtures: fake CIFAR pickle folders in the real format and a model trained for one epoch
+through the command (session-wide, made once)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +12,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests in sub-folders import fakes / helpers
 
 from fakes import write_fake_cifar10, write_fake_cifar100  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +35,40 @@ def _restore_deterministic_algorithms():
     before = torch.are_deterministic_algorithms_enabled()
     yield
     torch.use_deterministic_algorithms(before)
+
+
+def _train(tmp_path_factory, config: str) -> Path:
+    run = tmp_path_factory.mktemp("run")
+    from lt_imbalance.cli import build_cli
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        build_cli(
+            [
+                "fit",
+                "--config",
+                config,
+                "--trainer.max_epochs",
+                "1",
+                "--trainer.default_root_dir",
+                str(run),
+                "--trainer.enable_progress_bar",
+                "false",
+            ]
+        )
+    finally:
+        os.chdir(cwd)
+    return next(run.rglob("last.ckpt"))
+
+
+@pytest.fixture(scope="session")
+def digits_checkpoint(tmp_path_factory) -> Path:
+    """last.ckpt of digits-LT (ERM) after one epoch."""
+    return _train(tmp_path_factory, "configs/digits_lt_erm.yaml")
+
+
+@pytest.fixture(scope="session")
+def train_checkpoint(tmp_path_factory):
+    """Train any config for one epoch and return its last.ckpt."""
+    return lambda factory, config: _train(factory, config)

@@ -58,15 +58,16 @@ def fit_tiny(model, callbacks, steps: int = 1, n: int = 6, batch_size: int = 6, 
     return trainer
 
 
-def quiet_trainer(tmp_path=None, **kw) -> pl.Trainer:
-    """A trainer without logger, checkpoints, progress bar or model summary."""
+def quiet_trainer(tmp_path, **kw) -> pl.Trainer:
+    """A trainer without logger, checkpoints, progress bar or model summary; its files (e.g. the
+    diagnostics' figures) go under ``tmp_path``."""
     kw.setdefault("max_epochs", 2)
     return pl.Trainer(
         default_root_dir=tmp_path, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, **kw
     )
 
 
-def fit_blobs(callbacks, epochs: int = 2):
+def fit_blobs(tmp_path, callbacks, epochs: int = 2):
     """``(data, model)``: an MLP fitted on the 2-D blobs (40 / 40 / 4 points) with ``callbacks``."""
     from lt_imbalance.demos.margins_2d import Blobs2D
 
@@ -75,5 +76,5 @@ def fit_blobs(callbacks, epochs: int = 2):
     model = ImbalancedClassifier(
         "mlp", backbone_kwargs={"hidden": (16,)}, class_counts=data.class_counts, input_shape=(2,), optimizer=sgd(0.05, 0.9, 2e-4)
     )
-    quiet_trainer(max_epochs=epochs, callbacks=callbacks).fit(model, data)
+    quiet_trainer(tmp_path, max_epochs=epochs, callbacks=callbacks).fit(model, data)
     return data, model

@@ -41,10 +41,12 @@ def fake_data(tmp_path_factory, cifar10_dir, cifar100_dir) -> dict[str, list[str
 
 
 @pytest.mark.parametrize("config", CONFIGS)
-def test_every_config_runs_through_the_cli(config, tmp_path, fake_data, monkeypatch):
+def test_every_config_runs_through_the_cli(config, tmp_path, fake_data, monkeypatch, request):
     monkeypatch.chdir(ROOT)
     args = ["fit", "--config", config, "--trainer.fast_dev_run", "true", "--trainer.default_root_dir", str(tmp_path)]
     data_class = yaml.safe_load((ROOT / config).read_text())["data"]["class_path"]
+    if config.startswith("configs/two_stage/"):  # stage 2 starts from a stage-1 run
+        args += ["--trainer.callbacks.checkpoint", str(request.getfixturevalue("digits_checkpoint"))]
     cli = build_cli(args + fake_data.get(data_class, []))
     assert cli.trainer.global_step == 1
     assert "test" in cli.model.evaluations  # fit is followed by test on the final weights
@@ -117,3 +119,14 @@ def test_trainer_fragments_compose_with_an_experiment(fragment, monkeypatch):
     assert cli.trainer.num_nodes == expected["num_nodes"]
     if expected.get("strategy") == "ddp":
         assert type(cli.trainer.strategy).__name__ == "DDPStrategy" and cli.config["trainer"]["sync_batchnorm"]
+
+
+def test_ckpt_path_last_resumes_or_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    base = ["fit", "--config", "configs/digits_lt_erm.yaml", "--trainer.default_root_dir", str(tmp_path), "--test_after_fit", "false"]
+    with pytest.raises(FileNotFoundError, match="--ckpt_path last: no last.ckpt under .* drop --ckpt_path to start afresh"):
+        build_cli([*base, "--trainer.max_epochs", "1", "--ckpt_path", "last"])
+    first = build_cli([*base, "--trainer.max_epochs", "1"])
+    assert first.trainer.global_step > 0
+    resumed = build_cli([*base, "--trainer.max_epochs", "2", "--ckpt_path", "last"])
+    assert resumed.trainer.global_step == 2 * first.trainer.global_step  # continued: one more epoch, not two

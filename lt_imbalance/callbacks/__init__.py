@@ -1,5 +1,5 @@
 """Lightning callbacks (the plugins): SAM / SAM-A, the label-smoothing schedule, per-class figures,
-the results table, run metadata, RNG state for exact resume, and the overfitting / margin
+the results table, run metadata, RNG state for exact resume, backbone transfer / freezing (two-stage training), and the overfitting / margin
 diagnostics. What each needs from the module is declared in :mod:`lt_imbalance.contracts`."""
 
 from lt_imbalance.callbacks.margin_statistics import MarginStatistics
@@ -10,6 +10,7 @@ from lt_imbalance.callbacks.rng_state import RNGState
 from lt_imbalance.callbacks.run_metadata import RunMetadata
 from lt_imbalance.callbacks.sam import SAM
 from lt_imbalance.callbacks.smoothing_schedule import LabelSmoothingSchedule
+from lt_imbalance.callbacks.transfer_backbone import TransferBackbone
 
 __all__ = [
     "SAM",
@@ -20,4 +21,5 @@ __all__ = [
     "RNGState",
     "ResultsTable",
     "RunMetadata",
+    "TransferBackbone",
 ]

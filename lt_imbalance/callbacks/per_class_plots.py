@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 
-from lt_imbalance.callbacks.figure_logging import log_figure
+from lt_imbalance.callbacks.run_files import log_figure
 from lt_imbalance.contracts import EvaluatedModule, require
 from lt_imbalance.plotting import per_class_figure
+from lt_imbalance.rundir import run_directory
 
 
 class PerClassPlots(pl.Callback):
@@ -21,11 +22,12 @@ class PerClassPlots(pl.Callback):
         require(pl_module, EvaluatedModule, "PerClassPlots", "ImbalancedClassifier")
 
     def _draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        log_dir = trainer.log_dir  # a collective under DDP: every rank must ask
+        log_dir = run_directory(trainer)  # a collective under DDP: every rank must ask
         result = pl_module.evaluations.get(stage)
         if result is None or result.class_counts is None or not trainer.is_global_zero:
             return
-        fig = per_class_figure(result.per_class_acc, result.class_counts, result.confusion, f"{stage}, epoch {result.epoch}")
+        names = (pl_module.input_spec or {}).get("class_names")
+        fig = per_class_figure(result.per_class_acc, result.class_counts, result.confusion, f"{stage}, epoch {result.epoch}", names)
         log_figure(trainer, log_dir, fig, f"{stage}/per_class", f"{stage}_per_class.png")
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

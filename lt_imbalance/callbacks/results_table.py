@@ -16,9 +16,14 @@ from pathlib import Path
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
 
-from lt_imbalance.contracts import EvaluatedModule, PublishesSummary, members, require
+from lt_imbalance.callbacks.run_files import log_files
+from lt_imbalance.contracts import EvaluatedModule, PublishesSummary, provides, require
 from lt_imbalance.metrics import EvaluationResult, head_tail_halves, shot_groups
+from lt_imbalance.plotting import by_count
+from lt_imbalance.rundir import run_directory
 
+#: how many of the worst classes the table names
+WORST_SHOWN = 3
 #: (metric key, label, class group it averages over; None = all classes)
 SUMMARY_ROWS = (
     ("acc", "top-1 accuracy", None),
@@ -49,8 +54,9 @@ def format_results_table(
     eval_counts: Sequence[int] | None = None,
     unit: str = "images",
 ) -> str:
-    """Markdown: summary metrics (%, with the number of classes per group), then one row per class;
-    ``unit`` names what a sample is (``images``, ``rows``)."""
+    """Markdown: summary metrics (%, with the number of classes per group), then one row per class,
+    most training samples first, then the worst classes by name; ``unit`` names what a sample is
+    (``images``, ``rows``)."""
     names = list(class_names) if class_names else [str(c) for c in range(len(per_class_acc))]
     groups = {**shot_groups(class_counts), **head_tail_halves(class_counts)} if class_counts else {}
     lines = [f"### {title}", "", "| metric | % | classes |", "|---|---:|---:|"]
@@ -59,10 +65,15 @@ def format_results_table(
             n = len(groups[group]) if group else len(per_class_acc)
             lines.append(f"| {label} | {_pct(metrics[key])} | {n} |")
     lines += ["", f"| class | train {unit} | eval {unit} | accuracy % |", "|---|---:|---:|---:|"]
-    for c, acc in enumerate(per_class_acc):
+    order = by_count(class_counts) if class_counts else range(len(per_class_acc))
+    for c in order:
         train_n = class_counts[c] if class_counts else "?"
         eval_n = eval_counts[c] if eval_counts else "?"
-        lines.append(f"| {names[c]} | {train_n} | {eval_n} | {_pct(acc)} |")
+        lines.append(f"| {names[c]} | {train_n} | {eval_n} | {_pct(per_class_acc[c])} |")
+    scored = sorted((c for c, a in enumerate(per_class_acc) if not math.isnan(a)), key=lambda c: per_class_acc[c])
+    worst = [f"{names[c]} ({_pct(per_class_acc[c])}%)" for c in scored[: min(WORST_SHOWN, len(scored))]]
+    if worst:
+        lines += ["", f"Worst classes: {', '.join(worst)}."]
     return "\n".join(lines)
 
 
@@ -74,13 +85,13 @@ class ResultsTable(pl.Callback):
         require(pl_module, EvaluatedModule, "ResultsTable", "ImbalancedClassifier")
 
     def _report(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        log_dir = trainer.log_dir  # a collective under DDP: every rank must ask
+        log_dir = run_directory(trainer)  # a collective under DDP: every rank must ask
         result: EvaluationResult | None = pl_module.evaluations.get(stage)
         if result is None or not trainer.is_global_zero:
             return
         metrics = dict(result.metrics)
         for callback in trainer.callbacks:
-            if all(hasattr(callback, m) for m in members(PublishesSummary)):
+            if provides(callback, PublishesSummary):
                 metrics.update(callback.summary(stage))
         dm = trainer.datamodule
         unit = getattr(dm, "sample_unit", "samples")
@@ -97,6 +108,7 @@ class ResultsTable(pl.Callback):
             (out / f"results_{stage}.md").write_text(table + "\n")
             record = {**result.to_json(), "metrics": metrics}
             (out / f"results_{stage}.json").write_text(json.dumps(record, indent=2) + "\n")
+            log_files(trainer, log_dir, [out / f"results_{stage}.md", out / f"results_{stage}.json"])
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._report(trainer, pl_module, "val")

@@ -16,7 +16,8 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 
-from lt_imbalance.rundir import next_free, resuming_from
+from lt_imbalance.callbacks.run_files import log_files
+from lt_imbalance.rundir import next_free, resuming_from, run_directory
 
 PACKAGES = ("lt_imbalance", "torch", "torchvision", "lightning", "torchmetrics", "lightly", "jsonargparse", "numpy", "scikit-learn")
 
@@ -42,7 +43,7 @@ class RunMetadata(pl.Callback):
         self._written: set[Path] = set()
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        log_dir = trainer.log_dir  # a collective under DDP: every rank must ask
+        log_dir = run_directory(trainer)  # a collective under DDP: every rank must ask
         if not trainer.is_global_zero or not log_dir:
             return
         path = Path(log_dir) / self.filename
@@ -77,3 +78,4 @@ class RunMetadata(pl.Callback):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2) + "\n")
         self._written.add(path)
+        log_files(trainer, log_dir, [path])

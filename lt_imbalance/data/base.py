@@ -405,6 +405,17 @@ class LongTailedDataModule(pl.LightningDataModule):
         """True when the validation set is the test set (model selection would then see the test set)."""
         return self.validation_source() == "test set"
 
+    def input_spec(self) -> dict[str, Any]:
+        """What prediction needs to know about the inputs, as plain values (saved in checkpoints by the
+        module, so that ``lt-imbalance predict`` needs no data config): the class names and counts,
+        the input shape and how to turn a raw sample into a model input."""
+        return {
+            "class_names": self.class_names,
+            "class_counts": self.class_counts,
+            "input_shape": list(self.input_shape),
+            "sample_unit": self.sample_unit,
+        }
+
     @property
     def metadata(self) -> dict[str, Any]:
         """What a run must record to be reproduced: split parameters, counts and the split hash."""

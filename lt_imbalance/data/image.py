@@ -5,8 +5,9 @@ re-colours them (:mod:`lt_imbalance.data.augment`). Conversion to float and norm
 once per batch on the training device (:meth:`ImageDataModule.on_after_batch_transfer`).
 
 **Normalisation, one policy for every image module**: x -> (x / 255 - mean_c) / std_c per channel,
-with ``mean`` / ``std`` as given, or, when not given, computed at ``setup`` from the training
-split (at most :data:`STATS_IMAGES` images in memory, or :data:`STATS_FILES` decoded files, spread
+with ``mean`` / ``std`` as given, or, when not given, those the model's pretrained backbone was
+trained with (:class:`~lt_imbalance.contracts.PretrainedInputs`, e.g. a timm backbone with
+``pretrained: true``), or else computed at ``setup`` from the training split (at most :data:`STATS_IMAGES` images in memory, or :data:`STATS_FILES` decoded files, spread
 evenly over it; std floored at 1e-3). The values used are recorded in the run metadata.
 
 **On-device data** (``device_data: true``): the training images are held on the accelerator as
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from lt_imbalance.contracts import PretrainedInputs, provides
 from lt_imbalance.data import device_augment
 from lt_imbalance.data.augment import build_ssl_transform, build_train_transform, check_policy
 from lt_imbalance.data.base import DataPart, LongTailedDataModule
@@ -67,6 +69,8 @@ class ImageDataModule(LongTailedDataModule):
         self.augmentation, self.device_data = augmentation, device_data
         self.mean = tuple(mean) if mean is not None else None
         self.std = tuple(std) if std is not None else None
+        #: where mean / std come from: given, the pretrained backbone's, or the training images
+        self.normalisation = "given" if mean is not None else None
         self._resident: dict[torch.device, torch.Tensor] = {}
         self._generators: dict[torch.device, torch.Generator] = {}
         self._norm_cache: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -107,9 +111,23 @@ class ImageDataModule(LongTailedDataModule):
         self.check_normalisation()
         super().setup(stage)
         if self.mean is None:
-            self.mean, self.std = self.statistics(self.train_set)
+            pretrained = self.pretrained_statistics()
+            self.normalisation = "pretrained backbone" if pretrained else "training images"
+            self.mean, self.std = pretrained or self.statistics(self.train_set)
         if self.device_data:
             self._setup_device_data()
+
+    def pretrained_statistics(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """The (mean, std) that the model being trained asks for (a pretrained backbone's), if any."""
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        if not provides(model, PretrainedInputs) or model.input_statistics is None:
+            return None
+        mean, std = (tuple(float(v) for v in values) for values in model.input_statistics)
+        if len(mean) != self.channels:
+            raise ValueError(
+                f"the backbone's pretrained statistics have {len(mean)} channels but the images have {self.channels}; set in_chans"
+            )
+        return mean, std
 
     @staticmethod
     def statistics(dataset: ItemDataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -178,6 +196,18 @@ class ImageDataModule(LongTailedDataModule):
         mean, std = self._norm_cache[x.device]
         return (x.float().div_(255.0) - mean) / std
 
+    def input_spec(self) -> dict[str, Any]:
+        """Images: decoded to RGB or grey, resized (shorter side) and centre-cropped to the input size,
+        then (x / 255 - mean) / std per channel."""
+        return {**super().input_spec(), "kind": "image", "mean": list(self.mean), "std": list(self.std)}
+
     @property
     def metadata(self) -> dict[str, Any]:
-        return {**super().metadata, "augmentation": self.augmentation, "device_data": self.device_data, "mean": self.mean, "std": self.std}
+        return {
+            **super().metadata,
+            "augmentation": self.augmentation,
+            "device_data": self.device_data,
+            "mean": self.mean,
+            "std": self.std,
+            "normalisation": self.normalisation,
+        }

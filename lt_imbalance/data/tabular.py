@@ -178,11 +178,17 @@ class TabularLT(LongTailedDataModule):
         table = self.table
         encoder = self._fit_encoder(table.pool.iloc[self.split.train_indices], self.categorical)
         self.feature_names = [str(n) for n in encoder.get_feature_names_out()]
+        self.preprocessing = preprocessing_spec(encoder)
         return DatasetParts(
             class_names=table.class_names,
             pool=DataPart(table.pool_labels, self._encode(encoder, table.pool)),
             test=DataPart(table.test_labels, self._encode(encoder, table.test)),
         )
+
+    def input_spec(self) -> dict:
+        """Tables: the fitted preprocessing as plain numbers (:func:`preprocessing_spec`)."""
+        self.parts  # noqa: B018  (fits the preprocessing if nothing has yet)
+        return {**super().input_spec(), "kind": "table", "preprocessing": self.preprocessing}
 
     def make_dataset(self, part: DataPart, indices: np.ndarray | None, train: bool) -> Dataset:
         features, labels = part.samples, torch.from_numpy(part.labels)
@@ -240,6 +246,23 @@ class TabularLT(LongTailedDataModule):
     @staticmethod
     def _encode(encoder, frame: pd.DataFrame) -> torch.Tensor:
         return torch.from_numpy(np.asarray(encoder.transform(frame), dtype=np.float32))
+
+
+def preprocessing_spec(encoder) -> dict:
+    """The fitted preprocessing of :meth:`TabularLT._fit_encoder` as plain values: numeric columns with
+    their imputation median, mean and scale; categorical columns with their training categories (in
+    one-hot order). :func:`lt_imbalance.inference.tables.encode_table` applies it without scikit-learn."""
+    num_columns = [str(c) for c in encoder.transformers_[0][2]]
+    cat_columns = [str(c) for c in encoder.transformers_[1][2]]
+    spec: dict = {"numeric": {}, "categorical": {}}
+    if num_columns:
+        imputer, scaler = (step for _, step in encoder.named_transformers_["num"].steps)
+        for c, m, mu, sd in zip(num_columns, imputer.statistics_, scaler.mean_, scaler.scale_):
+            spec["numeric"][c] = {"median": float(m), "mean": float(mu), "scale": float(sd)}
+    if cat_columns:
+        onehot = encoder.named_transformers_["cat"].steps[1][1]
+        spec["categorical"] = {c: [str(v) for v in cats] for c, cats in zip(cat_columns, onehot.categories_)}
+    return spec
 
 
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from lt_imbalance.models.backbones import (
 )
 from lt_imbalance.models.heads import CosineClassifier, build_head
 from lt_imbalance.models.network import ClassifierNetwork
+from lt_imbalance.models.timm_backbone import TimmBackbone
 
 __all__ = [
     "BACKBONES",
@@ -22,6 +23,7 @@ __all__ = [
     "CosineClassifier",
     "DigitsCNN",
     "ResidualMLP",
+    "TimmBackbone",
     "TorchvisionResNet",
     "WideResNet",
     "build_backbone",

@@ -9,6 +9,7 @@ feature vector its forward returns; :func:`build_backbone` sizes it from the dat
 - ``resnet18`` / ``resnet50``: torchvision's, randomly initialised (no download); with
   ``small_image_stem`` the 7x7/2 stem and max-pool become one 3x3/1 convolution for 32 px images.
 - ``digits_cnn``: a three-layer CNN for 8x8 images (about 0.1M parameters).
+- ``timm/<name>``: any model of the timm library (:mod:`lt_imbalance.models.timm_backbone`).
 - ``mlp`` / ``resmlp``: for feature vectors (tables) of ``in_features`` values.
   ``mlp``: [Linear, BatchNorm, ReLU, Dropout] x len(hidden); ``resmlp``: a linear stem and
   ``depth`` pre-norm residual blocks x + Linear(Dropout(ReLU(Linear(BatchNorm(x))))) (Gorishniy
@@ -24,6 +25,8 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from lt_imbalance.models.timm_backbone import TIMM_PREFIX, TimmBackbone
 
 
 class _CifarBlock(nn.Module):
@@ -206,13 +209,18 @@ BACKBONES = {**IMAGE_BACKBONES, **VECTOR_BACKBONES}
 
 def build_backbone(name: str, input_shape: Sequence[int] = (3, 32, 32), **kwargs) -> nn.Module:
     """Instantiate a backbone of :data:`BACKBONES` by name for inputs of ``input_shape``
-    (without the batch dimension); unknown names list the known ones."""
+    (without the batch dimension), or ``timm/<model>`` for any timm model (:class:`TimmBackbone`,
+    ``in_chans`` from the data); unknown names list the known ones."""
+    shape = tuple(int(n) for n in input_shape)
+    if name.startswith(TIMM_PREFIX):
+        if len(shape) != 3:
+            raise ValueError(f"timm backbones take images (channels, height, width), but the data gives inputs of shape {shape}")
+        return TimmBackbone(name.removeprefix(TIMM_PREFIX), in_chans=shape[0], **kwargs)
     if name not in BACKBONES:
         raise ValueError(
-            f"unknown backbone {name!r}; choose one of {', '.join(sorted(BACKBONES))}, "
+            f"unknown backbone {name!r}; choose one of {', '.join(sorted(BACKBONES))}, timm/<any timm model name>, "
             "or give a class_path to any nn.Module with an `out_features` attribute."
         )
-    shape = tuple(int(n) for n in input_shape)
     if name in VECTOR_BACKBONES:
         return VECTOR_BACKBONES[name](in_features=math.prod(shape), **kwargs)
     if len(shape) != 3:

@@ -12,9 +12,10 @@ def test_margin_closed_form():
     assert logit_margins(logits, torch.tensor([0, 2, 1])).tolist() == [1.0, -2.0, 0.0]
 
 
-def test_margin_statistics_per_class():
+def test_margin_statistics_per_class(tmp_path):
     margins = MarginStatistics(max_per_class=10)
-    data, model = fit_blobs([margins], epochs=1)
+    data, model = fit_blobs(tmp_path, [margins], epochs=1)
+    assert list((tmp_path / "run_0" / "figures").glob("margins_*.png"))  # the run's own folder, not the working directory
     model.eval()
     with torch.no_grad():
         logits = model(data.val_set.features)

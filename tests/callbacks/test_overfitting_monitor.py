@@ -22,9 +22,9 @@ def test_per_class_mean_closed_form():
     assert out[0] == 2.0 and out[2] == 7.0 and torch.isnan(out[1]) and torch.isnan(out[3])
 
 
-def test_overfitting_monitor_matches_a_hand_computation():
+def test_overfitting_monitor_matches_a_hand_computation(tmp_path):
     monitor = OverfittingMonitor(max_per_class=10)
-    data, model = fit_blobs([monitor])
+    data, model = fit_blobs(tmp_path, [monitor])
     subset = data.train_eval_dataset(10, 0)
     assert torch.bincount(subset.labels).tolist() == [10, 10, 4]  # capped per class, fixed seed
     model.eval()

@@ -1,0 +1,115 @@
+"""``lt-imbalance export``: the trained model as one ONNX or TorchScript file, normalisation inside.
+
+    lt-imbalance export --ckpt_path <run>/checkpoints/last.ckpt --format onnx --out model.onnx
+
+The exported graph maps raw inputs to class probabilities:
+
+- images: ``images`` float32 ``[batch, C, H, W]`` with pixel values 0..255 (decoded, resized and
+  centre-cropped to the training size, channels as in training) -> ``(x / 255 - mean) / std`` ->
+  network -> post-hoc logit adjustment (when the model was trained with it) -> softmax;
+- tables: ``features`` float32 ``[batch, F]``, the encoded rows (see
+  :mod:`lt_imbalance.inference.tables`) -> network -> softmax.
+
+The batch size is dynamic. Beside the file, ``<out>.json`` names the classes in output order and
+describes the input. ONNX export needs the ``export`` extra (onnx, onnxscript; onnxruntime to run it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lt_imbalance.inference.predict import load_model
+
+
+class ExportedClassifier(nn.Module):
+    """Raw inputs -> probabilities (module docstring), for export.
+
+    Args:
+        network: the classifier network (backbone + head).
+        mean, std: per-channel normalisation of images on the [0, 1] scale (``None`` for tables).
+        log_prior_shift: ``tau * log prior`` subtracted from the logits (post-hoc adjustment), or ``None``.
+    """
+
+    def __init__(self, network: nn.Module, mean: list[float] | None, std: list[float] | None, log_prior_shift: torch.Tensor | None):
+        super().__init__()
+        self.network = network
+        self.images = mean is not None
+        if self.images:
+            self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+            self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("shift", log_prior_shift if log_prior_shift is not None else torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.images:
+            x = (x / 255.0 - self.mean) / self.std
+        return (self.network(x) - self.shift).softmax(dim=1)
+
+
+def exportable(ckpt_path: str | Path) -> tuple[ExportedClassifier, dict]:
+    """The checkpoint's model wrapped for export, and its input description."""
+    model, spec = load_model(ckpt_path)
+    shift = model.posthoc_adjust_tau * model.log_prior if model.posthoc_adjust_tau else None
+    images = spec.get("kind") == "image"
+    wrapper = ExportedClassifier(model.net, spec["mean"] if images else None, spec["std"] if images else None, shift)
+    return wrapper.eval(), spec
+
+
+def export(ckpt_path: str | Path, fmt: str, out: str | Path) -> dict:
+    """Write the exported model and its ``.json`` description; returns the description."""
+    wrapper, spec = exportable(ckpt_path)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    images = spec.get("kind") == "image"
+    name = "images" if images else "features"
+    example = torch.rand(2, *spec["input_shape"]) * (255.0 if images else 1.0)
+    if fmt == "onnx":
+        try:
+            import onnxscript  # noqa: F401  (the exporter's dependency)
+        except ImportError as err:
+            raise ValueError(
+                "ONNX export needs the export extra: pip install 'lt_imbalance[export]' (onnx, onnxscript, onnxruntime)"
+            ) from err
+        batch = torch.export.Dim("batch", min=1)
+        torch.onnx.export(
+            wrapper, (example,), str(out), input_names=[name], output_names=["probabilities"], dynamic_shapes=({0: batch},),
+            dynamo=True, external_data=False,
+        )  # fmt: skip
+    elif fmt == "torchscript":
+        torch.jit.save(torch.jit.trace(wrapper, example), str(out))
+    else:
+        raise ValueError(f"unknown export format {fmt!r}; choose onnx or torchscript")
+    description = {
+        "format": fmt,
+        "input": {
+            "name": name,
+            "shape": ["batch", *spec["input_shape"]],
+            "dtype": "float32",
+            "range": "0..255 pixel values" if images else "encoded features",
+        },
+        "output": {"name": "probabilities", "shape": ["batch", len(spec["class_names"])]},
+        "class_names": spec["class_names"],
+        "class_counts": spec.get("class_counts"),
+    }
+    if images:
+        description["input"]["preprocessing"] = "RGB or grey as channels say; resize the shorter side to the size, centre-crop"
+    else:
+        description["input"]["preprocessing"] = spec["preprocessing"]
+    out.with_name(out.name + ".json").write_text(json.dumps(description, indent=2))
+    return description
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="lt-imbalance export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ckpt_path", required=True, help="a checkpoint written by training")
+    parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    parser.add_argument("--out", required=True, help="the file to write (e.g. model.onnx or model.pt)")
+    args = parser.parse_args(argv)
+    description = export(args.ckpt_path, args.format, args.out)
+    size = Path(args.out).stat().st_size / 2**20
+    print(f"export: {args.out} ({size:.2f} MiB, {len(description['class_names'])} classes) and {args.out}.json", file=sys.stderr)

@@ -1,0 +1,238 @@
+"""``lt-imbalance predict``: class probabilities for new data from a checkpoint alone.
+
+    lt-imbalance predict --ckpt_path runs/digits_lt/lightning_logs/version_0/checkpoints/last.ckpt \\
+        --input my_images/ --output predictions.csv [--top_k 3] [--batch_size 256] [--strict]
+
+- ``--input``: a folder of images (searched recursively), a text file listing image paths (one per
+  line, relative to the file), or a ``.csv`` / ``.parquet`` table for a tabular model;
+- the checkpoint holds everything else (written by training: class names and counts, input size
+  and channels, normalisation, the fitted table preprocessing; the model's post-hoc logit
+  adjustment applies as in evaluation);
+- images are decoded to the model's channels (a grey image for an RGB model is converted), resized
+  (shorter side) and centre-cropped, and normalised as in training;
+- an unreadable image is reported by path and skipped, with a count at the end (``--strict`` fails
+  the run instead);
+- the CSV, written batch by batch by a Lightning prediction writer, has one row per input: the
+  input, the predicted class name and its probability, and the ``top_k`` classes with theirs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+from torch.utils.data import DataLoader, Dataset
+
+from lt_imbalance.checkpoint_file import checkpoint_path, read_checkpoint
+from lt_imbalance.data.datasets import ImageFileDataset
+from lt_imbalance.data.files import IMAGE_SUFFIXES
+from lt_imbalance.module import INPUTS_KEY, ImbalancedClassifier
+
+
+# ---- the checkpoint ------------------------------------------------------------------------------------
+def load_model(ckpt_path: str | Path) -> tuple[ImbalancedClassifier, dict[str, Any]]:
+    """The model of a training checkpoint and its input description; errors say what is wrong."""
+    path = checkpoint_path(ckpt_path)
+    spec = read_checkpoint(path).get(INPUTS_KEY)
+    if spec is None:
+        raise ValueError(
+            f"'{path}' holds no input description (class names, normalisation): it was written without a data module or "
+            "by an older version; retrain with `lt-imbalance fit` (checkpoints now carry it)"
+        )
+    model = ImbalancedClassifier.load_from_checkpoint(path, map_location="cpu")
+    return model.eval(), spec
+
+
+# ---- the inputs ------------------------------------------------------------------------------------------
+def list_images(path: Path) -> list[Path]:
+    """Image files of a folder (recursive, sorted) or listed in a text file (relative to it)."""
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not files:
+            raise ValueError(f"'{path}' holds no images (looked for {sorted(IMAGE_SUFFIXES)})")
+        return files
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    files = [(path.parent / line) if not Path(line).is_absolute() else Path(line) for line in lines if line and not line.startswith("#")]
+    if not files:
+        raise ValueError(f"'{path}' lists no image paths (one per line)")
+    return files
+
+
+class PredictionImages(Dataset):
+    """``(uint8 image or None, index)``: None for an unreadable file unless ``strict``."""
+
+    def __init__(self, paths: list[Path], spec: dict, strict: bool):
+        channels, _, size = spec["input_shape"]
+        self.files = ImageFileDataset(paths, torch.zeros(len(paths), dtype=torch.long), size, channels)
+        self.strict = strict
+
+    def __len__(self) -> int:
+        return len(self.files.paths)
+
+    def __getitem__(self, i: int):
+        try:
+            return self.files.load(i), i
+        except OSError:
+            if self.strict:
+                raise
+            return None, i
+
+
+def collate(items: list, shape: tuple[int, ...], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Stack the readable samples (an empty batch of ``shape`` when none is); the indices of the
+    unreadable ones ride along."""
+    good = [(x, i) for x, i in items if x is not None]
+    skipped = [i for x, i in items if x is None]
+    if not good:
+        return torch.empty((0, *shape), dtype=dtype), torch.empty(0, dtype=torch.long), skipped
+    return torch.stack([x for x, _ in good]), torch.tensor([i for _, i in good]), skipped
+
+
+class PredictionData(pl.LightningDataModule):
+    """Serves the inputs for ``trainer.predict`` and normalises images on the device as training did."""
+
+    def __init__(self, dataset: Dataset, spec: dict, batch_size: int, num_workers: int):
+        super().__init__()
+        self.dataset, self.spec, self.batch_size, self.num_workers = dataset, spec, batch_size, num_workers
+
+    def predict_dataloader(self) -> DataLoader:
+        dtype = torch.uint8 if self.spec.get("kind") == "image" else torch.float32
+        join = partial(collate, shape=tuple(self.spec["input_shape"]), dtype=dtype)
+        return DataLoader(self.dataset, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=join)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        x, index, skipped = batch
+        if self.spec.get("kind") == "image" and x.dtype == torch.uint8:
+            shape = (1, -1, 1, 1)
+            mean = torch.tensor(self.spec["mean"], device=x.device).view(shape)
+            std = torch.tensor(self.spec["std"], device=x.device).view(shape)
+            x = (x.float() / 255 - mean) / std
+        return x, index, skipped
+
+
+class CsvPredictionWriter(BasePredictionWriter):
+    """Writes each batch's rows as they come (module docstring); counts what was skipped."""
+
+    def __init__(self, output: Path, names: list[str], class_names: list[str], top_k: int):
+        super().__init__(write_interval="batch")
+        self.output, self.names, self.class_names, self.top_k = output, names, class_names, min(top_k, len(class_names))
+        self.written, self.skipped = 0, []
+        output.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(output, "w", newline="")
+        self._csv = csv.writer(self._file)
+        header = ["input", "prediction", "probability"]
+        for k in range(1, self.top_k + 1):
+            header += [f"top{k}_class", f"top{k}_probability"]
+        self._csv.writerow(header)
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0) -> None:
+        _, index, skipped = batch
+        self.skipped += [self.names[i] for i in skipped]
+        if len(index) == 0:
+            return
+        top = prediction.float().cpu().topk(self.top_k, dim=1)
+        for row, i in enumerate(index.tolist()):
+            classes = [self.class_names[c] for c in top.indices[row].tolist()]
+            probabilities = top.values[row].tolist()
+            cells = [self.names[i], classes[0], f"{probabilities[0]:.6f}"]
+            for name, p in zip(classes, probabilities):
+                cells += [name, f"{p:.6f}"]
+            self._csv.writerow(cells)
+        self.written += len(index)
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+# ---- the command ---------------------------------------------------------------------------------------------
+def predict(
+    ckpt_path: str,
+    input_path: str,
+    output: str,
+    top_k: int = 3,
+    batch_size: int = 256,
+    num_workers: int = 0,
+    strict: bool = False,
+    accelerator: str = "auto",
+) -> dict:
+    """Write the predictions CSV; returns counts and timing."""
+    model, spec = load_model(ckpt_path)
+    source = Path(input_path)
+    if not source.exists():
+        raise FileNotFoundError(
+            f"input '{source}' not found; give a folder of images, a text file of image paths, or a .csv / .parquet table"
+        )
+    if source.suffix.lower() in (".csv", ".parquet", ".pq"):
+        dataset, names = _table_inputs(source, spec)
+    else:
+        if spec.get("kind") == "table":
+            raise ValueError(f"this checkpoint is a tabular model; give a .csv or .parquet table as --input, not '{source}'")
+        paths = list_images(source)
+        dataset, names = PredictionImages(paths, spec, strict), [str(p) for p in paths]
+    writer = CsvPredictionWriter(Path(output), names, spec["class_names"], top_k)
+    trainer = pl.Trainer(
+        accelerator=accelerator, devices=1, logger=False, callbacks=[writer], enable_progress_bar=False, enable_model_summary=False
+    )
+    start = time.perf_counter()
+    try:
+        trainer.predict(model, datamodule=PredictionData(dataset, spec, batch_size, num_workers), return_predictions=False)
+    finally:
+        writer.close()
+    seconds = time.perf_counter() - start
+    return {"written": writer.written, "skipped": writer.skipped, "seconds": seconds, "output": str(output)}
+
+
+class TableRows(Dataset):
+    """``(encoded row, index)`` of a table."""
+
+    def __init__(self, features: torch.Tensor):
+        self.features = features
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int):
+        return self.features[i], i
+
+
+def _table_inputs(source: Path, spec: dict) -> tuple[Dataset, list[str]]:
+    from lt_imbalance.data.tabular import read_table
+    from lt_imbalance.inference.tables import encode_table
+
+    if spec.get("kind") != "table":
+        raise ValueError(
+            f"this checkpoint is an image model; give images (a folder or a list of paths) as --input, not the table '{source}'"
+        )
+    frame = read_table(source)
+    features = torch.from_numpy(encode_table(frame, spec["preprocessing"]))
+    return TableRows(features), [f"{source.name}:{i}" for i in range(len(frame))]
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="lt-imbalance predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ckpt_path", required=True, help="a checkpoint written by training (e.g. <run>/checkpoints/last.ckpt)")
+    parser.add_argument("--input", required=True, help="a folder of images, a text file of image paths, or a .csv / .parquet table")
+    parser.add_argument("--output", default="predictions.csv", help="the CSV to write")
+    parser.add_argument("--top_k", type=int, default=3, help="classes per row with their probabilities")
+    parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument("--num_workers", type=int, default=0, help="loader processes decoding images")
+    parser.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
+    parser.add_argument("--accelerator", default="auto")
+    args = parser.parse_args(argv)
+    if args.top_k < 1 or args.batch_size < 1:
+        parser.error("--top_k and --batch_size must be at least 1")
+    result = predict(args.ckpt_path, args.input, args.output, args.top_k, args.batch_size, args.num_workers, args.strict, args.accelerator)
+    rate = result["written"] / max(result["seconds"], 1e-9)
+    print(f"predict: {result['written']} predictions written to {result['output']} ({rate:,.0f} per second)", file=sys.stderr)
+    if result["skipped"]:
+        shown = ", ".join(result["skipped"][:5]) + (f" and {len(result['skipped']) - 5} more" if len(result["skipped"]) > 5 else "")
+        print(f"predict: {len(result['skipped'])} unreadable inputs skipped: {shown} (--strict fails instead)", file=sys.stderr)

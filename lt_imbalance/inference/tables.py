@@ -1,0 +1,36 @@
+"""Encoding a table for a trained tabular model, from the preprocessing saved in its checkpoint
+(:func:`lt_imbalance.data.tabular.preprocessing_spec`), without scikit-learn:
+
+- numeric column: missing values -> the training median, then (x - mean) / scale;
+- categorical column: values as text, missing -> "missing", one-hot over the training categories
+  (a category unseen in training encodes to all zeros).
+
+Features come in the training order: the numeric columns, then each categorical column's one-hot
+block. A column the model needs but the table lacks is refused, naming it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def encode_table(frame: pd.DataFrame, preprocessing: dict) -> np.ndarray:
+    """float32 features ``[N, F]`` of ``frame`` (module docstring)."""
+    needed = list(preprocessing["numeric"]) + list(preprocessing["categorical"])
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise ValueError(f"the table lacks the columns {missing} that the model was trained on (its columns: {list(frame.columns)})")
+    blocks = []
+    for column, p in preprocessing["numeric"].items():
+        values = frame[column].astype("float64").to_numpy()
+        values = np.where(np.isnan(values), p["median"], values)
+        blocks.append(((values - p["mean"]) / p["scale"])[:, None])
+    for column, categories in preprocessing["categorical"].items():
+        text = frame[column].astype("object").where(frame[column].notna(), "missing").astype(str).to_numpy()
+        blocks.append((text[:, None] == np.asarray(categories, dtype=object)[None, :]).astype(np.float64))
+    return np.concatenate(blocks, axis=1).astype(np.float32) if blocks else np.zeros((len(frame), 0), dtype=np.float32)

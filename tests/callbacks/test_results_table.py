@@ -1,0 +1,28 @@
+"""The results table and the per-class figure name the classes, order them by training count and
+name the worst ones."""
+
+import torch
+
+from lt_imbalance.callbacks.results_table import format_results_table
+from lt_imbalance.plotting import per_class_figure
+
+NAMES = ["bag", "boot", "coat", "dress"]
+COUNTS = [20, 400, 5, 90]  # the data's (alphabetical) order is not the count order
+ACC = [0.5, 0.98, 0.1, 0.8]
+
+
+def test_table_rows_by_training_count_and_the_worst_classes_named():
+    table = format_results_table("t", {"balanced_acc": 0.6}, ACC, COUNTS, NAMES, [10, 10, 10, 10])
+    rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ") and line.count("|") == 5][1:]
+    assert rows == ["boot", "dress", "bag", "coat"]
+    assert table.strip().endswith("Worst classes: coat (10.00%), bag (50.00%), dress (80.00%).")
+
+
+def test_figure_labels_classes_by_name_and_count_in_count_order():
+    confusion = torch.diag(torch.tensor([5.0, 9.0, 1.0, 8.0])) + 1
+    fig = per_class_figure(ACC, COUNTS, confusion, "t", NAMES)
+    matrix = fig.axes[1]
+    assert [t.get_text() for t in matrix.get_yticklabels()] == ["boot (400)", "dress (90)", "bag (20)", "coat (5)"]
+    shown = matrix.images[0].get_array()
+    assert abs(shown[0, 0] - 10 / 13) < 1e-9  # boot's row first: its correct share
+    assert {t.get_text() for t in fig.axes[0].texts} == set(NAMES)  # the 5 worst (all 4 here) named on the accuracy panel

@@ -1,0 +1,65 @@
+"""``lt-imbalance export``: ONNX run by onnxruntime equals the PyTorch model within 1e-4, any batch size;
+TorchScript likewise; normalisation inside the graph."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lt_imbalance.cli import main
+from lt_imbalance.inference.export import exportable
+from lt_imbalance.inference.predict import load_model
+
+
+def _raw_images(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 1, 8, 8), generator=torch.Generator().manual_seed(seed)).float()
+
+
+def test_onnx_equals_pytorch(digits_checkpoint, tmp_path):
+    import onnxruntime
+
+    out = tmp_path / "model.onnx"
+    main(["export", "--ckpt_path", str(digits_checkpoint), "--format", "onnx", "--out", str(out)])
+    description = json.loads((tmp_path / "model.onnx.json").read_text())
+    assert description["class_names"] == [str(d) for d in range(10)] and description["input"]["name"] == "images"
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    wrapper, spec = exportable(digits_checkpoint)
+    model, _ = load_model(digits_checkpoint)
+    for n in (1, 7, 33):  # dynamic batch
+        x = _raw_images(n, seed=n)
+        ours = session.run(None, {"images": x.numpy()})[0]
+        with torch.no_grad():
+            reference = wrapper(x).numpy()
+            normalised = (x / 255 - torch.tensor(spec["mean"]).view(1, -1, 1, 1)) / torch.tensor(spec["std"]).view(1, -1, 1, 1)
+            direct = model.evaluation_logits(model(normalised)).softmax(1).numpy()
+        np.testing.assert_allclose(ours, reference, atol=1e-4)
+        np.testing.assert_allclose(reference, direct, atol=1e-5)  # the graph's normalisation is training's
+
+
+def test_torchscript_equals_pytorch(digits_checkpoint, tmp_path):
+    out = tmp_path / "model.pt"
+    main(["export", "--ckpt_path", str(digits_checkpoint), "--format", "torchscript", "--out", str(out)])
+    loaded = torch.jit.load(str(out))
+    wrapper, _ = exportable(digits_checkpoint)
+    x = _raw_images(5)
+    with torch.no_grad():
+        np.testing.assert_allclose(loaded(x).numpy(), wrapper(x).numpy(), atol=1e-5)
+    with pytest.raises(SystemExit):
+        main(["export", "--ckpt_path", str(digits_checkpoint), "--format", "tflite", "--out", str(out)])
+    assert Path(out).stat().st_size > 10_000
+
+
+def test_the_readme_onnxruntime_example_runs(digits_checkpoint, tmp_path, monkeypatch):
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("Images go in as float pixel values 0-255, probabilities come out:\n\n```python\n", 1)[1].split("```", 1)[0]
+    main(["export", "--ckpt_path", str(digits_checkpoint), "--format", "onnx", "--out", str(tmp_path / "model.onnx")])
+    Image.fromarray(np.uint8(load_digits().images[0] * 255 / 16)).save(tmp_path / "digit.png")
+    monkeypatch.chdir(tmp_path)
+    printed = []
+    exec(compile(block, "README.md", "exec"), {"print": lambda *a: printed.append(a)})
+    assert printed and printed[0][0] in [str(d) for d in range(10)] and 0 < printed[0][1] <= 1

@@ -1,0 +1,88 @@
+"""``lt-imbalance predict`` from a checkpoint alone: images (with a corrupt file and mixed channel
+counts) and a table; rows, class names, probabilities equal to the model's own softmax."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lt_imbalance.cli import main
+from lt_imbalance.data.datasets import ImageFileDataset
+from lt_imbalance.inference.predict import load_model, predict
+
+
+def _images(folder: Path) -> list[Path]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    folder.mkdir(parents=True)
+    paths = []
+    for i in range(12):
+        path = folder / f"digit_{i:02d}.png"
+        Image.fromarray(np.uint8(digits.images[i] * 255 / 16)).save(path)
+        paths.append(path)
+    rgb = folder / "sub" / "colour.png"  # an RGB image, larger, in a sub-folder: converted and resized
+    rgb.parent.mkdir()
+    Image.fromarray(np.stack([np.uint8(digits.images[12] * 255 / 16)] * 3, -1)).resize((16, 16)).save(rgb)
+    (folder / "broken.png").write_bytes(b"not an image")
+    return sorted([*paths, rgb])
+
+
+def test_predict_a_folder_of_images(digits_checkpoint, tmp_path):
+    images = _images(tmp_path / "images")
+    result = predict(str(digits_checkpoint), str(tmp_path / "images"), str(tmp_path / "out" / "predictions.csv"), top_k=3)
+    assert result["written"] == 13 and [Path(p).name for p in result["skipped"]] == ["broken.png"]
+    rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
+    assert [Path(r["input"]) for r in rows] == sorted(images) and len(rows[0]) == 3 + 2 * 3
+    model, spec = load_model(digits_checkpoint)
+    assert spec["class_names"] == [str(d) for d in range(10)] and spec["kind"] == "image"
+    files = ImageFileDataset(sorted(images), torch.zeros(13), 8, 1)
+    x = torch.stack([files.load(i) for i in range(13)]).float() / 255
+    x = (x - torch.tensor(spec["mean"]).view(1, -1, 1, 1)) / torch.tensor(spec["std"]).view(1, -1, 1, 1)
+    with torch.no_grad():
+        expected = model.evaluation_logits(model(x)).softmax(1)
+    for row, p in zip(rows, expected):
+        assert row["prediction"] == row["top1_class"] == str(int(p.argmax()))
+        assert float(row["probability"]) == pytest.approx(p.max().item(), abs=1e-5)
+        assert float(row["top2_probability"]) == pytest.approx(p.sort(descending=True).values[1].item(), abs=1e-5)
+    assert sum(float(rows[0][f"top{k}_probability"]) for k in (1, 2, 3)) <= 1 + 1e-6
+    assert expected.sum(1).allclose(torch.ones(13))
+
+
+def test_a_list_file_strict_mode_and_bad_inputs(digits_checkpoint, tmp_path, capsys):
+    images = _images(tmp_path / "images")
+    listing = tmp_path / "images" / "list.txt"
+    listing.write_text("\n".join(p.relative_to(listing.parent).as_posix() for p in images[:3]) + "\n\n# a comment\n")
+    result = predict(str(digits_checkpoint), str(listing), str(tmp_path / "list.csv"))
+    assert result["written"] == 3 and not result["skipped"]
+    with pytest.raises(OSError, match="broken.png"):
+        predict(str(digits_checkpoint), str(tmp_path / "images"), str(tmp_path / "strict.csv"), strict=True)
+    (tmp_path / "not.ckpt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not a checkpoint this version can read"):
+        load_model(tmp_path / "not.ckpt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.ckpt")
+    with pytest.raises(ValueError, match="not a Lightning checkpoint of an lt_imbalance model"):
+        load_model(tmp_path / "other.ckpt")
+    with pytest.raises(SystemExit):
+        main(["predict", "--ckpt_path", str(digits_checkpoint), "--input", str(tmp_path / "missing")])
+    assert "input '" in capsys.readouterr().err
+
+
+def test_predict_a_table(tmp_path_factory, tmp_path, train_checkpoint):
+    import pandas as pd
+    from palmerpenguins import load_penguins
+
+    checkpoint = train_checkpoint(tmp_path_factory, "configs/tabular/erm.yaml")
+    frame = load_penguins().drop(columns=["species"]).head(25)
+    frame.to_csv(tmp_path / "penguins.csv", index=False)
+    result = predict(str(checkpoint), str(tmp_path / "penguins.csv"), str(tmp_path / "p.csv"), top_k=2)
+    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert result["written"] == 25 and {r["prediction"] for r in rows} <= {"Adelie", "Chinstrap", "Gentoo"}
+    assert rows[3]["input"] == "penguins.csv:3"
+    frame.drop(columns=["island"]).to_csv(tmp_path / "short.csv", index=False)
+    with pytest.raises(ValueError, match=r"lacks the columns \['island'\]"):
+        predict(str(checkpoint), str(tmp_path / "short.csv"), str(tmp_path / "q.csv"))
+    assert isinstance(pd.read_csv(tmp_path / "p.csv"), pd.DataFrame)
