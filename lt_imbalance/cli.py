@@ -46,8 +46,11 @@ from lt_imbalance.data import (  # noqa: E402, F401  (imported so that configs c
     DigitsLT,
     EuroSATLT,
     ImageFolderLT,
+    ImageNetLT,
+    INaturalist2018,
     LongTailedDataModule,
     MedMNISTLT,
+    PlacesLT,
     TabularLT,
     TinyImageNetLT,
 )

@@ -14,6 +14,10 @@ every number below is a function of it:
 - ``head_acc`` / ``tail_acc``: mean r_c over the larger and smaller halves of the classes by
   training count (the many/medium/few rule degenerates on CIFAR-10-LT).
 
+Under a shifted test distribution q (:func:`shifted_class_prior`: long-tailed like training,
+uniform, or inverted), from the balanced test set's matrix with its rows rescaled to q
+(:func:`reweighted_metrics`): ``acc`` = sum_c q_c r_c and ``macro_f1`` with the rescaled columns.
+
 From the predicted probabilities (validation and test, :func:`probability_metrics`):
 
 - ``auroc``: one-vs-rest AUROC averaged over the classes that have positive and negative samples
@@ -90,6 +94,56 @@ def metrics_from_confusion(confmat: torch.Tensor, class_counts: Sequence[int] | 
             if len(values):
                 out[f"{name}_acc"] = values.mean().item()
     return out
+
+
+def shifted_class_prior(class_counts: Sequence[int], kind: str, ratio: float = 1.0) -> torch.Tensor:
+    """A test-time class distribution q (sums to 1) in the training order: classes ranked by
+    training count, most first (ties by index), rank k = 0..C-1.
+
+    - ``forward`` (long-tailed like training): q_c proportional to ratio^(-k_c / (C - 1));
+    - ``uniform``: q_c = 1 / C (the balanced test set itself);
+    - ``backward`` (inverted): q_c proportional to ratio^(-(C - 1 - k_c) / (C - 1)).
+
+    As the test-agnostic long-tail evaluations (e.g. Zhang et al. 2022, SADE) build their
+    forward- / backward-LT test sets from the balanced one.
+    """
+    num_classes = len(class_counts)
+    if kind not in ("forward", "uniform", "backward"):
+        raise ValueError(f"unknown test distribution {kind!r}; choose forward, uniform or backward")
+    if kind != "uniform" and not ratio >= 1:
+        raise ValueError(f"a {kind} test distribution needs a ratio >= 1 (most / fewest), got {ratio}")
+    if kind == "uniform" or num_classes == 1:
+        return torch.full((num_classes,), 1.0 / num_classes, dtype=torch.float64)
+    order = sorted(range(num_classes), key=lambda c: (-class_counts[c], c))
+    rank = torch.empty(num_classes, dtype=torch.float64)
+    rank[torch.tensor(order)] = torch.arange(num_classes, dtype=torch.float64)
+    if kind == "backward":
+        rank = (num_classes - 1) - rank
+    weights = float(ratio) ** (-rank / (num_classes - 1))
+    return weights / weights.sum()
+
+
+def reweighted_metrics(confmat: torch.Tensor, prior: torch.Tensor) -> dict[str, float]:
+    """Top-1 accuracy and macro-F1 expected on a test set whose classes follow ``prior`` q, from the
+    confusion matrix M of any test set with every class present: each row is rescaled to the
+    class's share, M'_ck = q_c M_ck / sum_j M_cj, so
+
+        acc_q = sum_c q_c r_c   (r_c the recall of class c; balanced accuracy does not change),
+
+    and precision, hence macro-F1, use the columns of M'."""
+    confmat = confmat.double()
+    support = confmat.sum(1)
+    if (support == 0).any():
+        raise ValueError(
+            f"re-weighting needs test samples of every class; classes {torch.nonzero(support == 0).flatten().tolist()} have none"
+        )
+    shifted = confmat / support[:, None] * prior.double()[:, None]  # sums to 1
+    recall = shifted.diagonal() / prior.double()
+    predicted = shifted.sum(0)
+    precision = torch.where(predicted > 0, shifted.diagonal() / torch.where(predicted > 0, predicted, 1.0), 0.0)
+    denom = precision + recall
+    f1 = torch.where(denom > 0, 2 * precision * recall / torch.where(denom > 0, denom, 1.0), 0.0)
+    return {"acc": shifted.diagonal().sum().item(), "macro_f1": f1.mean().item()}
 
 
 class BinnedAUROC(Metric):

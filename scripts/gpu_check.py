@@ -253,6 +253,7 @@ def run_tune(args, config: Path, timeout: float) -> dict:
         sys.executable, "-m", "lt_imbalance", "tune", "--config", str(config), "--space", str(space), "--n_trials", "2", "--jobs", "2",
         "--seeds", "--no-report", "--pruner", "none", "--out", str(args.out / "tune"), "--trainer.limit_val_batches", "2" if args.cpu else "1.0",
         "--data.init_args.val_source", "pool", "--data.init_args.val_fraction", "0", "--data.init_args.val_per_class", "2" if args.cpu else "20",
+        "--data.init_args.split_protocol", "seeded",  # a pool validation set leaves the literature's split (which uses every image)
     ]  # fmt: skip
     samples: list[float] = []
     done = threading.Event()

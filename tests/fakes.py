@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -29,6 +30,15 @@ def write_fake_cifar10(root: Path, per_class_train: int = 300, per_class_test: i
     names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     _pickle(folder / "batches.meta", {"label_names": names, "num_cases_per_batch": len(labels) // 5, "num_vis": 3072})
     return root
+
+
+def read_pickle_labels(folder: Path, files: list[str], key: str) -> np.ndarray:
+    """The labels of CIFAR pickle ``files`` in ``folder``, concatenated in order (as the training set is)."""
+    labels = []
+    for name in files:
+        with open(folder / name, "rb") as f:
+            labels.append(np.asarray(pickle.load(f, encoding="latin1")[key]))
+    return np.concatenate(labels)
 
 
 def write_fake_cifar100(root: Path, per_class_train: int = 100, per_class_test: int = 2, seed: int = 0) -> Path:
@@ -151,3 +161,58 @@ def write_fake_table(path: Path, counts=(80, 30, 10), seed=0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path) if path.suffix == ".parquet" else frame.to_csv(path, index=False)
     return path
+
+
+def _jpeg(path: Path, rng: np.random.Generator, size=(40, 30)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path, quality=90)
+    return path
+
+
+#: training images per class of the fake list benchmarks: a long tail with many / medium / few-shot classes
+FAKE_LIST_COUNTS = (120, 40, 25, 12, 6, 3)
+FAKE_SCENES = ("airfield", "bakery", "canyon", "desert", "field", "harbor")
+
+
+def write_fake_list_benchmark(root: Path, kind: str, counts=FAKE_LIST_COUNTS, val_per_class=2, test_per_class=3, seed=0) -> Path:
+    """A fake ImageNet-LT (``imagenet``) or Places-LT (``places``) tree with its three list files,
+    in the published formats: ``train/<wnid>/<wnid>_<i>.JPEG <label>`` over the ImageNet tree (test
+    images from ``val/``), ``/<letter>/<scene>/<i>.jpg <label>`` over the Places tree."""
+    rng = np.random.default_rng(seed)
+    prefix = {"imagenet": "ImageNet_LT", "places": "Places_LT"}[kind]
+    parts = {"train": counts, "val": [val_per_class] * len(counts), "test": [test_per_class] * len(counts)}
+    for part, per_class in parts.items():
+        lines = []
+        for label, n in enumerate(per_class):
+            for i in range(n):
+                if kind == "imagenet":
+                    wnid = f"n{label:08d}"
+                    folder = "val" if part == "test" else "train"
+                    relative = f"{folder}/{wnid}/{wnid}_{part}{i}.JPEG"
+                    line = relative
+                else:
+                    scene = FAKE_SCENES[label % len(FAKE_SCENES)] + ("" if label < len(FAKE_SCENES) else str(label))
+                    relative = f"{scene[0]}/{scene}/{part}{i:05d}.jpg"
+                    line = "/" + relative
+                _jpeg(root / relative, rng, size=(40 + 4 * (i % 3), 30))
+                lines.append(f"{line} {label}")
+        (root / f"{prefix}_{part}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def write_fake_inaturalist(root: Path, counts=FAKE_LIST_COUNTS, test_per_class=3, seed=0) -> Path:
+    """``train2018.json`` / ``val2018.json`` (COCO-style) and ``train_val2018/<kingdom>/<id>/*.jpg``."""
+    rng = np.random.default_rng(seed)
+    categories = [{"id": c, "name": f"Species {c}", "supercategory": "Plantae"} for c in range(len(counts))]
+    image_id = 0
+    for name, per_class in (("train2018.json", counts), ("val2018.json", [test_per_class] * len(counts))):
+        images, annotations = [], []
+        for c, n in enumerate(per_class):
+            for _ in range(n):
+                file_name = f"train_val2018/Plantae/{c}/{image_id:06x}.jpg"
+                _jpeg(root / file_name, rng)
+                images.append({"id": image_id, "file_name": file_name, "width": 40, "height": 30})
+                annotations.append({"id": image_id, "image_id": image_id, "category_id": c})
+                image_id += 1
+        (root / name).write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    return root

@@ -6,7 +6,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fakes import write_fake_eurosat, write_fake_medmnist, write_fake_tiny_imagenet
+from fakes import (
+    FAKE_LIST_COUNTS,
+    write_fake_eurosat,
+    write_fake_inaturalist,
+    write_fake_list_benchmark,
+    write_fake_medmnist,
+    write_fake_tiny_imagenet,
+)
 from lt_imbalance.cli import build_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,11 +30,22 @@ def fake_data(tmp_path_factory, cifar10_dir, cifar100_dir) -> dict[str, list[str
     derma = write_fake_medmnist(base / "dermamnist.npz")
     eurosat = write_fake_eurosat(base / "eurosat", per_class=30)
     small = ["--data.init_args.num_workers", "0", "--data.init_args.batch_size", "8"]
+    lists = [*small, "--data.init_args.num_classes", str(len(FAKE_LIST_COUNTS)), "--data.init_args.image_size", "32",
+             "--data.init_args.resize_size", "36", "--trainer.precision", "32-true"]  # fmt: skip
     return {
         "CIFAR10LT": ["--data.init_args.data_dir", str(cifar10_dir), "--data.init_args.num_workers", "0"],
         "CIFAR100LT": ["--data.init_args.data_dir", str(cifar100_dir), "--data.init_args.num_workers", "0"],
         "TinyImageNetLT": ["--data.init_args.data_dir", str(tiny), "--data.init_args.imbalance_ratio", "10", *small],
         "MedMNISTLT": ["--data.init_args.path", str(derma), *small],
+        "ImageNetLT": ["--data.init_args.data_dir", str(write_fake_list_benchmark(base / "imagenet", "imagenet")), *lists],
+        "PlacesLT": [
+            "--data.init_args.data_dir",
+            str(write_fake_list_benchmark(base / "places", "places")),
+            *lists,
+            "--model.init_args.backbone_kwargs",
+            "{pretrained: false}",  # no download in tests
+        ],
+        "INaturalist2018": ["--data.init_args.data_dir", str(write_fake_inaturalist(base / "inat")), *lists],
         "EuroSATLT": [
             "--data.init_args.data_dir",
             str(eurosat),

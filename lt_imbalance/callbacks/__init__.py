@@ -1,6 +1,7 @@
 """Lightning callbacks (the plugins): SAM / SAM-A, the label-smoothing schedule, per-class figures,
-the results table, run metadata, RNG state for exact resume, backbone transfer / freezing (two-stage training), and the overfitting / margin
-diagnostics. What each needs from the module is declared in :mod:`lt_imbalance.contracts`."""
+the results table, shifted test distributions, run metadata, RNG state for exact resume, backbone
+transfer / freezing (two-stage training), and the overfitting / margin diagnostics. What each
+needs from the module is declared in :mod:`lt_imbalance.contracts`."""
 
 from lt_imbalance.callbacks.margin_statistics import MarginStatistics
 from lt_imbalance.callbacks.overfitting_monitor import OverfittingMonitor
@@ -9,6 +10,7 @@ from lt_imbalance.callbacks.results_table import ResultsTable
 from lt_imbalance.callbacks.rng_state import RNGState
 from lt_imbalance.callbacks.run_metadata import RunMetadata
 from lt_imbalance.callbacks.sam import SAM
+from lt_imbalance.callbacks.shifted_test import ShiftedTestDistributions
 from lt_imbalance.callbacks.smoothing_schedule import LabelSmoothingSchedule
 from lt_imbalance.callbacks.transfer_backbone import TransferBackbone
 
@@ -21,5 +23,6 @@ __all__ = [
     "RNGState",
     "ResultsTable",
     "RunMetadata",
+    "ShiftedTestDistributions",
     "TransferBackbone",
 ]

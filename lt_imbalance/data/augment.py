@@ -11,7 +11,10 @@ Policies (the paper, section 4.2, finds augmentation matters most for minority c
 - ``standard``: random crop with zero padding of size/8 (4 px at 32 px) + horizontal flip;
 - ``autoaugment``: ``standard`` + AutoAugment's CIFAR-10 policy (Cubuk et al. 2019);
 - ``randaugment``: ``standard`` + RandAugment (N=2, M=9; Cubuk et al. 2020);
-- ``trivialaugment``: ``standard`` + TrivialAugmentWide (Müller and Hutter 2021).
+- ``trivialaugment``: ``standard`` + TrivialAugmentWide (Müller and Hutter 2021);
+- ``random_resized_crop``: the ImageNet-style crop of the full-resolution image (area share
+  U(0.08, 1), aspect ratio in [3/4, 4/3]) resized to the image size, + horizontal flip, for the
+  large file-backed data (ImageNet-LT, Places-LT, iNaturalist); per sample only (not on-device).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Callable
 import torch
 from torchvision.transforms import v2
 
-POLICIES = ("none", "standard", "autoaugment", "randaugment", "trivialaugment")
+POLICIES = ("none", "standard", "autoaugment", "randaugment", "trivialaugment", "random_resized_crop")
 
 
 def check_policy(policy: str) -> str:
@@ -39,6 +42,9 @@ def build_train_transform(policy: str, image_size: int, hflip: bool = True) -> C
     check_policy(policy)
     if policy == "none":
         return None
+    if policy == "random_resized_crop":
+        crop: list[torch.nn.Module] = [v2.RandomResizedCrop(image_size, antialias=True)]
+        return v2.Compose(crop + ([v2.RandomHorizontalFlip()] if hflip else []))
     ops: list[torch.nn.Module] = [v2.RandomCrop(image_size, padding=max(1, image_size // 8))]
     if hflip:
         ops.append(v2.RandomHorizontalFlip())

@@ -46,6 +46,7 @@ from lt_imbalance.data.loading import ResumingDataLoader
 from lt_imbalance.data.samplers import EpochSampler, SamplerName
 from lt_imbalance.data.splits import (
     Profile,
+    Split,
     balanced_holdout,
     check_imbalance_ratio,
     holdout_split,
@@ -227,6 +228,12 @@ class LongTailedDataModule(pl.LightningDataModule):
         self._split_labels = np.asarray(self.pool_labels(), dtype=np.int64)
         return self._split(self._split_labels)
 
+    def long_tailed_draw(self, pool_labels: np.ndarray, num_classes: int) -> Split:
+        """The long-tailed training draw (positions into ``pool_labels``): the seeded draw of
+        :func:`~lt_imbalance.data.splits.long_tailed_split`; a data family may use its
+        literature's procedure instead."""
+        return long_tailed_split(pool_labels, num_classes, self.imbalance_ratio, self.profile, self.split_seed)
+
     def _split(self, pool_labels: np.ndarray) -> TrainValSplit:
         num_classes = self.num_classes
         if num_classes < 2:
@@ -240,7 +247,7 @@ class LongTailedDataModule(pl.LightningDataModule):
         if self.profile == "none":
             drawn = natural_split(pool_labels[candidates], num_classes)
         else:
-            drawn = long_tailed_split(pool_labels[candidates], num_classes, self.imbalance_ratio, self.profile, self.split_seed)
+            drawn = self.long_tailed_draw(pool_labels[candidates], num_classes)
         if self.val_source == "pool":
             train = candidates[drawn.indices]
         else:
@@ -277,6 +284,9 @@ class LongTailedDataModule(pl.LightningDataModule):
 
     @property
     def val_counts(self) -> list[int]:
+        """Validation samples per class: of the data's own validation set where it ships one."""
+        if self.has_official_val:
+            return np.bincount(self.parts.val.labels, minlength=self.num_classes).tolist()
         return self.split.val_counts
 
     @property

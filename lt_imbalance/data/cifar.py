@@ -9,6 +9,14 @@ The project reads the pickles itself (no md5 check), so any folder in that forma
 long-tailed training split has the exponential profile of Cao et al. 2019 (n_max = 5,000 for
 CIFAR-10 and 500 for CIFAR-100 on the real data); the 10,000-image test set stays balanced.
 
+Which images: ``split_protocol: cao2019`` (the default) selects them with Cao et al.'s procedure
+(:func:`~lt_imbalance.data.splits.cao2019_split`: NumPy's legacy generator seeded once with
+``split_seed``, their default 0, then per class in order a shuffle of its positions in the
+training pickles, keeping the first n_c), so the training images are those of the LDAM-DRW,
+MiSLAS and Shwartz-Ziv et al. code and results can be set beside theirs; ``seeded`` draws them
+with ``numpy.random.default_rng(split_seed)`` like every other data module (for sweeps over
+split seeds). Both give the same class counts. ``run_metadata.json`` records the protocol.
+
 ``download: true`` downloads in ``prepare_data`` (once per node, before ``setup``). Until the
 files exist, the class counts come from the published per-class sizes of the training set
 (5,000 / 500 images per class): the counts of the split depend on the class sizes alone, and
@@ -19,12 +27,14 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from lt_imbalance.data.base import DataPart, DatasetParts
 from lt_imbalance.data.image import ImageDataModule
+from lt_imbalance.data.splits import Split, cao2019_split, long_tailed_counts
 
 SOURCE = "https://www.cs.toronto.edu/~kriz/cifar.html"
 
@@ -47,6 +57,7 @@ class _CIFARLT(ImageDataModule):
         download: download the data in ``prepare_data`` when it is missing (needs the internet).
         val_fraction: stratified validation share of the training split (default 0: validate on
             the test set, the CIFAR-LT protocol).
+        split_protocol: ``cao2019`` (the literature's images) or ``seeded`` (module docstring).
         **kwargs: the other arguments of :class:`~lt_imbalance.data.image.ImageDataModule` and
             :class:`~lt_imbalance.data.base.LongTailedDataModule`.
     """
@@ -61,9 +72,23 @@ class _CIFARLT(ImageDataModule):
     classes: int
     per_class_train: int
 
-    def __init__(self, data_dir: str = "data", download: bool = False, val_fraction: float = 0.0, **kwargs):
+    def __init__(
+        self,
+        data_dir: str = "data",
+        download: bool = False,
+        val_fraction: float = 0.0,
+        split_protocol: Literal["cao2019", "seeded"] = "cao2019",
+        **kwargs,
+    ):
         super().__init__(val_fraction=val_fraction, **kwargs)
-        self.data_dir, self.download = data_dir, download
+        if split_protocol not in ("cao2019", "seeded"):
+            raise ValueError(f"unknown split_protocol {split_protocol!r}; choose cao2019 (the literature's images) or seeded")
+        if split_protocol == "cao2019" and self.val_source == "pool":
+            raise ValueError(
+                "split_protocol cao2019 draws from the whole training set, so no pool images can be held out for validation; "
+                "use val_source: split (val_fraction > 0), or split_protocol: seeded with val_source: pool"
+            )
+        self.data_dir, self.download, self.split_protocol = data_dir, download, split_protocol
         if not download:
             self._locate()  # fail now, with the fix, when the data is missing
 
@@ -104,6 +129,17 @@ class _CIFARLT(ImageDataModule):
         if self.download and self._root() is None:  # before the download: the published class sizes
             return np.repeat(np.arange(self.classes), self.per_class_train)
         return super().pool_labels()
+
+    def long_tailed_draw(self, pool_labels: np.ndarray, num_classes: int) -> Split:
+        if self.split_protocol == "seeded":
+            return super().long_tailed_draw(pool_labels, num_classes)
+        n_max = int(np.bincount(pool_labels, minlength=num_classes).min())  # 5,000 / 500: Cao's len(data) / classes
+        counts = long_tailed_counts(num_classes, n_max, self.imbalance_ratio, self.profile)
+        return cao2019_split(pool_labels, counts, self.split_seed)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata, "split_protocol": self.split_protocol}
 
     def load_data(self) -> DatasetParts:
         root = self._locate()

@@ -70,14 +70,27 @@ class TensorImageDataset(ItemDataset):
 
 
 class ImageFileDataset(ItemDataset):
-    """Decodes, converts (RGB or grey), resizes (shorter side) and centre-crops image files to
-    uint8 ``[C, size, size]`` on access; an unreadable file is named in the error."""
+    """Decodes and converts (RGB or grey) image files on access, then resizes the shorter side to
+    ``resize_size`` (default ``image_size``) and centre-crops ``image_size``: uint8
+    ``[C, image_size, image_size]``. With ``full_resolution`` the decoded image is returned as it
+    is (for a transform that crops it, e.g. RandomResizedCrop). An unreadable file is named in the error."""
 
-    def __init__(self, paths: Sequence[Path], labels: torch.Tensor, image_size: int, channels: int, transform=None, views=None):
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        labels: torch.Tensor,
+        image_size: int,
+        channels: int,
+        transform=None,
+        views=None,
+        resize_size: int | None = None,
+        full_resolution: bool = False,
+    ):
         super().__init__(transform, views)
         self.paths, self.labels = list(paths), labels.long()
         self.mode = {1: "L", 3: "RGB"}[channels]
-        self.resize = v2.Compose([v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)])
+        resize = v2.Compose([v2.Resize(resize_size or image_size, antialias=True), v2.CenterCrop(image_size)])
+        self.resize = None if full_resolution else resize
 
     def load(self, i: int) -> torch.Tensor:
         try:
@@ -85,7 +98,7 @@ class ImageFileDataset(ItemDataset):
                 x = v2.functional.pil_to_tensor(img.convert(self.mode))
         except OSError as err:
             raise OSError(f"cannot read image '{self.paths[i]}': {err}") from err
-        return self.resize(x)
+        return x if self.resize is None else self.resize(x)
 
 
 class FeatureDataset(ItemDataset):

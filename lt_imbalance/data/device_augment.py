@@ -291,6 +291,8 @@ def build_train_transform(policy: str, image_size: int, hflip: bool = True) -> D
     check_policy(policy)
     if policy == "none":
         return None
+    if policy == "random_resized_crop":
+        raise ValueError("random_resized_crop crops full-resolution images per sample; set device_data: false for it")
     padding = max(1, image_size // 8)
     auto = _AutoAugmentPolicy(policy, image_size, image_size) if policy != "standard" else None
 

@@ -2,15 +2,20 @@
 data modules.
 
 Images are decoded with PIL, converted to RGB or grey (so mixed channel counts are safe), resized
-(shorter side) and centre-cropped to ``image_size``. With ``in_memory`` (the default) the selected
-images are decoded once at ``setup`` and kept as uint8 tensors; otherwise per access, in the
-loader's workers.
+(shorter side to ``resize_size``, default ``image_size``) and centre-cropped to ``image_size``;
+with the ``random_resized_crop`` policy, training images are decoded at full resolution and the
+policy crops them. By default (streaming) each image is decoded when the loader asks for it, in
+the loader's workers, so memory does not grow with the data and each DDP rank reads only its
+own shard of the sampler; ``in_memory: true`` decodes the selected images once at ``setup`` and
+keeps uint8 tensors (fast for small data, and needed by ``device_data``). Both give the same
+batches for the same seeds (the item transforms draw from per-item seeds).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,27 +64,48 @@ class FileImageDataModule(ImageDataModule):
         image_size: side of the square images the model sees.
         channels: 3 (RGB) or 1 (grey); every image is converted.
         in_memory: decode the selected images once at ``setup`` and keep uint8 tensors (needed by
-            ``device_data``); otherwise decode per access in the loader's workers.
+            ``device_data``); otherwise (the default) decode per access in the loader's workers.
+        resize_size: the shorter side is resized to this before the centre crop of ``image_size``
+            (evaluation, and training with the crop-and-pad policies); default ``image_size``. The
+            ImageNet protocol: 256 for 224.
         **kwargs: the arguments of :class:`~lt_imbalance.data.image.ImageDataModule` and
             :class:`~lt_imbalance.data.base.LongTailedDataModule`.
     """
 
-    def __init__(self, image_size: int = 64, channels: int = 3, in_memory: bool = True, **kwargs):
+    def __init__(self, image_size: int = 64, channels: int = 3, in_memory: bool = False, resize_size: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
+        if resize_size is not None and resize_size < image_size:
+            raise ValueError(f"resize_size ({resize_size}) must be at least image_size ({image_size}): the centre crop is taken from it")
+        if in_memory and self.augmentation == "random_resized_crop":
+            raise ValueError(
+                "random_resized_crop crops each training image at full resolution, which in_memory does not keep; set in_memory: false"
+            )
         self.file_image_size, self.file_channels, self.in_memory = image_size, channels, in_memory
+        self.resize_size = resize_size or image_size
         self.check_normalisation()
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return (self.file_channels, self.file_image_size, self.file_image_size)
 
+    def input_spec(self) -> dict[str, Any]:
+        return {**super().input_spec(), "resize_size": self.resize_size}
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata, "in_memory": self.in_memory, "resize_size": self.resize_size}
+
     def make_dataset(self, part: DataPart, indices: np.ndarray | None, train: bool) -> Dataset:
         paths, labels = part.samples, part.labels
         if indices is not None:
             paths, labels = [paths[i] for i in indices], labels[indices]
-        files = ImageFileDataset(paths, torch.from_numpy(np.asarray(labels)), self.image_size, self.channels, *self.transforms(train))
+        full = train and self.augmentation == "random_resized_crop"
+        files = ImageFileDataset(
+            paths, torch.from_numpy(np.asarray(labels)), self.image_size, self.channels, *self.transforms(train),
+            resize_size=self.resize_size, full_resolution=full,
+        )  # fmt: skip
         if not self.in_memory:
             return files
         shape = (0, self.channels, self.image_size, self.image_size)

@@ -42,7 +42,7 @@ class ImageDataModule(LongTailedDataModule):
 
     Args:
         augmentation: training policy name (``none``, ``standard``, ``autoaugment``,
-            ``randaugment``, ``trivialaugment``; see :mod:`lt_imbalance.data.augment`).
+            ``randaugment``, ``trivialaugment``, ``random_resized_crop``; see :mod:`lt_imbalance.data.augment`).
         device_data: hold the training images on the training device as uint8 and apply the
             augmentation policy (and SSL views) per batch there; the augmentation of a batch is a
             function of its first sample's seed, so runs and resumes stay reproducible.
@@ -64,6 +64,8 @@ class ImageDataModule(LongTailedDataModule):
     ):
         super().__init__(**kwargs)
         check_policy(augmentation)
+        if device_data and augmentation == "random_resized_crop":
+            raise ValueError("random_resized_crop crops full-resolution images per sample; set device_data: false for it")
         if (mean is None) != (std is None):
             raise ValueError("give both mean and std, or neither (then they are computed from the training images)")
         self.augmentation, self.device_data = augmentation, device_data
@@ -136,9 +138,13 @@ class ImageDataModule(LongTailedDataModule):
         in_memory = isinstance(dataset, TensorImageDataset)
         n = len(dataset)
         picks = np.unique(np.linspace(0, n - 1, min(n, STATS_IMAGES if in_memory else STATS_FILES)).round().astype(np.int64))
-        images = dataset.images[picks] if in_memory else torch.stack([dataset.load(int(i)) for i in picks])
-        scaled = images.float() / 255
-        return tuple(scaled.mean(dim=(0, 2, 3)).tolist()), tuple(scaled.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+        images = [dataset.images[picks]] if in_memory else [dataset.load(int(i))[None] for i in picks]  # files: any size
+        total = sum(x.shape[0] * x.shape[2] * x.shape[3] for x in images)
+        first = sum(x.double().div(255).sum(dim=(0, 2, 3)) for x in images)
+        second = sum(x.double().div(255).square().sum(dim=(0, 2, 3)) for x in images)
+        mean = first / total
+        std = ((second - total * mean.square()) / max(total - 1, 1)).clamp_min(0).sqrt().clamp_min(1e-3)  # unbiased, as torch.std
+        return tuple(mean.tolist()), tuple(std.tolist())
 
     def _setup_device_data(self) -> None:
         """Batched device transforms in place of the per-sample ones; the loader serves indices."""

@@ -6,7 +6,10 @@ C classes, n_max images for the largest class, imbalance ratio rho = n_max / n_m
 - exponential profile: n_c = floor(n_max * rho^(-c / (C - 1))), c = 0..C-1;
 - step profile: the first floor(mu * C) classes keep n_max, the rest get floor(n_max / rho).
 
-Images are drawn without replacement, deterministically from (labels, profile, rho, seed).
+Images are drawn without replacement, deterministically from (labels, profile, rho, seed):
+:func:`long_tailed_split` with NumPy's ``default_rng(seed)`` (a different draw per seed, for seed
+sweeps), or :func:`cao2019_split`, the literature's CIFAR-LT draw (the same images as the
+LDAM-DRW / MiSLAS code for seed 0).
 """
 
 from __future__ import annotations
@@ -132,6 +135,31 @@ def long_tailed_split(
     chosen = [rng.permutation(pool)[:n] for pool, n in zip(pools, counts)]
     indices = np.concatenate(chosen).astype(np.int64)
     return Split(indices=indices, class_counts=counts, hash=indices_hash(indices))
+
+
+def cao2019_split(labels: Sequence[int] | np.ndarray, class_counts: Sequence[int], seed: int = 0) -> Split:
+    """The long-tailed draw of Cao et al. 2019's CIFAR-LT code (LDAM-DRW; reused by MiSLAS and by
+    Shwartz-Ziv et al.'s code), so that the selected images are the literature's.
+
+    Their procedure: seed NumPy's legacy generator once (``np.random.seed(seed)``; their default
+    0), then for each class c = 0, 1, ... in order, shuffle the positions of that class in the
+    pool (``np.random.shuffle``) and keep the first n_c. Reproduced with a private
+    ``np.random.RandomState(seed)``, the same stream without touching the global one. The
+    indices come class by class, each in its shuffled order (their order of the images).
+    """
+    labels = np.asarray(labels)
+    pools = _per_class_pools(labels, len(class_counts))
+    short = [(c, n, len(p)) for c, (n, p) in enumerate(zip(class_counts, pools)) if n > len(p)]
+    if short:
+        raise ValueError(f"the pool holds fewer images than the counts ask (class, wanted, available): {short}")
+    rng = np.random.RandomState(seed)
+    chosen = []
+    for pool, n in zip(pools, class_counts):
+        pool = pool.copy()
+        rng.shuffle(pool)
+        chosen.append(pool[:n])
+    indices = np.concatenate(chosen).astype(np.int64)
+    return Split(indices=indices, class_counts=list(class_counts), hash=indices_hash(indices))
 
 
 def natural_split(labels: Sequence[int] | np.ndarray, num_classes: int) -> Split:

@@ -97,7 +97,9 @@ def export(ckpt_path: str | Path, fmt: str, out: str | Path) -> dict:
         "class_counts": spec.get("class_counts"),
     }
     if images:
-        description["input"]["preprocessing"] = "RGB or grey as channels say; resize the shorter side to the size, centre-crop"
+        resize = spec.get("resize_size") or spec["input_shape"][-1]
+        description["input"]["preprocessing"] = f"RGB or grey as channels say; resize the shorter side to {resize}, centre-crop to the size"
+        description["input"]["resize_size"] = resize
     else:
         description["input"]["preprocessing"] = spec["preprocessing"]
     out.with_name(out.name + ".json").write_text(json.dumps(description, indent=2))

@@ -71,7 +71,8 @@ class PredictionImages(Dataset):
 
     def __init__(self, paths: list[Path], spec: dict, strict: bool):
         channels, _, size = spec["input_shape"]
-        self.files = ImageFileDataset(paths, torch.zeros(len(paths), dtype=torch.long), size, channels)
+        labels = torch.zeros(len(paths), dtype=torch.long)
+        self.files = ImageFileDataset(paths, labels, size, channels, resize_size=spec.get("resize_size"))
         self.strict = strict
 
     def __len__(self) -> int:

@@ -6,7 +6,7 @@ feature vector its forward returns; :func:`build_backbone` sizes it from the dat
   64 channels, (depth - 2) / 6 basic blocks each, parameter-free "option A" shortcuts
   (ResNet-32: about 0.46M parameters), as in the LDAM / CIFAR-LT code bases.
 - ``wideresnet28``: WRN-28-k of Zagoruyko and Komodakis 2016 (``width`` k, default 10).
-- ``resnet18`` / ``resnet50``: torchvision's, randomly initialised (no download); with
+- ``resnet18`` / ``resnet50`` / ``resnext50`` (32x4d): torchvision's, randomly initialised (no download); with
   ``small_image_stem`` the 7x7/2 stem and max-pool become one 3x3/1 convolution for 32 px images.
 - ``digits_cnn``: a three-layer CNN for 8x8 images (about 0.1M parameters).
 - ``timm/<name>``: any model of the timm library (:mod:`lt_imbalance.models.timm_backbone`).
@@ -115,14 +115,14 @@ class WideResNet(nn.Module):
 
 
 class TorchvisionResNet(nn.Module):
-    """torchvision ResNet-18/50 without its classifier, randomly initialised."""
+    """A torchvision ResNet (18/34/50/101, ResNeXt-50 32x4d) without its classifier, randomly initialised."""
 
     def __init__(self, arch: str = "resnet18", in_channels: int = 3, small_image_stem: bool = False):
         super().__init__()
         import torchvision.models
 
-        if arch not in ("resnet18", "resnet34", "resnet50", "resnet101"):
-            raise ValueError(f"unknown torchvision ResNet {arch!r}; use resnet18, resnet34, resnet50 or resnet101")
+        if arch not in ("resnet18", "resnet34", "resnet50", "resnet101", "resnext50_32x4d"):
+            raise ValueError(f"unknown torchvision ResNet {arch!r}; use resnet18, resnet34, resnet50, resnet101 or resnext50_32x4d")
         net = getattr(torchvision.models, arch)(weights=None)
         if small_image_stem:
             net.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
@@ -200,6 +200,7 @@ IMAGE_BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "wideresnet28": partial(WideResNet, depth=28),
     "resnet18": partial(TorchvisionResNet, "resnet18"),
     "resnet50": partial(TorchvisionResNet, "resnet50"),
+    "resnext50": partial(TorchvisionResNet, "resnext50_32x4d"),
     "digits_cnn": DigitsCNN,
 }
 #: backbones for feature vectors: built with ``in_features`` = the number of values per sample

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from lt_imbalance.data import CIFAR10LT, CIFAR100LT, long_tailed_counts
+from lt_imbalance.data.splits import cao2019_split
 
 
 def test_cifar10_lt_counts_known_before_setup_and_balanced_test(cifar10_dir):
@@ -116,3 +117,54 @@ def test_cifar_ssl_views_have_no_blur_and_keep_shape(cifar10_dir):
     dm.setup("fit")
     x, y, v1, v2 = next(iter(dm.train_dataloader()))
     assert v1.shape == (8, 3, 32, 32)
+
+
+def _cao_reference(targets: np.ndarray, imbalance_ratio: float, seed: int) -> np.ndarray:
+    """Cao et al. 2019's IMBALANCECIFAR procedure, written out as their code does it: the global
+    legacy NumPy generator seeded once, img_max = len(data) / classes, n_c = int(img_max *
+    (1 / rho) ** (c / (C - 1))), then per class in order np.where + np.random.shuffle + first n_c."""
+    classes = np.unique(targets)
+    img_max = len(targets) / len(classes)
+    counts = [int(img_max * (1.0 / imbalance_ratio) ** (c / (len(classes) - 1.0))) for c in range(len(classes))]
+    saved = np.random.get_state()
+    try:
+        np.random.seed(seed)
+        chosen = []
+        for the_class, the_img_num in zip(classes, counts):
+            idx = np.where(targets == the_class)[0]
+            np.random.shuffle(idx)
+            chosen.append(idx[:the_img_num])
+    finally:
+        np.random.set_state(saved)
+    return np.concatenate(chosen)
+
+
+@pytest.mark.parametrize(("classes", "per_class", "ratio", "seed"), [(10, 300, 100, 0), (10, 60, 10, 3), (20, 100, 50, 0)])
+def test_cao2019_split_selects_exactly_the_literature_indices(classes, per_class, ratio, seed):
+    targets = np.random.default_rng(7).permutation(np.repeat(np.arange(classes), per_class))
+    counts = long_tailed_counts(classes, per_class, ratio)
+    ours = cao2019_split(targets, counts, seed)
+    expected = _cao_reference(targets, ratio, seed)
+    assert np.array_equal(ours.indices, expected)
+
+
+@pytest.mark.parametrize(("classes", "n_max"), [(10, 5000), (100, 500)])
+@pytest.mark.parametrize("ratio", [10, 20, 50, 100, 200])
+def test_our_counts_equal_cao2019_counts_on_the_real_sizes(classes, n_max, ratio):
+    theirs = [int(n_max * (1.0 / ratio) ** (c / (classes - 1.0))) for c in range(classes)]
+    assert long_tailed_counts(classes, n_max, ratio) == theirs
+
+
+def test_cifar_configs_default_to_the_literature_split_and_record_it(cifar10_dir):
+    from fakes import read_pickle_labels
+
+    literature = CIFAR10LT(data_dir=str(cifar10_dir), batch_size=16, imbalance_ratio=100)
+    targets = read_pickle_labels(cifar10_dir / "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "labels")
+    assert np.array_equal(literature.train_indices, _cao_reference(targets, 100, 0))
+    assert literature.metadata["split_protocol"] == "cao2019"
+    seeded = CIFAR10LT(data_dir=str(cifar10_dir), batch_size=16, imbalance_ratio=100, split_protocol="seeded")
+    assert seeded.class_counts == literature.class_counts and not np.array_equal(
+        np.sort(seeded.train_indices), np.sort(literature.train_indices)
+    )
+    with pytest.raises(ValueError, match="split_protocol cao2019 draws from the whole training set"):
+        CIFAR10LT(data_dir=str(cifar10_dir), val_source="pool", val_fraction=0.0, val_per_class=5)

@@ -1,0 +1,127 @@
+"""ImageNet-LT, Places-LT and iNaturalist 2018 on fake trees in the published list / JSON formats:
+counts, groups, names, errors; streaming gives the batches that in-memory decoding gives."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fakes import FAKE_LIST_COUNTS, write_fake_inaturalist, write_fake_list_benchmark
+from lt_imbalance.data import FileImageDataModule, ImageNetLT, INaturalist2018, PlacesLT
+from lt_imbalance.metrics import shot_groups
+
+SMALL = {"num_classes": len(FAKE_LIST_COUNTS), "image_size": 24, "resize_size": 28, "batch_size": 4}
+
+
+@pytest.fixture(scope="module")
+def imagenet_dir(tmp_path_factory):
+    return write_fake_list_benchmark(tmp_path_factory.mktemp("imagenet"), "imagenet")
+
+
+def test_imagenet_lt_counts_names_groups_and_official_splits(imagenet_dir):
+    data = ImageNetLT(data_dir=str(imagenet_dir), **SMALL)
+    assert data.class_counts == list(FAKE_LIST_COUNTS)  # the list's distribution, no further draw
+    assert data.class_names[:2] == ["n00000000", "n00000001"]  # the wnid folders, less the shared train/
+    assert shot_groups(data.class_counts) == {"many": [0], "medium": [1, 2], "few": [3, 4, 5]}
+    data.setup("fit")
+    assert data.val_counts == [2] * 6 and data.test_counts == [3] * 6
+    assert all("/val/" in str(p) for p in data.test_set.paths)
+    x, y = next(iter(data.train_dataloader()))
+    assert x.shape == (4, 3, 24, 24) and x.dtype == torch.uint8
+    assert data.metadata["in_memory"] is False and data.metadata["resize_size"] == 28
+
+
+def test_places_lt_reads_leading_slash_paths_and_nested_names(tmp_path):
+    root = write_fake_list_benchmark(tmp_path, "places")
+    data = PlacesLT(data_dir=str(root), **SMALL)
+    assert data.class_counts == list(FAKE_LIST_COUNTS)
+    assert data.class_names[:2] == ["a/airfield", "b/bakery"]
+
+
+def test_inaturalist_json_names_and_test_set(tmp_path):
+    root = write_fake_inaturalist(tmp_path)
+    data = INaturalist2018(data_dir=str(root), **SMALL)
+    assert data.class_counts == list(FAKE_LIST_COUNTS) and data.class_names[3] == "Species 3"
+    data.setup("fit")
+    assert data.test_counts == [3] * 6 and data.val_set is data.test_set  # the literature validates on it
+
+
+def test_evaluation_resizes_then_centre_crops(imagenet_dir):
+    data = ImageNetLT(data_dir=str(imagenet_dir), **SMALL)
+    data.setup("fit")
+    image = data.test_set.load(0)
+    assert image.shape == (3, 24, 24)
+    from PIL import Image
+    from torchvision.transforms import v2
+
+    with Image.open(data.test_set.paths[0]) as raw:
+        full = v2.functional.pil_to_tensor(raw.convert("RGB"))
+    expected = v2.functional.center_crop(v2.functional.resize(full, 28, antialias=True), 24)
+    assert torch.equal(image, expected)
+    with Image.open(data.train_set.paths[0]) as raw:
+        full_train = v2.functional.pil_to_tensor(raw.convert("RGB"))
+    assert torch.equal(data.train_set.load(0), full_train)  # random_resized_crop crops the full image
+    assert data.train_set[0][0].shape == (3, 24, 24)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda root: (root / "ImageNet_LT_train.txt").unlink(), "list file .*ImageNet_LT_train.txt' not found"),
+        (
+            lambda root: (root / "ImageNet_LT_test.txt").write_text("val/x.JPEG\n"),
+            "line 1: expected '<relative image path> <integer label>'",
+        ),
+        (
+            lambda root: (root / "ImageNet_LT_val.txt").write_text("train/n00000000/n00000000_train0.JPEG 6\n"),
+            "line 1: label 6 is outside 0..5",
+        ),
+        (
+            lambda root: [p.unlink() for p in sorted((root / "train" / "n00000000").glob("*.JPEG"))[:7]],
+            "lists 7 images that do not exist: .*_train.*(, '.*){4} and 2 more",
+        ),
+    ],
+)
+def test_list_errors_name_the_problem(tmp_path, edit, message):
+    root = write_fake_list_benchmark(tmp_path, "imagenet")
+    edit(root)
+    with pytest.raises((FileNotFoundError, ValueError), match=message):
+        ImageNetLT(data_dir=str(root), **SMALL).setup("fit")
+
+
+def test_inaturalist_errors(tmp_path):
+    root = write_fake_inaturalist(tmp_path)
+    (root / "val2018.json").write_text(json.dumps({"images": []}))
+    with pytest.raises(ValueError, match="is not an iNaturalist .*annotations"):
+        INaturalist2018(data_dir=str(root), **SMALL).setup("fit")
+    with pytest.raises(ValueError, match="category ids \\[5\\] are outside 0..4"):
+        INaturalist2018(data_dir=str(root), **{**SMALL, "num_classes": 5}).class_counts
+
+
+def test_random_resized_crop_is_refused_in_memory_and_on_device(imagenet_dir):
+    with pytest.raises(ValueError, match="set in_memory: false"):
+        ImageNetLT(data_dir=str(imagenet_dir), in_memory=True, **SMALL)
+    with pytest.raises(ValueError, match="set device_data: false"):
+        ImageNetLT(data_dir=str(imagenet_dir), device_data=True, **SMALL)
+
+
+@pytest.mark.parametrize("augmentation", ["standard", "trivialaugment"])
+def test_streaming_gives_the_batches_of_in_memory_decoding(imagenet_dir, augmentation):
+    def batches(in_memory: bool):
+        data = ImageNetLT(data_dir=str(imagenet_dir), in_memory=in_memory, augmentation=augmentation, ssl_views=True, **SMALL)
+        data.setup("fit")
+        return [tuple(t.clone() for t in batch) for _, batch in zip(range(5), data.train_dataloader())]
+
+    streamed, held = batches(False), batches(True)
+    for a, b in zip(streamed, held):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_statistics_of_streamed_images_equal_those_held_in_memory(imagenet_dir):
+    streamed = ImageNetLT(data_dir=str(imagenet_dir), augmentation="standard", **SMALL)
+    held = ImageNetLT(data_dir=str(imagenet_dir), augmentation="standard", in_memory=True, **SMALL)
+    streamed.setup("fit")
+    held.setup("fit")
+    assert np.allclose(streamed.mean, held.mean, atol=1e-6) and np.allclose(streamed.std, held.std, atol=1e-6)
+    assert isinstance(streamed, FileImageDataModule)

@@ -1,0 +1,15 @@
+"""The data-throughput script (scripts/data_throughput.py) in its tiny mode, so it cannot rot."""
+
+import json
+import runpy
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_data_throughput_runs_in_tiny_mode(tmp_path):
+    runpy.run_path(str(ROOT / "scripts" / "data_throughput.py"))["main"](["--tiny", "--out", str(tmp_path)])
+    figures = json.loads((tmp_path / "throughput.json").read_text())
+    assert [r["workers"] for r in figures["rows"]] == [0]
+    assert all(r["train_images_per_s"] > 0 and r["eval_images_per_s"] > 0 for r in figures["rows"])
+    assert "| loader workers |" in (tmp_path / "throughput.md").read_text()
