@@ -383,7 +383,12 @@ class LongTailedDataModule(pl.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
             generator=torch.Generator().manual_seed(seed),  # worker seeding leaves the global RNG alone
             skip_fn=self._batches_done_this_epoch,
+            collate_fn=self.train_collate_fn(),
         )
+
+    def train_collate_fn(self):
+        """How the training loader batches items (None: PyTorch's default)."""
+        return None
 
     def training_items(self) -> tuple[Dataset, int]:
         """The dataset the training loader draws from and its number of workers."""

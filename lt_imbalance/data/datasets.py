@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torchvision
 from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
@@ -47,11 +48,14 @@ class ItemDataset(Dataset):
 
     def __getitem__(self, key):
         with seeded(key) as i:
-            raw = self.load(i)
-            x = raw if self.transform is None else self.transform(raw)
-            if self.views is None:
-                return x, self.labels[i]
-            return x, self.labels[i], self.views(raw), self.views(raw)
+            return self.item(self.load(i), i)
+
+    def item(self, raw: torch.Tensor, i: int) -> tuple:
+        """``(transform(raw), y[, views(raw), views(raw)])`` of sample ``i`` (inside its seed's scope)."""
+        x = raw if self.transform is None else self.transform(raw)
+        if self.views is None:
+            return x, self.labels[i]
+        return x, self.labels[i], self.views(raw), self.views(raw)
 
 
 class TensorImageDataset(ItemDataset):
@@ -98,7 +102,62 @@ class ImageFileDataset(ItemDataset):
                 x = v2.functional.pil_to_tensor(img.convert(self.mode))
         except OSError as err:
             raise OSError(f"cannot read image '{self.paths[i]}': {err}") from err
+        return self.fit(x)
+
+    def fit(self, x: torch.Tensor) -> torch.Tensor:
+        """A decoded image resized and centre-cropped (unless ``full_resolution``), on any device."""
         return x if self.resize is None else self.resize(x)
+
+
+class EncodedImageDataset(Dataset):
+    """The files of an :class:`ImageFileDataset` as their encoded bytes, for decoding a whole batch
+    on the training device (:func:`decode_encoded_batch`): items are ``{"encoded", "key", "path"}``."""
+
+    def __init__(self, files: ImageFileDataset):
+        self.files, self.labels = files, files.labels
+
+    def __len__(self) -> int:
+        return len(self.files.paths)
+
+    def load(self, i: int) -> torch.Tensor:
+        """Sample ``i`` decoded on the CPU (for the normalisation statistics)."""
+        return self.files.load(i)
+
+    def __getitem__(self, key) -> dict[str, Any]:
+        index = key[0] if isinstance(key, tuple) else key
+        path = self.files.paths[index]
+        try:
+            encoded = torchvision.io.read_file(str(path))
+        except (OSError, RuntimeError) as err:
+            raise OSError(f"cannot read image '{path}': {err}") from err
+        return {"encoded": encoded, "key": key, "path": str(path)}
+
+
+def collate_encoded(items: list[dict[str, Any]]) -> dict[str, list]:
+    """A batch of encoded items: lists, since the files differ in length."""
+    return {name: [item[name] for item in items] for name in ("encoded", "key", "path")}
+
+
+def decode_encoded_batch(batch: dict[str, list], files: ImageFileDataset, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Decode a batch of JPEG files together on ``device`` (nvJPEG on a GPU; the bytes stay on the
+    host, as torchvision asks), then give each image its item's transforms under its own seed, as
+    :meth:`ItemDataset.__getitem__` would: ``(x, y[, view, view])`` stacked on ``device``."""
+    mode = torchvision.io.ImageReadMode.RGB if files.mode == "RGB" else torchvision.io.ImageReadMode.GRAY
+    try:
+        decoded = torchvision.io.decode_jpeg(batch["encoded"], mode=mode, device=device)
+    except RuntimeError:
+        for encoded, path in zip(batch["encoded"], batch["path"]):  # find the file that failed, and name it
+            try:
+                torchvision.io.decode_jpeg(encoded, mode=mode)
+            except RuntimeError as err:
+                raise OSError(f"cannot decode '{path}' as a JPEG ({err}); gpu_decode reads JPEG files only") from err
+        raise
+    items = []
+    for raw, key in zip(decoded, batch["key"]):
+        with seeded(key) as i:
+            items.append(files.item(files.fit(raw), i))
+    columns = list(zip(*items))
+    return tuple(torch.stack(column).to(device) for column in columns)
 
 
 class FeatureDataset(ItemDataset):

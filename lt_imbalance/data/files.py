@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lt_imbalance.data.base import DataPart
-from lt_imbalance.data.datasets import ImageFileDataset, TensorImageDataset
+from lt_imbalance.data.datasets import EncodedImageDataset, ImageFileDataset, TensorImageDataset, collate_encoded, decode_encoded_batch
 from lt_imbalance.data.image import ImageDataModule
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -68,12 +68,22 @@ class FileImageDataModule(ImageDataModule):
         resize_size: the shorter side is resized to this before the centre crop of ``image_size``
             (evaluation, and training with the crop-and-pad policies); default ``image_size``. The
             ImageNet protocol: 256 for 224.
+        gpu_decode: for the training split, the loader's workers only read the files' bytes;
+            each batch of JPEGs is decoded together on the training device (nvJPEG on a GPU) and
+            given its per-item transforms there, so the CPU no longer limits the training images
+            per second. JPEG files only. Evaluation sets stream as usual (they are read once per
+            epoch, and the diagnostics iterate them with their own loaders).
         **kwargs: the arguments of :class:`~lt_imbalance.data.image.ImageDataModule` and
             :class:`~lt_imbalance.data.base.LongTailedDataModule`.
     """
 
-    def __init__(self, image_size: int = 64, channels: int = 3, in_memory: bool = False, resize_size: int | None = None, **kwargs):
+    def __init__(
+        self, image_size: int = 64, channels: int = 3, in_memory: bool = False, resize_size: int | None = None, gpu_decode: bool = False,
+        **kwargs,
+    ):  # fmt: skip
         super().__init__(**kwargs)
+        if gpu_decode and (in_memory or self.device_data):
+            raise ValueError("gpu_decode decodes each batch's files on the device; it excludes in_memory and device_data")
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
         if resize_size is not None and resize_size < image_size:
@@ -84,6 +94,8 @@ class FileImageDataModule(ImageDataModule):
             )
         self.file_image_size, self.file_channels, self.in_memory = image_size, channels, in_memory
         self.resize_size = resize_size or image_size
+        self.gpu_decode = gpu_decode
+        self._encoded_files: ImageFileDataset | None = None  # the training files, their transforms
         self.check_normalisation()
 
     @property
@@ -95,7 +107,17 @@ class FileImageDataModule(ImageDataModule):
 
     @property
     def metadata(self) -> dict[str, Any]:
-        return {**super().metadata, "in_memory": self.in_memory, "resize_size": self.resize_size}
+        return {**super().metadata, "in_memory": self.in_memory, "resize_size": self.resize_size, "gpu_decode": self.gpu_decode}
+
+    def train_collate_fn(self):
+        return collate_encoded if self.gpu_decode else None
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """``gpu_decode``: decode the batch's files on the training device (then only normalisation is left)."""
+        if isinstance(batch, dict) and "encoded" in batch:
+            device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+            return decode_encoded_batch(batch, self._encoded_files, device)
+        return super().on_before_batch_transfer(batch, dataloader_idx)
 
     def make_dataset(self, part: DataPart, indices: np.ndarray | None, train: bool) -> Dataset:
         paths, labels = part.samples, part.labels
@@ -106,6 +128,9 @@ class FileImageDataModule(ImageDataModule):
             paths, torch.from_numpy(np.asarray(labels)), self.image_size, self.channels, *self.transforms(train),
             resize_size=self.resize_size, full_resolution=full,
         )  # fmt: skip
+        if self.gpu_decode and train:
+            self._encoded_files = files
+            return EncodedImageDataset(files)
         if not self.in_memory:
             return files
         shape = (0, self.channels, self.image_size, self.image_size)

@@ -125,3 +125,52 @@ def test_statistics_of_streamed_images_equal_those_held_in_memory(imagenet_dir):
     held.setup("fit")
     assert np.allclose(streamed.mean, held.mean, atol=1e-6) and np.allclose(streamed.std, held.std, atol=1e-6)
     assert isinstance(streamed, FileImageDataModule)
+
+
+@pytest.mark.parametrize("augmentation", ["random_resized_crop", "trivialaugment"])
+def test_gpu_decode_gives_the_streamed_batches(imagenet_dir, augmentation):
+    """On the CPU the batched decode is the same libjpeg as PIL's, so the batches are identical;
+    on a GPU (nvJPEG) pixels may differ by a few levels."""
+    streamed = ImageNetLT(data_dir=str(imagenet_dir), augmentation=augmentation, ssl_views=True, **SMALL)
+    decoded = ImageNetLT(data_dir=str(imagenet_dir), augmentation=augmentation, ssl_views=True, gpu_decode=True, **SMALL)
+    streamed.setup("fit")
+    decoded.setup("fit")
+    assert decoded.mean == streamed.mean
+    for _, a, encoded in zip(range(3), streamed.train_dataloader(), decoded.train_dataloader()):
+        assert isinstance(encoded, dict) and len(encoded["encoded"]) == 4  # the loader only read bytes
+        b = decoded.on_before_batch_transfer(encoded, 0)
+        assert len(a) == len(b) == 4 and all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not isinstance(decoded.test_set, type(decoded.train_set))  # evaluation streams as usual
+
+
+def test_gpu_decode_names_a_file_that_is_not_a_jpeg(tmp_path):
+    root = write_fake_list_benchmark(tmp_path, "imagenet")
+    victim = sorted((root / "train" / "n00000003").glob("*.JPEG"))[0]
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(victim, format="PNG")  # a PNG under a JPEG name
+    data = ImageNetLT(data_dir=str(root), gpu_decode=True, **{**SMALL, "batch_size": 8})
+    data.setup("fit")
+    with pytest.raises(OSError, match=f"cannot decode '{victim}' as a JPEG"):
+        for batch in data.train_dataloader():
+            data.on_before_batch_transfer(batch, 0)
+
+
+def test_gpu_decode_trains_through_the_command(tmp_path, monkeypatch, imagenet_dir):
+    from pathlib import Path
+
+    from lt_imbalance.cli import build_cli
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    cli = build_cli(
+        ["fit", "--config", "configs/imagenet_lt/erm.yaml", "--trainer.fast_dev_run", "2", "--trainer.precision", "32-true",
+         "--trainer.default_root_dir", str(tmp_path), "--data.init_args.data_dir", str(imagenet_dir), "--data.init_args.gpu_decode", "true",
+         "--data.init_args.num_classes", "6", "--data.init_args.image_size", "32", "--data.init_args.resize_size", "36",
+         "--data.init_args.batch_size", "8", "--data.init_args.num_workers", "0", "--trainer.callbacks+=OverfittingMonitor"]
+    )  # fmt: skip
+    assert cli.trainer.global_step == 2 and "test" in cli.model.evaluations
+
+
+def test_gpu_decode_excludes_in_memory_and_device_data(imagenet_dir):
+    with pytest.raises(ValueError, match="gpu_decode .* excludes in_memory and device_data"):
+        ImageNetLT(data_dir=str(imagenet_dir), gpu_decode=True, in_memory=True, augmentation="standard", **SMALL)
