@@ -98,6 +98,23 @@ class SaveRankWeights(pl.Callback):
         torch.save(state, os.path.join(self.out_dir, f"rank{trainer.global_rank}.pt"))
 
 
+class SaveRankShard(pl.Callback):
+    """For the streaming test: every rank saves the training indices its loader serves this epoch
+    (and whether its dataset decodes files per access) to ``<out_dir>/shard<r>.pt``."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        loader = trainer.train_dataloader
+        keys = [key[0] if isinstance(key, tuple) else key for key in loader.sampler]
+        streamed = type(loader.dataset).__name__ == "ImageFileDataset"
+        torch.save(
+            {"indices": keys, "streamed": streamed, "size": len(loader.dataset)},
+            os.path.join(self.out_dir, f"shard{trainer.global_rank}.pt"),
+        )
+
+
 class KillAtStep(pl.Callback):
     """For the resume test: SIGKILL this process once ``step`` optimisation steps are done."""
 

@@ -86,3 +86,33 @@ def test_cli_under_torchrun_two_processes(tmp_path):
         assert ddp_metrics[key] == pytest.approx(single_metrics[key], abs=1e-6), key
     meta = json.loads((log_dir / "run_metadata.json").read_text())
     assert meta["trainer"]["world_size"] == 2 and meta["data"]["batch_size"] == 32  # the global batch: 16 per rank
+
+
+def test_streaming_file_data_under_torchrun_each_rank_reads_its_own_shard(tmp_path):
+    """ImageNet-LT (fake tree) under DDP: images decoded per access, and the two ranks' training
+    samplers split the epoch's draw into disjoint halves."""
+    from fakes import write_fake_list_benchmark
+
+    data = write_fake_list_benchmark(tmp_path / "imagenet", "imagenet")
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": f"{ROOT / 'tests' / 'integration'}:{ROOT / 'tests'}:{os.environ.get('PYTHONPATH', '')}",
+    }
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    cmd = [
+        str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node", "2", "-m", "lt_imbalance", "fit",
+        "--config", "configs/imagenet_lt/erm.yaml", "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
+        "--trainer.precision", "32-true", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
+        "--trainer.limit_test_batches", "1", "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path / "run"),
+        "--data.init_args.data_dir", str(data), "--data.init_args.num_classes", "6", "--data.init_args.image_size", "32",
+        "--data.init_args.resize_size", "36", "--data.init_args.batch_size", "8", "--data.init_args.num_workers", "0",
+        "--model.init_args.backbone", "resnet18", "--trainer.callbacks+=ddp_job.SaveRankShard", f"--trainer.callbacks.out_dir={shards}",
+    ]  # fmt: skip
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    rank0, rank1 = (torch.load(shards / f"shard{r}.pt") for r in range(2))
+    assert rank0["streamed"] and rank1["streamed"]  # decoded per access, nothing held in memory
+    assert not set(rank0["indices"]) & set(rank1["indices"])  # disjoint shards ...
+    assert len(rank0["indices"]) + len(rank1["indices"]) == rank0["size"]  # ... that together cover the epoch
