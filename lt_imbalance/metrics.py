@@ -62,10 +62,10 @@ def head_tail_halves(class_counts: Sequence[int]) -> dict[str, list[int]]:
 
 
 def per_class_accuracy(confmat: torch.Tensor) -> torch.Tensor:
-    """r_c = M_cc / sum_k M_ck; NaN for classes without samples."""
+    """r_c = M_cc / sum_k M_ck; NaN for classes without samples (M may hold counts or shares)."""
     confmat = confmat.double()
     support = confmat.sum(1)
-    return torch.where(support > 0, confmat.diagonal() / support.clamp_min(1), torch.full_like(support, float("nan")))
+    return torch.where(support > 0, confmat.diagonal() / torch.where(support > 0, support, 1.0), torch.full_like(support, float("nan")))
 
 
 def metrics_from_confusion(confmat: torch.Tensor, class_counts: Sequence[int] | None = None) -> dict[str, float]:
@@ -75,7 +75,7 @@ def metrics_from_confusion(confmat: torch.Tensor, class_counts: Sequence[int] | 
     total = confmat.sum()
     recall = per_class_accuracy(confmat)
     predicted = confmat.sum(0)
-    precision = torch.where(predicted > 0, confmat.diagonal() / predicted.clamp_min(1), torch.zeros_like(predicted))
+    precision = torch.where(predicted > 0, confmat.diagonal() / torch.where(predicted > 0, predicted, 1.0), torch.zeros_like(predicted))
     r = torch.nan_to_num(recall, nan=0.0)
     denom = precision + r
     f1 = torch.where(denom > 0, 2 * precision * r / denom.clamp_min(1e-12), torch.zeros_like(denom))
@@ -138,12 +138,8 @@ def reweighted_metrics(confmat: torch.Tensor, prior: torch.Tensor) -> dict[str, 
             f"re-weighting needs test samples of every class; classes {torch.nonzero(support == 0).flatten().tolist()} have none"
         )
     shifted = confmat / support[:, None] * prior.double()[:, None]  # sums to 1
-    recall = shifted.diagonal() / prior.double()
-    predicted = shifted.sum(0)
-    precision = torch.where(predicted > 0, shifted.diagonal() / torch.where(predicted > 0, predicted, 1.0), 0.0)
-    denom = precision + recall
-    f1 = torch.where(denom > 0, 2 * precision * recall / torch.where(denom > 0, denom, 1.0), 0.0)
-    return {"acc": shifted.diagonal().sum().item(), "macro_f1": f1.mean().item()}
+    metrics = metrics_from_confusion(shifted)
+    return {"acc": metrics["acc"], "macro_f1": metrics["macro_f1"]}
 
 
 class BinnedAUROC(Metric):

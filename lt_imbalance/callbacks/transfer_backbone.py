@@ -57,7 +57,8 @@ class TransferBackbone(pl.Callback):
         require(pl_module, HasNetwork, "TransferBackbone", "ImbalancedClassifier")
         backbone = pl_module.net.backbone
         if self.checkpoint is not None:
-            self.load_backbone(pl_module, checkpoint_path(self.checkpoint))
+            if stage == "fit":  # not at the test after fit: that would undo fine-tuning
+                self.load_backbone(pl_module, checkpoint_path(self.checkpoint))
         elif self.freeze_backbone and not getattr(backbone, "pretrained", False):
             rank_zero_warn(
                 "TransferBackbone freezes a backbone that was neither loaded from a checkpoint nor pretrained: "
