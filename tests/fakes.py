@@ -176,8 +176,9 @@ FAKE_SCENES = ("airfield", "bakery", "canyon", "desert", "field", "harbor")
 
 def write_fake_list_benchmark(root: Path, kind: str, counts=FAKE_LIST_COUNTS, val_per_class=2, test_per_class=3, seed=0) -> Path:
     """A fake ImageNet-LT (``imagenet``) or Places-LT (``places``) tree with its three list files,
-    in the published formats: ``train/<wnid>/<wnid>_<i>.JPEG <label>`` over the ImageNet tree (test
-    images from ``val/``), ``/<letter>/<scene>/<i>.jpg <label>`` over the Places tree."""
+    in the published formats: ``train/<wnid>/<wnid>_<i>.JPEG <label>`` over the ImageNet tree and
+    ``train/<scene>/<8 digits>.jpg <label>`` over Places-365-Standard's tree (test images from
+    ``val/<wnid>/ILSVRC2012_val_<n>.JPEG`` and ``val/<scene>/Places365_val_<n>.jpg``)."""
     rng = np.random.default_rng(seed)
     prefix = {"imagenet": "ImageNet_LT", "places": "Places_LT"}[kind]
     parts = {"train": counts, "val": [val_per_class] * len(counts), "test": [test_per_class] * len(counts)}
@@ -185,17 +186,15 @@ def write_fake_list_benchmark(root: Path, kind: str, counts=FAKE_LIST_COUNTS, va
         lines = []
         for label, n in enumerate(per_class):
             for i in range(n):
+                number = len(lines) + 1000 * (part == "val")
                 if kind == "imagenet":
                     wnid = f"n{label:08d}"
-                    folder = "val" if part == "test" else "train"
-                    relative = f"{folder}/{wnid}/{wnid}_{part}{i}.JPEG"
-                    line = relative
+                    relative = f"val/{wnid}/ILSVRC2012_val_{number:08d}.JPEG" if part == "test" else f"train/{wnid}/{wnid}_{number}.JPEG"
                 else:
                     scene = FAKE_SCENES[label % len(FAKE_SCENES)] + ("" if label < len(FAKE_SCENES) else str(label))
-                    relative = f"{scene[0]}/{scene}/{part}{i:05d}.jpg"
-                    line = "/" + relative
+                    relative = f"val/{scene}/Places365_val_{number:08d}.jpg" if part == "test" else f"train/{scene}/{number:08d}.jpg"
                 _jpeg(root / relative, rng, size=(40 + 4 * (i % 3), 30))
-                lines.append(f"{line} {label}")
+                lines.append(f"{relative} {label}")
         (root / f"{prefix}_{part}.txt").write_text("\n".join(lines) + "\n")
     return root
 

@@ -4,11 +4,15 @@
 
 - **ImageNet-LT**: 1,000 classes drawn from ImageNet-2012 with a Pareto profile (1,280 down to 5
   training images per class, 115,846 in all); ``ImageNet_LT_{train,val,test}.txt`` list
-  ``<path relative to the ImageNet root> <label>`` per line (val: 20 per class taken from the
-  ImageNet training set; test: the 50,000 ImageNet validation images, 50 per class).
+  ``<path relative to the ImageNet root> <label>`` per line, e.g. ``train/n01440764/n01440764_190.JPEG 0``
+  (val: 20 per class taken from the ImageNet training set; test: the 50,000 ImageNet validation
+  images, 50 per class, as ``val/<wnid>/ILSVRC2012_val_<n>.JPEG``, so the validation images must be
+  sorted into wnid folders as the usual ImageNet preparation does).
 - **Places-LT**: 365 classes of Places-365-Standard (4,980 down to 5 per class, 62,500 in all);
-  ``Places_LT_{train,val,test}.txt`` in the same format over the Places-365 image tree (val 20 and
-  test 100 per class).
+  ``Places_LT_{train,val,test}.txt`` in the same format over the ``places365_standard`` folder of
+  Places-365's "easy format" (256 x 256) archive: ``train/airfield/00004851.jpg 0`` for train and
+  val (20 per class, from the training images), ``val/airfield/Places365_val_00003597.jpg 0`` for
+  test (100 per class). A leading ``/`` (as in Places-365's own lists) is ignored.
 - **iNaturalist 2018**: 8,142 species, naturally long-tailed (1,000 down to 2 per class, 437,513
   training images); the official ``train2018.json`` / ``val2018.json`` (COCO-style ``images``,
   ``annotations`` with ``category_id``, ``categories``) with ``file_name`` relative to the data
@@ -17,7 +21,7 @@
 The lists fix the training distribution, so no long-tailed draw is made (``profile: none``); the
 many / medium / few-shot groups use the literature's thresholds (>100, 20-100, <20 training
 images; :mod:`lt_imbalance.metrics`). Images are decoded per access (streaming) by default.
-A class is named after its folder (the ImageNet wnid, the Places scene path) or, for iNaturalist,
+A class is named after its folder (the ImageNet wnid, the Places scene) or, for iNaturalist,
 its category name.
 """
 
@@ -148,8 +152,8 @@ class FileListDataModule(FileImageDataModule):
 
 
 class ImageNetLT(FileListDataModule):
-    """ImageNet-LT (module docstring): ``data_dir`` is the ImageNet-2012 root (holding ``train/`` and
-    ``val/``) and the lists of Liu et al. 2019 sit in it (or give their paths)."""
+    """ImageNet-LT (module docstring): ``data_dir`` is the ImageNet-2012 root (holding ``train/<wnid>/``
+    and ``val/<wnid>/``) and the lists of Liu et al. 2019 sit in it (or give their paths)."""
 
     def __init__(
         self,
@@ -164,8 +168,9 @@ class ImageNetLT(FileListDataModule):
 
 
 class PlacesLT(FileListDataModule):
-    """Places-LT (module docstring): ``data_dir`` is the Places-365 image root the lists of Liu et
-    al. 2019 are relative to, and the lists sit in it (or give their paths)."""
+    """Places-LT (module docstring): ``data_dir`` is the ``places365_standard`` folder (holding
+    ``train/<scene>/`` and ``val/<scene>/``) the lists of Liu et al. 2019 are relative to, and the
+    lists sit in it (or give their paths)."""
 
     def __init__(
         self,

@@ -32,11 +32,21 @@ def test_imagenet_lt_counts_names_groups_and_official_splits(imagenet_dir):
     assert data.metadata["in_memory"] is False and data.metadata["resize_size"] == 28
 
 
-def test_places_lt_reads_leading_slash_paths_and_nested_names(tmp_path):
+def test_places_lt_names_scenes_and_tests_on_the_places_validation_images(tmp_path):
     root = write_fake_list_benchmark(tmp_path, "places")
     data = PlacesLT(data_dir=str(root), **SMALL)
     assert data.class_counts == list(FAKE_LIST_COUNTS)
-    assert data.class_names[:2] == ["a/airfield", "b/bakery"]
+    assert data.class_names[:2] == ["airfield", "bakery"]
+    data.setup("fit")
+    assert all(p.name.startswith("Places365_val_") for p in data.test_set.paths)
+
+
+def test_a_leading_slash_is_read_as_relative_to_data_dir(tmp_path):
+    root = write_fake_list_benchmark(tmp_path, "places")
+    train_list = root / "Places_LT_train.txt"
+    train_list.write_text("".join(f"/{line}\n" for line in train_list.read_text().splitlines()))  # Places-365's own style
+    data = PlacesLT(data_dir=str(root), **SMALL)
+    assert data.class_counts == list(FAKE_LIST_COUNTS) and data.class_names[0] == "airfield"
 
 
 def test_inaturalist_json_names_and_test_set(tmp_path):
@@ -74,12 +84,12 @@ def test_evaluation_resizes_then_centre_crops(imagenet_dir):
             "line 1: expected '<relative image path> <integer label>'",
         ),
         (
-            lambda root: (root / "ImageNet_LT_val.txt").write_text("train/n00000000/n00000000_train0.JPEG 6\n"),
+            lambda root: (root / "ImageNet_LT_val.txt").write_text("train/n00000000/n00000000_1000.JPEG 6\n"),
             "line 1: label 6 is outside 0..5",
         ),
         (
-            lambda root: [p.unlink() for p in sorted((root / "train" / "n00000000").glob("*.JPEG"))[:7]],
-            "lists 7 images that do not exist: .*_train.*(, '.*){4} and 2 more",
+            lambda root: [(root / line.split()[0]).unlink() for line in (root / "ImageNet_LT_train.txt").read_text().splitlines()[:7]],
+            "ImageNet_LT_train.txt lists 7 images that do not exist: '[^']*n00000000_0.JPEG'(, '[^']*'){4} and 2 more",
         ),
     ],
 )
@@ -145,7 +155,7 @@ def test_gpu_decode_gives_the_streamed_batches(imagenet_dir, augmentation):
 
 def test_gpu_decode_names_a_file_that_is_not_a_jpeg(tmp_path):
     root = write_fake_list_benchmark(tmp_path, "imagenet")
-    victim = sorted((root / "train" / "n00000003").glob("*.JPEG"))[0]
+    victim = root / next(line.split()[0] for line in (root / "ImageNet_LT_train.txt").read_text().splitlines() if line.endswith(" 3"))
     from PIL import Image
 
     Image.new("RGB", (8, 8)).save(victim, format="PNG")  # a PNG under a JPEG name
