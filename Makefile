@@ -35,7 +35,7 @@ format: install
 
 # two tests at a time on the two cores, one thread each
 test: lint
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --maxschedchunk 1 $(PYTEST_ARGS)
 
 # throughput of the framework vs a hand-written PyTorch loop (GPU if present, else a CPU-sized run)
 bench: install

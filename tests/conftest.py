@@ -16,6 +16,13 @@ from fakes import write_fake_cifar10, write_fake_cifar100  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the ``long_running`` tests first: with ``make test``'s two workers taking one test at a
+    time (``--maxschedchunk 1``), the short tests then fill in around them and both workers finish
+    together instead of one waiting out a long test at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("long_running") is None)
+
+
 @pytest.fixture(scope="session")
 def cifar10_dir(tmp_path_factory) -> Path:
     return write_fake_cifar10(tmp_path_factory.mktemp("cifar10"))

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.long_running
 def test_benchmark_runs_in_tiny_mode(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(

@@ -28,6 +28,7 @@ def test_mean_and_standard_error():
     assert mean == pytest.approx(0.7) and se == pytest.approx(0.2 / 3**0.5)
 
 
+@pytest.mark.long_running
 def test_tiny_grid_writes_table_csv_plots_and_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     args = ["configs/digits_lt_erm.yaml", "configs/tabular/erm.yaml", "--seeds", "0", "1", "--out", str(tmp_path), "--extra", EXTRA]

@@ -9,11 +9,14 @@ while still failing if the tail is not learned.
 import json
 from pathlib import Path
 
+import pytest
+
 from lt_imbalance.cli import build_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.long_running
 def test_default_digits_lt_experiment_learns_the_tail(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     cli = build_cli(

@@ -5,11 +5,14 @@ that never predicted the 5-row tail class could reach at most 0.67)."""
 import json
 from pathlib import Path
 
+import pytest
+
 from lt_imbalance.cli import build_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.long_running
 def test_penguins_mlp_learns_well_above_chance(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     cli = build_cli(

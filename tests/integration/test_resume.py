@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -55,6 +56,7 @@ def _final_weights(root: Path) -> dict:
     return torch.load(newest, weights_only=False)["state_dict"]
 
 
+@pytest.mark.long_running
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path):
     steps_per_epoch = 13  # 407 training images, batch 32
     uninterrupted = _fit(_config(tmp_path, None), tmp_path / "a")

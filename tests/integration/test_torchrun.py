@@ -14,6 +14,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.long_running
 def test_cli_under_torchrun_two_processes(tmp_path):
     env = {
         **os.environ,

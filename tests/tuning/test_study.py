@@ -59,6 +59,7 @@ def _env() -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
+@pytest.mark.long_running
 def test_a_tiny_study_reports_and_its_best_config_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     out = tmp_path / "study"
@@ -69,7 +70,7 @@ def test_a_tiny_study_reports_and_its_best_config_runs(tmp_path, monkeypatch):
             "--space",
             _space(tmp_path),
             "--n_trials",
-            "3",
+            "2",
             "--out",
             str(out),
             "--seeds",
@@ -80,7 +81,7 @@ def test_a_tiny_study_reports_and_its_best_config_runs(tmp_path, monkeypatch):
     report = Tuner(settings).run()
     assert report.is_file() and "## Best vs base on the test set" in report.read_text() and "| best | 1 |" in report.read_text()
     rows = (out / "trials.csv").read_text().splitlines()
-    assert len(rows) == 4 and all(",complete," in r for r in rows[1:])
+    assert len(rows) == 3 and all(",complete," in r for r in rows[1:])
     for name in ("history.png", "per_class.png", "base.yaml", "best.yaml"):
         assert (out / name).is_file(), name
     best = yaml.safe_load((out / "best.yaml").read_text())
@@ -92,9 +93,10 @@ def test_a_tiny_study_reports_and_its_best_config_runs(tmp_path, monkeypatch):
     assert cli.trainer.global_step == 1
 
 
+@pytest.mark.long_running
 def test_sigkill_then_the_same_command_finishes_the_study(tmp_path):
     out = tmp_path / "study"
-    cmd = _tune_command(out, _space(tmp_path), "--n_trials", "3", "--seeds")
+    cmd = _tune_command(out, _space(tmp_path), "--n_trials", "2", "--seeds")
     first = subprocess.Popen(cmd, cwd=ROOT, env=_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not (out / "trials" / "0001" / "config.yaml").exists():  # trial 0 finished, trial 1 started
@@ -109,11 +111,12 @@ def test_sigkill_then_the_same_command_finishes_the_study(tmp_path):
     assert "lost their worker (interrupted)" in again.stdout
     trials = _trials(out)
     complete = {t.number: t.value for t in trials if t.state == optuna.trial.TrialState.COMPLETE}
-    assert len(complete) == 3 and all(complete[n] == v for n, v in done_before.items())  # nothing finished lost or redone
+    assert len(complete) == 2 and all(complete[n] == v for n, v in done_before.items())  # nothing finished lost or redone
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
     assert len(failed) == 1 and failed[0].user_attrs["error"].startswith("interrupted")
 
 
+@pytest.mark.long_running
 def test_two_workers_share_one_study_without_extra_trials(tmp_path):
     out = tmp_path / "study"
     cmd = _tune_command(out, _space(tmp_path), "--n_trials", "4", "--no-report")
@@ -127,6 +130,7 @@ def test_two_workers_share_one_study_without_extra_trials(tmp_path):
     assert all(t.user_attrs["error"].startswith("surplus") for t in trials if t.state == optuna.trial.TrialState.FAIL)
 
 
+@pytest.mark.long_running
 def test_pruned_and_failing_trials_do_not_stop_the_study(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     space = _space(tmp_path, {"model.init_args.optimizer.init_args.lr": {"categorical": [0.05, -1.0]}})  # lr < 0 is refused
