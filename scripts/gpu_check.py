@@ -14,10 +14,13 @@ On a CUDA machine, within a wall-time budget (default 7.5 minutes) and with no n
    memory. The compiled runs' weights after the first step are compared with eager bf16's;
 3. runs a short tuner study, two trials at once on the device (``lt-imbalance tune`` of the same
    config, a balanced pool validation split), and reports trials per hour and the GPU's utilisation;
-4. runs the benchmark (``scripts/benchmark.py`` cells: hand-written loop, framework, framework
+4. times the streaming data pipeline at 224 px (``scripts/data_throughput.py --gpu-decode``: 512
+   fake ImageNet-size JPEGs, 4 and 8 loader workers, with and without ``gpu_decode``), within a
+   minute;
+5. runs the benchmark (``scripts/benchmark.py`` cells: hand-written loop, framework, framework
    compiled) for ERM, SAM-A and SAM-A + Joint-SSL at batch 64 and 512, with step counts cut to
    fit, as long as the budget lasts (cells left out are listed);
-5. prints one markdown table, writes it and a JSON of every figure to ``$GPU_CHECK_OUT`` (default
+6. prints one markdown table, writes it and a JSON of every figure to ``$GPU_CHECK_OUT`` (default
    ``runs/gpu-check``), and exits non-zero when a check failed.
 
 On a machine that has torch, Lightning, torchvision, torchmetrics and tensorboard but not this
@@ -284,6 +287,21 @@ def run_tune(args, config: Path, timeout: float) -> dict:
     }  # fmt: skip
 
 
+# ---- the data pipeline ---------------------------------------------------------------------------------
+def run_data_pipeline(args, timeout: float) -> dict:
+    """``scripts/data_throughput.py --gpu-decode`` in its own process: its table, or why there is none."""
+    out = args.out / "data_pipeline"
+    sizes = ["--tiny", "--device", "cpu"] if args.cpu else ["--images", "512", "--workers", "4", "8"]
+    cmd = [sys.executable, str(SCRIPTS / "data_throughput.py"), "--gpu-decode", *sizes, "--out", str(out)]
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=max(10.0, timeout))
+    except subprocess.TimeoutExpired:
+        return {"status": "timed out", "table": ""}
+    if proc.returncode != 0:
+        return {"status": f"exit {proc.returncode}", "table": "", "tail": (proc.stdout + proc.stderr)[-800:]}
+    return {"status": "ok", "table": (out / "throughput.md").read_text().strip(), **json.loads((out / "throughput.json").read_text())}
+
+
 # ---- the benchmark cells -------------------------------------------------------------------------------
 def run_benchmark(args, deadline: float) -> tuple[list[dict], list[str]]:
     """Benchmark cells while time lasts; returns (records, cells left out)."""
@@ -313,7 +331,9 @@ def run_benchmark(args, deadline: float) -> tuple[list[dict], list[str]]:
 
 
 # ---- report ------------------------------------------------------------------------------------------------
-def report(device: str, fits: list[dict], first_step: dict, tune: dict, bench: list[dict], skipped: list[str], failures: list[str]) -> str:
+def report(
+    device: str, fits: list[dict], first_step: dict, tune: dict, pipeline: dict, bench: list[dict], skipped: list[str], failures: list[str]
+) -> str:
     lines = [
         f"### GPU check on {device}",
         "",
@@ -333,6 +353,7 @@ def report(device: str, fits: list[dict], first_step: dict, tune: dict, bench: l
     utilisation = "n/a" if tune.get("gpu_utilisation_mean") is None else f"{tune['gpu_utilisation_mean']:.0f}%"
     lines += ["", f"Tuner, 2 trials at once: {tune['status']}, {tune['complete']} complete in {tune['wall_s']} s: "
               f"{tune['trials_per_hour']} trials per hour; mean GPU utilisation {utilisation}."]  # fmt: skip
+    lines += ["", pipeline["table"] if pipeline["status"] == "ok" else f"Data pipeline: {pipeline['status']}."]
     if bench:
         lines += ["", "| method | batch | impl | img/s | peak MiB |", "|---|---:|---|---:|---:|"]
         for r in bench:
@@ -386,9 +407,12 @@ def main(argv: list[str] | None = None) -> int:
     tune = run_tune(args, config, start + 0.75 * args.budget - time.perf_counter())
     if tune["complete"] != 2:
         failures.append(f"tuner study: {tune['status']}, {tune['complete']} of 2 trials complete {tune['tail'][-300:]}")
+    pipeline = run_data_pipeline(args, 60.0)
+    if pipeline["status"] != "ok":
+        failures.append(f"data pipeline: {pipeline['status']} {pipeline.get('tail', '')[-300:]}")
     bench, skipped = run_benchmark(args, start + args.budget - 20)
     failures += [f"benchmark {r['impl']} {r['method']} {r['batch_size']}" for r in bench if "error" in r]
-    table = report(device, fits, first_step, tune, bench, skipped, failures)
+    table = report(device, fits, first_step, tune, pipeline, bench, skipped, failures)
     print(table)
     (args.out / "gpu_check.md").write_text(table + "\n")
     figures = {
@@ -396,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         "fits": fits,
         "first_step_difference": first_step,
         "tune": tune,
+        "data_pipeline": pipeline,
         "benchmark": bench,
         "skipped": skipped,
         "failures": failures,

@@ -34,6 +34,7 @@ def test_cpu_mode_runs_every_variant_and_passes(tmp_path):
         ("framework", "sam_a_ssl"),
     }
     assert figures["tune"]["complete"] == 2 and "Tuner, 2 trials at once: ok, 2 complete" in table
+    assert figures["data_pipeline"]["rows"][0]["gpu_decode_train_images_per_s"] > 0 and "with gpu_decode on CPU |" in table
     fit = figures["fits"][0]
     assert fit["sam_descent_passes"] == fit["sam_steps_expected"] == 4 and fit["batchnorm_updates"] == [2 * fit["steps"]]
 

@@ -133,20 +133,29 @@ class EncodedImageDataset(Dataset):
         return {"encoded": encoded, "key": key, "path": str(path)}
 
 
-def collate_encoded(items: list[dict[str, Any]]) -> dict[str, list]:
-    """A batch of encoded items: lists, since the files differ in length."""
-    return {name: [item[name] for item in items] for name in ("encoded", "key", "path")}
+def collate_encoded(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A batch of encoded items: the files' bytes joined into one tensor with their ``lengths`` (one
+    shared-memory block per batch from a loader worker, not one per file: a batch of 256 separate
+    tensors exhausts the file descriptors that carry them between processes), keys and paths as lists."""
+    encoded = [item["encoded"] for item in items]
+    return {
+        "encoded": torch.cat(encoded),
+        "lengths": torch.tensor([len(e) for e in encoded]),
+        "key": [item["key"] for item in items],
+        "path": [item["path"] for item in items],
+    }
 
 
-def decode_encoded_batch(batch: dict[str, list], files: ImageFileDataset, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """Decode a batch of JPEG files together on ``device`` (nvJPEG on a GPU; the bytes stay on the
-    host, as torchvision asks), then give each image its item's transforms under its own seed, as
-    :meth:`ItemDataset.__getitem__` would: ``(x, y[, view, view])`` stacked on ``device``."""
+def decode_encoded_batch(batch: dict[str, Any], files: ImageFileDataset, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Decode a batch of JPEG files (:func:`collate_encoded`) together on ``device`` (nvJPEG on a GPU;
+    the bytes stay on the host, as torchvision asks), then give each image its item's transforms
+    under its own seed, as :meth:`ItemDataset.__getitem__` would: ``(x, y[, view, view])`` stacked on ``device``."""
     mode = torchvision.io.ImageReadMode.RGB if files.mode == "RGB" else torchvision.io.ImageReadMode.GRAY
+    encoded_files = list(torch.split(batch["encoded"], batch["lengths"].tolist()))
     try:
-        decoded = torchvision.io.decode_jpeg(batch["encoded"], mode=mode, device=device)
+        decoded = torchvision.io.decode_jpeg(encoded_files, mode=mode, device=device)
     except RuntimeError:
-        for encoded, path in zip(batch["encoded"], batch["path"]):  # find the file that failed, and name it
+        for encoded, path in zip(encoded_files, batch["path"]):  # find the file that failed, and name it
             try:
                 torchvision.io.decode_jpeg(encoded, mode=mode)
             except RuntimeError as err:

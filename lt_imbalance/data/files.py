@@ -115,9 +115,15 @@ class FileImageDataModule(ImageDataModule):
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """``gpu_decode``: decode the batch's files on the training device (then only normalisation is left)."""
         if isinstance(batch, dict) and "encoded" in batch:
-            device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-            return decode_encoded_batch(batch, self._encoded_files, device)
+            return self.decode_batch(batch, self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu"))
         return super().on_before_batch_transfer(batch, dataloader_idx)
+
+    def decode_batch(self, batch: dict[str, Any], device: torch.device) -> tuple[torch.Tensor, ...]:
+        """A ``gpu_decode`` training batch (encoded files) decoded and transformed on ``device``:
+        ``(x, y[, view, view])`` as the streamed loader would give them (also usable without a trainer)."""
+        if self._encoded_files is None:
+            raise RuntimeError("decode_batch needs the training set: set gpu_decode: true and call setup('fit') first")
+        return decode_encoded_batch(batch, self._encoded_files, device)
 
     def make_dataset(self, part: DataPart, indices: np.ndarray | None, train: bool) -> Dataset:
         paths, labels = part.samples, part.labels

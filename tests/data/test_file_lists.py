@@ -2,6 +2,7 @@
 counts, groups, names, errors; streaming gives the batches that in-memory decoding gives."""
 
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -137,19 +138,26 @@ def test_statistics_of_streamed_images_equal_those_held_in_memory(imagenet_dir):
     assert isinstance(streamed, FileImageDataModule)
 
 
-@pytest.mark.parametrize("augmentation", ["random_resized_crop", "trivialaugment"])
-def test_gpu_decode_gives_the_streamed_batches(imagenet_dir, augmentation):
+@pytest.mark.parametrize(("augmentation", "workers"), [("random_resized_crop", 0), ("trivialaugment", 2)])
+def test_gpu_decode_gives_the_streamed_batches(imagenet_dir, augmentation, workers):
     """On the CPU the batched decode is the same libjpeg as PIL's, so the batches are identical;
-    on a GPU (nvJPEG) pixels may differ by a few levels."""
-    streamed = ImageNetLT(data_dir=str(imagenet_dir), augmentation=augmentation, ssl_views=True, **SMALL)
-    decoded = ImageNetLT(data_dir=str(imagenet_dir), augmentation=augmentation, ssl_views=True, gpu_decode=True, **SMALL)
+    on a GPU (nvJPEG) pixels may differ by a few levels. With loader workers, a batch's bytes cross
+    from the worker as one tensor (one file descriptor per batch, not one per file)."""
+    settings = {"augmentation": augmentation, "ssl_views": True, "num_workers": workers, **SMALL}
+    streamed = ImageNetLT(data_dir=str(imagenet_dir), **settings)
+    decoded = ImageNetLT(data_dir=str(imagenet_dir), gpu_decode=True, **settings)
     streamed.setup("fit")
     decoded.setup("fit")
     assert decoded.mean == streamed.mean
-    for _, a, encoded in zip(range(3), streamed.train_dataloader(), decoded.train_dataloader()):
-        assert isinstance(encoded, dict) and len(encoded["encoded"]) == 4  # the loader only read bytes
-        b = decoded.on_before_batch_transfer(encoded, 0)
-        assert len(a) == len(b) == 4 and all(torch.equal(x, y) for x, y in zip(a, b))
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("the gpu_decode loader hung (its workers could not send a batch)"))
+    signal.alarm(60)
+    try:
+        for _, a, encoded in zip(range(3), streamed.train_dataloader(), decoded.train_dataloader()):
+            assert isinstance(encoded, dict) and encoded["encoded"].dim() == 1 and len(encoded["lengths"]) == 4  # the loader read bytes
+            b = decoded.on_before_batch_transfer(encoded, 0)
+            assert len(a) == len(b) == 4 and all(torch.equal(x, y) for x, y in zip(a, b))
+    finally:
+        signal.alarm(0)
     assert not isinstance(decoded.test_set, type(decoded.train_set))  # evaluation streams as usual
 
 
