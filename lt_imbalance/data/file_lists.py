@@ -145,7 +145,7 @@ class FileListDataModule(FileImageDataModule):
         names = folder_class_names(paths, labels, self.data_dir, self.classes)
         test_paths, test_labels = self.read_part("test")
         val = None
-        if self.lists["val"] is not None:
+        if self.has_official_val:
             val_paths, val_labels = self.read_part("val")
             val = DataPart(val_labels, val_paths)
         return DatasetParts(names, DataPart(labels, paths), DataPart(test_labels, test_paths), val)

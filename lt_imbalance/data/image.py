@@ -139,9 +139,12 @@ class ImageDataModule(LongTailedDataModule):
         n = len(dataset)
         picks = np.unique(np.linspace(0, n - 1, min(n, STATS_IMAGES if in_memory else STATS_FILES)).round().astype(np.int64))
         images = [dataset.images[picks]] if in_memory else [dataset.load(int(i))[None] for i in picks]  # files: any size
-        total = sum(x.shape[0] * x.shape[2] * x.shape[3] for x in images)
-        first = sum(x.double().div(255).sum(dim=(0, 2, 3)) for x in images)
-        second = sum(x.double().div(255).square().sum(dim=(0, 2, 3)) for x in images)
+        total, first, second = 0, 0.0, 0.0
+        for x in images:
+            scaled = x.double().div(255)
+            total += x.shape[0] * x.shape[2] * x.shape[3]
+            first = first + scaled.sum(dim=(0, 2, 3))
+            second = second + scaled.square().sum(dim=(0, 2, 3))
         mean = first / total
         std = ((second - total * mean.square()) / max(total - 1, 1)).clamp_min(0).sqrt().clamp_min(1e-3)  # unbiased, as torch.std
         return tuple(mean.tolist()), tuple(std.tolist())
