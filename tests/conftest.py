@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests in sub-folders import fakes / helpers
+sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))  # and the golden data snapshots
 
 from fakes import write_fake_cifar10, write_fake_cifar100  # noqa: E402
 
