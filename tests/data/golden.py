@@ -59,10 +59,11 @@ def fake_overrides(base: Path) -> dict[str, list[str]]:
     natural = ["--data.imbalance_ratio", "1", "--data.profile", "none"]
     small = ["--data.init_args.num_workers", "0", "--data.init_args.batch_size", "8"]
     lists = [*small, "--data.init_args.num_classes", str(len(FAKE_LIST_COUNTS)), "--data.init_args.image_size", "32",
-             "--data.init_args.resize_size", "36"]  # fmt: skip
+             "--data.init_args.resize_size", "36"]
     folder = write_image_folder(base / "folder", {"a": 30, "b": 12, "c": 6}, size=12, modes=("RGB", "L"))
     test_folder = write_image_folder(base / "folder_test", {"a": 4, "b": 4, "c": 4}, size=12, seed=1)
     isic_images, isic_truth = write_fake_isic(base / "isic")
+    # fmt: off
     return {
         "CIFAR10LT": ["--data.init_args.data_dir", str(write_fake_cifar10(base / "c10")), "--data.init_args.num_workers", "0"],
         "CIFAR100LT": ["--data.init_args.data_dir", str(write_fake_cifar100(base / "c100")), "--data.init_args.num_workers", "0"],
@@ -72,12 +73,13 @@ def fake_overrides(base: Path) -> dict[str, list[str]]:
         "PlacesLT": ["--data.init_args.data_dir", str(write_fake_list_benchmark(base / "places", "places")), *lists],
         "INaturalist2018": ["--data.init_args.data_dir", str(write_fake_inaturalist(base / "inat")), *lists],
         "EuroSATLT": ["--data.init_args.data_dir", str(write_fake_eurosat(base / "eurosat", per_class=30)),
-                      "--data.init_args.test_per_class", "5", "--data.init_args.imbalance_ratio", "10", *small],  # fmt: skip
+                      "--data.init_args.test_per_class", "5", "--data.init_args.imbalance_ratio", "10", *small],
         "ImageFolderLT": ["--data", "ImageFolderLT", "--data.root", str(folder), "--data.test_root", str(test_folder),
-                          "--data.image_size", "12", "--data.batch_size", "4", "--data.val_fraction", "0.2", *natural],  # fmt: skip
+                          "--data.image_size", "12", "--data.batch_size", "4", "--data.val_fraction", "0.2", *natural],
         "ISICLT": ["--data", "ISICLT", "--data.image_dir", str(isic_images), "--data.labels_csv", str(isic_truth),
-                   "--data.image_size", "16", "--data.batch_size", "4", *natural],  # fmt: skip
+                   "--data.image_size", "16", "--data.batch_size", "4", *natural],
     }
+    # fmt: on
 
 
 def tensor_hash(t: torch.Tensor) -> str:
