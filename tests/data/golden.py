@@ -59,7 +59,7 @@ def fake_overrides(base: Path) -> dict[str, list[str]]:
     natural = ["--data.imbalance_ratio", "1", "--data.profile", "none"]
     small = ["--data.init_args.num_workers", "0", "--data.init_args.batch_size", "8"]
     lists = [*small, "--data.init_args.num_classes", str(len(FAKE_LIST_COUNTS)), "--data.init_args.image_size", "32",
-             "--data.init_args.resize_size", "36"]
+             "--data.init_args.resize_size", "36"]  # fmt: skip
     folder = write_image_folder(base / "folder", {"a": 30, "b": 12, "c": 6}, size=12, modes=("RGB", "L"))
     test_folder = write_image_folder(base / "folder_test", {"a": 4, "b": 4, "c": 4}, size=12, seed=1)
     isic_images, isic_truth = write_fake_isic(base / "isic")
