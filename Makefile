@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine:
 #   make train   install if needed, then train the default experiment (digits-LT)
-#   make test    install if needed, then lint and run the test suite
+#   make test    install if needed, then lint and run the test suite (make test-slow: the whole-product scenarios)
 VENV   ?= .venv
 PYTHON ?= python3
 PY      = $(VENV)/bin/python
@@ -11,7 +11,7 @@ CONFIG ?= configs/digits_lt.yaml
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install train test lint format bench gpu-wheels gpu-check clean
+.PHONY: install train test test-slow lint format bench gpu-wheels gpu-check clean
 
 install: $(STAMP)
 
@@ -33,9 +33,16 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# two tests at a time on the two cores, one thread each
+# two tests at a time on the two cores, one thread each. `make test` is the developer's loop (every
+# unit, contract, exactness and command test); `make test-slow` runs the whole-product scenarios
+# (fresh-venv install, real-data training, DDP / torchrun / SIGKILL resume, notebooks, tuner studies).
+# CI (.ci/run) runs both.
+PYTEST = OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --maxschedchunk 1 --durations=15
 test: lint
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --maxschedchunk 1 $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
+
+test-slow: install
+	$(PYTEST) -m slow $(PYTEST_ARGS)
 
 # throughput of the framework vs a hand-written PyTorch loop (GPU if present, else a CPU-sized run)
 bench: install

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from lt_imbalance.errors import BadValue, MissingFile
 from lt_imbalance.rundir import newest_last_checkpoint
 
 
@@ -19,9 +20,9 @@ def checkpoint_path(path: str | Path) -> Path:
         if last is not None:
             return last
         found = sorted(str(p.relative_to(path)) for p in path.rglob("*.ckpt"))[:5]
-        raise FileNotFoundError(f"no last.ckpt under '{path}' (other checkpoints in it: {found or 'none'}); train that run first")
+        raise MissingFile(f"no last.ckpt under '{path}' (other checkpoints in it: {found or 'none'}); train that run first")
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint '{path}' not found; training writes <run>/checkpoints/last.ckpt")
+        raise MissingFile(f"checkpoint '{path}' not found; training writes <run>/checkpoints/last.ckpt")
     return path
 
 
@@ -31,9 +32,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(
+        raise BadValue(
             f"'{path}' is not a checkpoint this version can read ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
         ) from err
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
-        raise ValueError(f"'{path}' is not a Lightning checkpoint of an lt_imbalance model (no state_dict / hyper_parameters)")
+        raise BadValue(f"'{path}' is not a Lightning checkpoint of an lt_imbalance model (no state_dict / hyper_parameters)")
     return checkpoint

@@ -1,178 +1,65 @@
-"""The ``lt-imbalance`` command: LightningCLI over :class:`ImbalancedClassifier` and the data modules.
+"""The ``lt-imbalance`` command: the one entry point of every subcommand.
 
-- ``data.class_counts`` and ``data.input_shape`` are linked into the model when both are
-  instantiated, so the model never imports a data module;
-- ``data.ssl_views`` follows ``model.ssl.weight`` (the data supplies SSL views when Joint-SSL is on);
-- the per-class figures, the results table, the run metadata, RNG state in checkpoints and a
-  checkpoint with ``last.ckpt`` at every epoch end are on by default;
-- ``--resume true`` (or ``--ckpt_path last``) continues from the newest ``last.ckpt`` under
-  ``trainer.default_root_dir``; ``--ckpt_path last`` with none there is refused (``--resume``
-  starts afresh);
-- ``fit`` evaluates the final weights on the test set afterwards (``--test_after_fit false`` skips it);
-- ``fit`` and ``test`` first check that the run directory is writable and has free space;
-- a mistake in the command or the config (a bad value, a missing file, an unsupported
-  combination) is printed as a short message with the fix (:mod:`lt_imbalance.user_errors`);
-  ``LT_IMBALANCE_TRACEBACK=1`` shows the full traceback;
-- ``lt-imbalance tune ...`` searches a recipe for the user's data (:mod:`lt_imbalance.tuning`);
-  ``lt-imbalance predict --ckpt_path ... --input ...`` and ``lt-imbalance export ...`` use a trained
-  model (:mod:`lt_imbalance.inference`).
-
-This is the only module that knows every part: models, data modules, callbacks.
+It finds the subcommand in :data:`lt_imbalance.commands.COMMANDS`, imports only that command's
+module and runs its ``main(argv)``; ``lt-imbalance --help`` lists them all. Every command goes
+through the same error handling: a user error (:mod:`lt_imbalance.user_errors`) is printed as a
+short message with the fix and exit status 2; anything else keeps its traceback. Library
+functions raise; only this entry point exits.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from importlib import import_module
 
-# Lightning 2.6 calls jsonargparse APIs that jsonargparse >= 4.49 flags as deprecated; those
-# warnings concern Lightning, not the user's config, so they are off unless asked for.
-os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
-
-from pathlib import Path  # noqa: E402
-
-from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback  # noqa: E402
-from lightning.pytorch.utilities import rank_zero_info  # noqa: E402
-
-import lt_imbalance.losses  # noqa: E402, F401  (short names for the losses)
-import lt_imbalance.models  # noqa: E402, F401  (short names for the backbones)
-from lt_imbalance.callbacks import PerClassPlots, ResultsTable, RNGState, RunMetadata  # noqa: E402  (and short callback names)
-from lt_imbalance.callbacks.run_files import log_files  # noqa: E402
-from lt_imbalance.data import (  # noqa: E402, F401  (imported so that configs can name them by class name)
-    CIFAR10LT,
-    CIFAR100LT,
-    ISICLT,
-    DigitsLT,
-    EuroSATLT,
-    ImageFolderLT,
-    ImageNetLT,
-    INaturalist2018,
-    LongTailedDataModule,
-    MedMNISTLT,
-    PlacesLT,
-    TabularLT,
-    TinyImageNetLT,
-)
-from lt_imbalance.module import ImbalancedClassifier  # noqa: E402
-from lt_imbalance.rundir import check_run_directory, newest_last_checkpoint, next_free, run_directory  # noqa: E402
-from lt_imbalance.user_errors import TRACEBACK_VARIABLE, describe_user_error  # noqa: E402
+from lt_imbalance.commands import BY_NAME, COMMANDS, LIGHTNING
+from lt_imbalance.user_errors import TRACEBACK_VARIABLE, describe_user_error
 
 
-class RunConfigSaver(SaveConfigCallback):
-    """Saves the resolved ``config.yaml`` in the run's own folder (:func:`~lt_imbalance.rundir.run_directory`,
-    so MLflow and W&B runs sharing one save directory each keep theirs) and never overwrites one: a run
-    resumed into the same folder (a requeued SLURM job, whose log version is the job id) writes
-    ``config_resume_<k>.yaml``."""
-
-    def setup(self, trainer, pl_module, stage: str) -> None:
-        if self.already_saved:
-            return
-        folder = Path(run_directory(trainer))  # a collective: every rank calls it
-        if trainer.is_global_zero:
-            if self.save_to_log_dir:
-                folder.mkdir(parents=True, exist_ok=True)
-                path = next_free(folder / self.config_filename)
-                self.parser.save(self.config, str(path), skip_none=False, multifile=self.multifile)
-                log_files(trainer, str(folder), [path])
-            self.save_config(trainer, pl_module, stage)
-            self.already_saved = True
-        self.already_saved = trainer.strategy.broadcast(self.already_saved)
+def usage() -> str:
+    width = max(len(c.name) for c in COMMANDS)
+    lines = ["usage: lt-imbalance <command> [options]   (lt-imbalance <command> --help for its options)", "", "commands:"]
+    lines += [f"  {c.name:<{width}}  {c.summary}" for c in COMMANDS]
+    return "\n".join(lines)
 
 
-def _wants_ssl_views(ssl_weight: float) -> bool:
-    return ssl_weight > 0
+def from_checkpoint(argv: list[str]) -> bool:
+    """``predict`` with ``--input``: from a checkpoint alone (else LightningCLI's ``predict`` on a data config)."""
+    return any(a == "--input" or a.startswith("--input=") for a in argv)
 
 
-class LTImbalanceCLI(LightningCLI):
-    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.link_arguments("data.class_counts", "model.init_args.class_counts", apply_on="instantiate")
-        parser.link_arguments("data.input_shape", "model.init_args.input_shape", apply_on="instantiate")
-        parser.link_arguments("model.init_args.ssl.weight", "data.init_args.ssl_views", compute_fn=_wants_ssl_views, apply_on="parse")
-        parser.add_argument("--test_after_fit", type=bool, default=True, help="run `test` on the final weights after `fit`")
-        parser.add_argument(
-            "--resume", type=bool, default=False,
-            help="continue from the newest last.ckpt under trainer.default_root_dir (ignored when ckpt_path is given)",
-        )  # fmt: skip
-
-    def before_fit(self) -> None:
-        check_run_directory(self.trainer.default_root_dir)
-        config = self.config_init[self.subcommand]
-        root = self.trainer.default_root_dir
-        if config.get("ckpt_path") == "last":  # Lightning looks only in this run's new folder, finds nothing and starts afresh
-            found = newest_last_checkpoint(root)
-            if found is None:
-                raise FileNotFoundError(
-                    f"--ckpt_path last: no last.ckpt under '{root}' to resume from; drop --ckpt_path to start afresh, "
-                    "or give the checkpoint's path (or the trainer.default_root_dir of the run to resume)"
-                )
-            rank_zero_info(f"ckpt_path last: continuing from {found}")
-            config["ckpt_path"] = str(found)
-        if config.get("resume") and not config.get("ckpt_path"):
-            found = newest_last_checkpoint(root)
-            rank_zero_info(f"resume: {'continuing from ' + str(found) if found else 'no last.ckpt yet, starting afresh'}")
-            if found:
-                config["ckpt_path"] = str(found)
-
-    def before_test(self) -> None:
-        check_run_directory(self.trainer.default_root_dir)
-
-    def after_fit(self) -> None:
-        if self.config[self.subcommand].get("test_after_fit") and not self.trainer.interrupted:
-            self.trainer.test(self.model, datamodule=self.datamodule)
-
-
-def build_cli(args: list[str] | None = None, run: bool = True) -> LTImbalanceCLI:
-    """Parse ``args`` (default: the command line), instantiate, and run the subcommand if ``run``.
-    Errors propagate as exceptions (``main`` turns user errors into short messages)."""
-    return LTImbalanceCLI(
-        ImbalancedClassifier,
-        LongTailedDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        trainer_defaults={"callbacks": [ResultsTable(), PerClassPlots(), RunMetadata(), RNGState(), ModelCheckpoint(save_last=True)]},
-        save_config_callback=RunConfigSaver,
-        parser_kwargs={"exit_on_error": False},
-        args=args,
-        run=run,
-    )
-
-
-def own_command(argv: list[str]):
-    """The entry of a subcommand this package adds to LightningCLI's (``tune``, ``export``,
-    ``configs``, and ``predict`` from a checkpoint with ``--input``), or ``None``."""
-    if argv[:1] == ["tune"]:
-        from lt_imbalance.tuning.study import main as tune
-
-        return tune
-    if argv[:1] == ["configs"]:
-        from lt_imbalance.config_files import main as configs
-
-        return configs
-    if argv[:1] == ["export"]:
-        from lt_imbalance.inference.export import main as export
-
-        return export
-    if argv[:1] == ["predict"] and any(a == "--input" or a.startswith("--input=") for a in argv):
-        from lt_imbalance.inference.predict import main as predict
-
-        return predict
-    return None
+def command_main(argv: list[str], from_command_line: bool):
+    """The function that runs ``argv`` (``argv[0]`` is the command name), and the arguments it takes."""
+    name = argv[0]
+    if name == "predict" and from_checkpoint(argv):
+        return import_module("lt_imbalance.inference.predict").main, argv[1:]
+    command = BY_NAME[name]
+    if command.module == LIGHTNING:  # LightningCLI reads sys.argv itself when run from the command line
+        return import_module(LIGHTNING).build_cli, None if from_command_line else argv
+    return import_module(command.module).main, argv[1:]
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of ``lt-imbalance`` and ``python -m lt_imbalance``: the LightningCLI subcommands,
-    and ``tune`` (:mod:`lt_imbalance.tuning.study`)."""
-    argv = sys.argv[1:] if args is None else args
+    """Entry point of ``lt-imbalance`` and ``python -m lt_imbalance`` (module docstring)."""
+    argv = sys.argv[1:] if args is None else list(args)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return
+    if argv[0] not in BY_NAME:
+        print(f"lt-imbalance: error: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
+        sys.exit(2)
     try:
-        command = own_command(argv)
-        if command is not None:
-            command(argv[1:])
-        else:
-            build_cli(args)
+        run, rest = command_main(argv, from_command_line=args is None)
+        run(rest)
     except Exception as err:
         message = describe_user_error(err)
         if message is None or os.environ.get(TRACEBACK_VARIABLE):
             raise
         print(message, file=sys.stderr)
         sys.exit(2)
+
+
+def sweep_alias() -> None:
+    """``lt-imbalance-sweep ARGS``: the same as ``lt-imbalance sweep ARGS``."""
+    main(["sweep", *sys.argv[1:]])

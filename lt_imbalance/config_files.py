@@ -16,6 +16,8 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from lt_imbalance.errors import FileInTheWay, MissingFile
+
 
 def configs_root() -> Path:
     """The folder of the shipped configs."""
@@ -45,17 +47,17 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     configs = shipped_configs()
     if not configs:
-        raise FileNotFoundError(f"no shipped configs in '{configs_root()}'; this installation lacks them (reinstall the package)")
+        raise MissingFile(f"no shipped configs in '{configs_root()}'; this installation lacks them (reinstall the package)")
     if args.action is None:
         width = max(len(n) for n in configs)
         for name, path in configs.items():
             print(f"{name:<{width}}  {_summary(path)}")
         return
     if args.name not in configs:
-        raise FileNotFoundError(f"no shipped config {args.name!r}; `lt-imbalance configs` lists them")
+        raise MissingFile(f"no shipped config {args.name!r}; `lt-imbalance configs` lists them")
     dest = Path(args.dest or Path(args.name).name)
     if dest.exists():
-        raise FileExistsError(f"'{dest}' exists; choose another target (nothing is overwritten)")
+        raise FileInTheWay(f"'{dest}' exists; choose another target (nothing is overwritten)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(configs[args.name], dest)
     print(f"configs: {args.name} -> {dest}", file=sys.stderr)

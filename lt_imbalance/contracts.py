@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from lt_imbalance.errors import BrokenContract
+from lt_imbalance.inputs import InputSpec
 from lt_imbalance.metrics import EvaluationResult
 from lt_imbalance.models.network import ClassifierNetwork
 
@@ -93,7 +95,7 @@ class PublishesSummary(Protocol):
 class DescribesInputs(Protocol):
     """A data module that can say what prediction needs to know about its inputs (saved in checkpoints)."""
 
-    def input_spec(self) -> dict[str, Any]:
+    def input_spec(self) -> InputSpec:
         """Class names and counts, input shape, and how a raw sample becomes a model input."""
 
 
@@ -129,7 +131,7 @@ def require(obj: Any, protocol: type, plugin: str, provider: str) -> None:
     """Raise ``TypeError`` naming what ``obj`` lacks of ``protocol`` (``provider`` is a class that has it)."""
     missing = [name for name in members(protocol) if not hasattr(obj, name)]
     if missing:
-        raise TypeError(
+        raise BrokenContract(
             f"{plugin} needs {type(obj).__name__} to provide {', '.join(missing)} "
             f"(lt_imbalance.contracts.{protocol.__name__}); {provider} has them."
         )

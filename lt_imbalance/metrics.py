@@ -40,6 +40,8 @@ import torch
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassCalibrationError
 
+from lt_imbalance.errors import BadValue
+
 MANY_SHOT_ABOVE = 100
 FEW_SHOT_BELOW = 20
 AUROC_BINS = 200
@@ -87,7 +89,7 @@ def metrics_from_confusion(confmat: torch.Tensor, class_counts: Sequence[int] | 
     }
     if class_counts is not None:
         if len(class_counts) != confmat.shape[0]:
-            raise ValueError(f"{len(class_counts)} class counts for a {confmat.shape[0]}-class confusion matrix")
+            raise BadValue(f"{len(class_counts)} class counts for a {confmat.shape[0]}-class confusion matrix")
         for name, classes in {**shot_groups(class_counts), **head_tail_halves(class_counts)}.items():
             values = recall[classes] if classes else recall.new_empty(0)
             values = values[~values.isnan()]
@@ -109,9 +111,9 @@ def shifted_class_prior(class_counts: Sequence[int], kind: str, ratio: float = 1
     """
     num_classes = len(class_counts)
     if kind not in ("forward", "uniform", "backward"):
-        raise ValueError(f"unknown test distribution {kind!r}; choose forward, uniform or backward")
+        raise BadValue(f"unknown test distribution {kind!r}; choose forward, uniform or backward")
     if kind != "uniform" and not ratio >= 1:
-        raise ValueError(f"a {kind} test distribution needs a ratio >= 1 (most / fewest), got {ratio}")
+        raise BadValue(f"a {kind} test distribution needs a ratio >= 1 (most / fewest), got {ratio}")
     if kind == "uniform" or num_classes == 1:
         return torch.full((num_classes,), 1.0 / num_classes, dtype=torch.float64)
     order = sorted(range(num_classes), key=lambda c: (-class_counts[c], c))
@@ -134,7 +136,7 @@ def reweighted_metrics(confmat: torch.Tensor, prior: torch.Tensor) -> dict[str, 
     confmat = confmat.double()
     support = confmat.sum(1)
     if (support == 0).any():
-        raise ValueError(
+        raise BadValue(
             f"re-weighting needs test samples of every class; classes {torch.nonzero(support == 0).flatten().tolist()} have none"
         )
     shifted = confmat / support[:, None] * prior.double()[:, None]  # sums to 1

@@ -33,10 +33,13 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from lt_imbalance.contracts import DescribesInputs, provides
+from lt_imbalance.errors import BadValue, TrainingDiverged, UnsupportedCombination
+from lt_imbalance.inputs import InputSpec, OutputAdjustment
 from lt_imbalance.lightning_compat import attached_trainer
 from lt_imbalance.losses import (
     ContrastiveObjective,
@@ -45,7 +48,6 @@ from lt_imbalance.losses import (
     Reweighting,
     build_loss,
     class_weights,
-    log_prior,
     weighted_mean,
 )
 from lt_imbalance.metrics import EvaluationResult, probability_metrics
@@ -92,6 +94,17 @@ def nonfinite_message(trainer: pl.Trainer | None, loss: torch.Tensor, batch_idx:
     )
 
 
+def _configured_as_default(checkpoint) -> bool:
+    """Whether a ``ModelCheckpoint`` has the settings of the one ``Trainer`` adds by itself."""
+    return (
+        checkpoint.monitor is None
+        and checkpoint.dirpath is None
+        and checkpoint.filename is None
+        and checkpoint.save_top_k == 1
+        and not checkpoint.save_weights_only
+    )
+
+
 class ImbalancedClassifier(pl.LightningModule):
     """Long-tailed classifier.
 
@@ -128,6 +141,9 @@ class ImbalancedClassifier(pl.LightningModule):
             warns and stays eager.
     """
 
+    #: attach the run defaults (:meth:`configure_callbacks`); ``False`` trains without them
+    run_defaults: bool = True
+
     def __init__(
         self,
         backbone: str | nn.Module = "resnet32",
@@ -153,7 +169,7 @@ class ImbalancedClassifier(pl.LightningModule):
             # them as class paths; in Python, pass them again to load_from_checkpoint
             del self.hparams[name]
         if on_nonfinite_loss not in ("stop", "skip"):
-            raise ValueError(f"on_nonfinite_loss must be 'stop' or 'skip', got {on_nonfinite_loss!r}")
+            raise BadValue(f"on_nonfinite_loss must be 'stop' or 'skip', got {on_nonfinite_loss!r}")
         self.class_counts = [int(n) for n in class_counts] if class_counts is not None else None
         self.num_classes = self._resolve_num_classes(num_classes, self.class_counts)
         self.input_shape = tuple(int(n) for n in input_shape)
@@ -164,7 +180,7 @@ class ImbalancedClassifier(pl.LightningModule):
         self.compile_mode = "default" if compile is True else (compile or None)
         self.evaluations: dict[str, EvaluationResult] = {}
         #: what prediction needs to know about the inputs (from the data module; kept in checkpoints)
-        self.input_spec: dict[str, Any] | None = None
+        self.input_spec: InputSpec | None = None
         self.backbone_compiled = False
         self.configure_models()
         self.configure_losses()
@@ -175,17 +191,17 @@ class ImbalancedClassifier(pl.LightningModule):
         if class_counts is not None:
             empty = [c for c, n in enumerate(class_counts) if n <= 0]
             if empty:
-                raise ValueError(f"classes {empty} have no training samples; every class needs at least one.")
+                raise BadValue(f"classes {empty} have no training samples; every class needs at least one.")
             if len(class_counts) < 2:
-                raise ValueError(f"the data has {len(class_counts)} class; a classifier needs at least two classes.")
+                raise BadValue(f"the data has {len(class_counts)} class; a classifier needs at least two classes.")
             if num_classes is not None and num_classes != len(class_counts):
-                raise ValueError(
+                raise BadValue(
                     f"model.num_classes={num_classes} disagrees with the data, which has {len(class_counts)} "
                     "classes; remove model.num_classes (it is taken from the data) or fix it."
                 )
             return len(class_counts)
         if num_classes is None or num_classes < 2:
-            raise ValueError("give class_counts (linked from the data by the CLI) or num_classes >= 2")
+            raise BadValue("give class_counts (linked from the data by the CLI) or num_classes >= 2")
         return num_classes
 
     # ---- configure_*: what a subclass overrides -------------------------------------------
@@ -201,7 +217,7 @@ class ImbalancedClassifier(pl.LightningModule):
         if isinstance(self.backbone_spec, str):
             return build_backbone(self.backbone_spec, self.input_shape, **(self.backbone_kwargs or {}))
         if self.backbone_kwargs:
-            raise ValueError("backbone_kwargs only apply to a backbone given by name; put them in its init_args")
+            raise UnsupportedCombination("backbone_kwargs only apply to a backbone given by name; put them in its init_args")
         return self.backbone_spec
 
     def configure_head(self, in_features: int) -> nn.Module:
@@ -214,7 +230,7 @@ class ImbalancedClassifier(pl.LightningModule):
         self.register_buffer(
             "loss_weights", class_weights(self.class_counts, self.reweighting.kind, self.reweighting.beta), persistent=False
         )
-        self.register_buffer("log_prior", log_prior(self.class_counts) if self.posthoc_adjust_tau else None, persistent=False)
+        self.output_adjustment = OutputAdjustment.from_counts(self.class_counts, self.posthoc_adjust_tau)
 
     def configure_loss(self) -> nn.Module:
         """The per-sample supervised loss (``forward(logits, targets) -> [B]``)."""
@@ -250,7 +266,7 @@ class ImbalancedClassifier(pl.LightningModule):
         class-weighted once re-weighting is on."""
         losses = self.criterion(logits, targets)
         if losses.shape != targets.shape:
-            raise ValueError(
+            raise BadValue(
                 f"the loss {type(self.criterion).__name__} returned shape {tuple(losses.shape)}; it must return one "
                 f"loss per sample (shape {tuple(targets.shape)}), e.g. reduction='none'."
             )
@@ -260,8 +276,9 @@ class ImbalancedClassifier(pl.LightningModule):
         return weighted_mean(losses, targets, self.loss_weights if reweight else None)
 
     def evaluation_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        """Logits used for evaluation and prediction: z - tau * log prior (post-hoc logit adjustment)."""
-        return logits - self.posthoc_adjust_tau * self.log_prior if self.posthoc_adjust_tau else logits
+        """Logits used for evaluation and prediction: z - tau * log prior (post-hoc logit adjustment,
+        :class:`~lt_imbalance.inputs.OutputAdjustment`, the piece ``predict`` and ``export`` apply too)."""
+        return self.output_adjustment(logits)
 
     def forward_loss(self, batch: Any) -> dict[str, torch.Tensor]:
         """The training objective of ``batch`` at the current weights, without logging or metric updates:
@@ -278,7 +295,7 @@ class ImbalancedClassifier(pl.LightningModule):
         out = {"loss": loss_sup, "loss_sup": loss_sup, "logits": logits}
         if self.ssl_objective is not None and self.training:
             if len(batch) < 4:
-                raise ValueError(
+                raise UnsupportedCombination(
                     "ssl.weight > 0 needs two SSL views per image: set data.init_args.ssl_views: true "
                     "(the CLI links it from model.init_args.ssl.weight)."
                 )
@@ -342,7 +359,7 @@ class ImbalancedClassifier(pl.LightningModule):
         if self.on_nonfinite_loss == "skip":
             self.log("train/skipped_nonfinite", 1.0, on_step=True, on_epoch=False, reduce_fx="sum")
             return True
-        raise FloatingPointError(nonfinite_message(trainer, loss, batch_idx))
+        raise TrainingDiverged(nonfinite_message(trainer, loss, batch_idx))
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self.record("val", self.forward_loss(batch), batch[1])
@@ -379,7 +396,7 @@ class ImbalancedClassifier(pl.LightningModule):
     def _record_inputs(self) -> None:
         data = self.trainer.datamodule
         if provides(data, DescribesInputs):
-            self.input_spec = data.input_spec()
+            self.input_spec = InputSpec.read(data.input_spec())
 
     def on_fit_start(self) -> None:
         self._record_inputs()
@@ -392,7 +409,43 @@ class ImbalancedClassifier(pl.LightningModule):
             checkpoint[INPUTS_KEY] = self.input_spec
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.input_spec = checkpoint.get(INPUTS_KEY, self.input_spec)
+        self.input_spec = InputSpec.read(checkpoint.get(INPUTS_KEY)) or self.input_spec
+
+    # ---- the run's defaults ---------------------------------------------------------------
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """The run defaults, so that a run from Python (``Trainer().fit(model, datamodule=...)``) writes
+        and resumes as the ``lt-imbalance`` command does: the results table, the per-class figures,
+        ``run_metadata.json``, the RNG state in checkpoints, and a resumable ``last.ckpt``.
+
+        A callback of the same kind that the trainer already has is kept and nothing is added for it.
+        A checkpoint callback configured as Lightning's default (the one ``Trainer`` adds itself) also
+        writes ``last.ckpt``; one configured by the user is kept as it is, with ``last.ckpt`` written
+        beside it by one more callback where the two do not clash. With checkpointing off
+        (``enable_checkpointing=False``) none is added. Set ``run_defaults = False`` on the module
+        (or a subclass) to train without any of them.
+        """
+        if not self.run_defaults:
+            return []
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        from lt_imbalance.callbacks import PerClassPlots, ResultsTable, RNGState, RunMetadata
+
+        present = self.trainer.callbacks
+        added = [
+            cb for cb in (ResultsTable(), PerClassPlots(), RunMetadata(), RNGState()) if not any(isinstance(c, type(cb)) for c in present)
+        ]
+        checkpoints = [c for c in present if isinstance(c, ModelCheckpoint)]
+        if not checkpoints or any(c.save_last for c in checkpoints):
+            return added
+        defaults = [c for c in checkpoints if _configured_as_default(c)]
+        if defaults:
+            defaults[0].save_last = True  # the trainer's own default checkpoint, now also resumable
+            return added
+        last = ModelCheckpoint(save_last=True, save_top_k=0)
+        if any(c.state_key == last.state_key for c in checkpoints):  # Lightning keeps one callback per state key
+            rank_zero_warn("no last.ckpt is written: set save_last=True on your ModelCheckpoint for an exactly resumable run")
+            return added
+        return [*added, last, *checkpoints]  # returned again, the trainer's own checkpoints survive Lightning's same-type replacement
 
     # ---- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:

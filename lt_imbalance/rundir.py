@@ -11,6 +11,8 @@ from pathlib import Path
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 
+from lt_imbalance.errors import CannotAccess
+
 MIN_FREE_MIB = 200
 
 
@@ -23,13 +25,13 @@ def check_run_directory(directory: str | Path, min_free_mib: int = MIN_FREE_MIB)
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as err:
-        raise OSError(
+        raise CannotAccess(
             f"cannot write to the run directory '{directory}' ({err.strerror or err}); set trainer.default_root_dir "
             "to a writable folder before training"
         ) from err
     free_mib = shutil.disk_usage(directory).free / 2**20
     if free_mib < min_free_mib:
-        raise OSError(
+        raise CannotAccess(
             f"only {free_mib:.0f} MiB free at '{directory}' (a run needs at least {min_free_mib} MiB for checkpoints and "
             "logs); free some space or set trainer.default_root_dir to another disk"
         )

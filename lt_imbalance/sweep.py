@@ -1,7 +1,11 @@
-"""``lt-imbalance-sweep``: run a grid of configs x overrides x seeds and tabulate the test metrics.
+"""``lt-imbalance sweep``: run a grid of configs x overrides x seeds and tabulate the test metrics.
 
-    lt-imbalance-sweep configs/experiments/digits_lt/*.yaml --seeds 0 1 2 --out runs/digits_sweep
-    lt-imbalance-sweep configs/cifar10_lt/erm.yaml --set data.init_args.batch_size=32,64,128 --seeds 0 1
+    lt-imbalance sweep configs/experiments/digits_lt/*.yaml --seeds 0 1 2 --out runs/digits_sweep
+    lt-imbalance sweep configs/cifar10_lt/erm.yaml --set data.init_args.batch_size=32,64,128 --seeds 0 1
+
+(``lt-imbalance-sweep`` is the same command.) Before the first run, every cell's config is
+resolved as ``fit`` would (:func:`lt_imbalance.commands.config.resolve_config`), so a typo fails
+at once instead of at the twentieth run.
 
 Each run is a separate ``lt-imbalance fit`` process with ``seed_everything`` and
 ``data.init_args.split_seed`` set to the seed, in ``<out>/<cell>/seed<k>``; a finished run leaves
@@ -34,6 +38,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from lt_imbalance.errors import BadValue, MissingFile
 from lt_imbalance.plotting import save
 
 TABLE_METRICS = (
@@ -73,7 +78,7 @@ def parse_sets(sets: list[str]) -> list[tuple[tuple[str, str], ...]]:
     for item in sets:
         key, sep, values = item.partition("=")
         if not sep or not key or not values:
-            raise SystemExit(f"--set expects KEY=VALUE[,VALUE...], got {item!r}")
+            raise BadValue(f"--set expects KEY=VALUE[,VALUE...], got {item!r}; e.g. --set data.init_args.batch_size=32,64")
         axes.append([(key, v) for v in values.split(",")])
     return [tuple(combo) for combo in itertools.product(*axes)] if axes else [()]
 
@@ -91,7 +96,9 @@ def cell_name(config: str, overrides: tuple[tuple[str, str], ...], configs: list
 def build_grid(configs: list[str], sets: list[str], seeds: list[int]) -> list[Run]:
     missing = [c for c in configs if not Path(c).is_file()]
     if missing:
-        raise SystemExit(f"config files not found: {missing}")
+        raise MissingFile(
+            f"config files not found: {missing}; give paths of existing config files (`lt-imbalance configs` lists the shipped ones)"
+        )
     return [Run(cell_name(c, o, configs), c, o, s) for c in configs for o in parse_sets(sets) for s in seeds]
 
 
@@ -224,6 +231,14 @@ def plot_groups(records: list[dict], path: Path) -> None:
     save(fig, path, dpi=100)
 
 
+def check_cells(runs: list[Run], extra: list[str]) -> None:
+    """Resolve every cell's config as ``fit`` would (raises the parser's error for the first bad one)."""
+    from lt_imbalance.commands.config import resolve_config
+
+    for run in {(r.config, r.overrides): r for r in runs}.values():
+        resolve_config(["--config", run.config, *(a for key, value in run.overrides for a in (f"--{key}", value)), *extra])
+
+
 def report(records: list[dict], out: Path) -> str:
     write_csv(records, out / "results.csv")
     table = summary_table(records)
@@ -234,7 +249,7 @@ def report(records: list[dict], out: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="lt-imbalance-sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="lt-imbalance sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("configs", nargs="+", help="config files (one cell each, times the --set combinations)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument(
@@ -257,11 +272,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     runs = build_grid(args.configs, args.sets, args.seeds)
+    extra = shlex.split(args.extra)
+    check_cells(runs, extra)
     args.out.mkdir(parents=True, exist_ok=True)
     devices = args.devices.split(",") if args.devices else None
-    records = run_grid(runs, args.out, devices, args.jobs_per_device, shlex.split(args.extra))
+    records = run_grid(runs, args.out, devices, args.jobs_per_device, extra)
     print(report(records, args.out))
-
-
-if __name__ == "__main__":
-    main()

@@ -12,6 +12,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests in sub-folders import fakes / helpers
 sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))  # and the golden data snapshots
 
+import lightning.pytorch  # noqa: E402, F401  (Lightning's log handler binds the real stderr before a test captures it;
+
+# the `lt-imbalance` entry point imports Lightning only when a command needs it)
 from fakes import write_fake_cifar10, write_fake_cifar100  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +50,7 @@ def _restore_deterministic_algorithms():
 
 def _train(tmp_path_factory, config: str) -> Path:
     run = tmp_path_factory.mktemp("run")
-    from lt_imbalance.cli import build_cli
+    from lt_imbalance.commands.lightning_cli import build_cli
 
     cwd = os.getcwd()
     os.chdir(ROOT)

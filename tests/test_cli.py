@@ -14,7 +14,7 @@ from fakes import (
     write_fake_medmnist,
     write_fake_tiny_imagenet,
 )
-from lt_imbalance.cli import build_cli
+from lt_imbalance.commands.lightning_cli import build_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "configs").rglob("*.yaml") if p.parent.name not in ("trainer", "tune"))
@@ -58,14 +58,22 @@ def fake_data(tmp_path_factory, cifar10_dir, cifar100_dir) -> dict[str, list[str
     }
 
 
+#: backbones a config's wiring test swaps for a tiny one (each is built and run on its own in tests/models/test_backbones.py)
+LARGE_BACKBONES = ("resnet", "wideresnet", "timm/")
+TINY_BACKBONE = ["--model.init_args.backbone", "digits_cnn", "--model.init_args.backbone_kwargs", "{width: 4}"]
+
+
 @pytest.mark.parametrize("config", CONFIGS)
 def test_every_config_runs_through_the_cli(config, tmp_path, fake_data, monkeypatch, request):
+    """One training step and ``test`` through the command: the wiring of every shipped and generated config."""
     monkeypatch.chdir(ROOT)
     args = ["fit", "--config", config, "--trainer.fast_dev_run", "true", "--trainer.default_root_dir", str(tmp_path)]
-    data_class = yaml.safe_load((ROOT / config).read_text())["data"]["class_path"]
+    parsed = yaml.safe_load((ROOT / config).read_text())
+    data_class = parsed["data"]["class_path"]
+    tiny = TINY_BACKBONE if str(parsed["model"]["init_args"].get("backbone", "")).startswith(LARGE_BACKBONES) else []
     if config.startswith("configs/two_stage/"):  # stage 2 starts from a stage-1 run
         args += ["--trainer.callbacks.checkpoint", str(request.getfixturevalue("digits_checkpoint"))]
-    cli = build_cli(args + fake_data.get(data_class, []))
+    cli = build_cli(args + fake_data.get(data_class, []) + tiny)
     assert cli.trainer.global_step == 1
     assert "test" in cli.model.evaluations  # fit is followed by test on the final weights
 

@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 @pytest.mark.long_running
 def test_cpu_mode_runs_every_variant_and_passes(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the other test worker has the second core

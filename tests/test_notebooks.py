@@ -6,6 +6,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+pytestmark = pytest.mark.slow  # a whole-product scenario: `make test-slow`
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

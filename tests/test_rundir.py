@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from lt_imbalance.cli import build_cli
+from lt_imbalance.commands.lightning_cli import build_cli
 from lt_imbalance.rundir import hpc_checkpoint, next_free
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from lt_imbalance import sweep
+from lt_imbalance.errors import BadValue, MissingFile
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRA = "--trainer.max_epochs 1 --trainer.limit_train_batches 2 --trainer.limit_val_batches 1"
@@ -17,10 +18,19 @@ def test_grid_expansion_and_cell_names():
     runs = sweep.build_grid(["configs/cifar10_lt/erm.yaml", "configs/cifar100_lt/erm.yaml"], ["data.init_args.batch_size=32,64"], [0, 1])
     assert len(runs) == 8
     assert runs[0].cell == "cifar10_lt_erm__batch_size=32"
-    with pytest.raises(SystemExit, match="KEY=VALUE"):
+    with pytest.raises(BadValue, match="KEY=VALUE"):  # library functions raise; only the entry point exits
         sweep.parse_sets(["oops"])
-    with pytest.raises(SystemExit, match="not found"):
+    with pytest.raises(MissingFile, match="not found"):
         sweep.build_grid(["nope.yaml"], [], [0])
+
+
+def test_sweep_checks_every_cell_before_the_first_run(tmp_path, capsys):
+    from lt_imbalance.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", "configs/digits_lt_erm.yaml", "--set", "data.init_args.batch_size=32,abc", "--out", str(tmp_path / "s")])
+    assert exit_info.value.code == 2 and "Expected a <class 'int'>. Got value: abc" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()  # nothing ran
 
 
 def test_mean_and_standard_error():
@@ -28,6 +38,7 @@ def test_mean_and_standard_error():
     assert mean == pytest.approx(0.7) and se == pytest.approx(0.2 / 3**0.5)
 
 
+@pytest.mark.slow
 @pytest.mark.long_running
 def test_tiny_grid_writes_table_csv_plots_and_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)

@@ -62,6 +62,49 @@ def test_a_one_class_folder_is_one_short_block(tmp_path):
     _check_short(out.returncode, out.stdout + out.stderr, "a classifier needs at least two classes")
 
 
+@pytest.mark.parametrize(
+    ("case", "says"),
+    [
+        ("negative_lr", r"optimiser refused its settings: Invalid learning rate: -0.1\. Fix model.init_args.optimizer"),
+        ("missing_checkpoint", r"checkpoint '.*missing.ckpt' not found; give the path of a checkpoint that training wrote"),
+        ("gpu_without_gpu", r"asks for a GPU, but this machine has none .*--trainer.accelerator cpu"),
+        ("malformed_space", r"search space '.*space.yaml' is not valid YAML: .* at line 2, column 3; fix the file"),
+    ],
+)
+def test_third_party_and_file_mistakes_are_short_with_the_fix(case, says, tmp_path):
+    """Errors raised by torch, Lightning or the YAML reader about the user's input, translated at the boundary."""
+    erm = ["--config", "configs/digits_lt_erm.yaml", "--trainer.default_root_dir", str(tmp_path / "runs")]
+    if case == "malformed_space":
+        (tmp_path / "space.yaml").write_text("model.init_args.loss: {categorical: [ce, focal]\n  bad: [\n")
+    args = {
+        "negative_lr": ["fit", *erm, "--model.init_args.optimizer.init_args.lr", "-0.1", "--trainer.max_epochs", "1"],
+        "missing_checkpoint": ["test", *erm, "--ckpt_path", str(tmp_path / "missing.ckpt")],
+        "gpu_without_gpu": ["fit", *erm, "--trainer.accelerator", "gpu"],
+        "malformed_space": [
+            "tune",
+            "--config",
+            "configs/digits_lt_erm.yaml",
+            "--space",
+            str(tmp_path / "space.yaml"),
+            "--out",
+            str(tmp_path / "t"),
+        ],
+    }[case]
+    environment = {k: v for k, v in os.environ.items() if k != "LT_IMBALANCE_TRACEBACK"}
+    out = subprocess.run(
+        [sys.executable, "-m", "lt_imbalance", *args], cwd=ROOT, env={**environment, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True
+    )
+    _check_short(out.returncode, out.stdout + out.stderr, says)
+
+
+def test_typed_errors_are_user_errors_wherever_they_are_raised():
+    from lt_imbalance.errors import BadValue, MissingFile, UnsupportedCombination
+
+    for err in (BadValue("bad; fix"), MissingFile("gone; fix"), UnsupportedCombination("a with b; fix")):
+        assert describe_user_error(err).startswith("lt-imbalance: error: ")
+    assert isinstance(UnsupportedCombination("x"), ValueError) and isinstance(MissingFile("x"), FileNotFoundError)
+
+
 def test_the_traceback_on_request(tmp_path):
     out = _command(FIT + ["--data.init_args.imbalance_ratio", "0.5"], tmp_path, LT_IMBALANCE_TRACEBACK="1")
     assert out.returncode != 0 and "Traceback" in out.stderr and "imbalance_ratio must be a finite number" in out.stderr

@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lt_imbalance.contracts import DiagnosableData, DiagnosableModule, require
+from lt_imbalance.errors import BrokenContract
 
 
 @torch.no_grad()
@@ -48,7 +49,7 @@ class DiagnosticCallback(pl.Callback):
         name = type(self).__name__
         require(pl_module, DiagnosableModule, name, "ImbalancedClassifier")
         if trainer.datamodule is None:
-            raise TypeError(f"{name} needs a data module (trainer.fit(model, datamodule=...)); every LongTailedDataModule works")
+            raise BrokenContract(f"{name} needs a data module (trainer.fit(model, datamodule=...)); every LongTailedDataModule works")
         require(trainer.datamodule, DiagnosableData, name, "every LongTailedDataModule")
 
     def due(self, trainer: pl.Trainer) -> bool:

@@ -26,7 +26,8 @@ class PerClassPlots(pl.Callback):
         result = pl_module.evaluations.get(stage)
         if result is None or result.class_counts is None or not trainer.is_global_zero:
             return
-        names = (pl_module.input_spec or {}).get("class_names")
+        spec = getattr(pl_module, "input_spec", None)
+        names = list(spec.class_names) if spec is not None else None
         fig = per_class_figure(result.per_class_acc, result.class_counts, result.confusion, f"{stage}, epoch {result.epoch}", names)
         log_figure(trainer, log_dir, fig, f"{stage}/per_class", f"{stage}_per_class.png")
 

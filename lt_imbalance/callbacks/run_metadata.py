@@ -17,6 +17,7 @@ import lightning.pytorch as pl
 import torch
 
 from lt_imbalance.callbacks.run_files import log_files
+from lt_imbalance.errors import FileInTheWay
 from lt_imbalance.rundir import next_free, resuming_from, run_directory
 
 PACKAGES = ("lt_imbalance", "torch", "torchvision", "lightning", "torchmetrics", "lightly", "jsonargparse", "numpy", "scikit-learn")
@@ -50,7 +51,7 @@ class RunMetadata(pl.Callback):
         if path.exists() and path not in self._written and resuming_from(trainer):
             path = next_free(path)  # a resumed run in the same directory (SLURM requeue) keeps the first record
         if path.exists() and path not in self._written:
-            raise FileExistsError(
+            raise FileInTheWay(
                 f"{path} exists from another run; refusing to overwrite it. Choose a new log directory "
                 "(e.g. drop a fixed trainer.logger.init_args.version) or move the old run away."
             )

@@ -37,6 +37,7 @@ from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
 from torch import nn
 
 from lt_imbalance.contracts import SharpnessAwareModule, require
+from lt_imbalance.errors import BadValue, UnsupportedCombination
 from lt_imbalance.training.buffers import buffers_restored
 from lt_imbalance.training.sam_perturbation import Weighting, add_perturbation, ascent_class_weights, perturbation
 
@@ -46,18 +47,18 @@ SUPPORTED_PRECISION = ("32-true", "32", "64-true", "64", "bf16-mixed")
 def check_trainer_settings(precision: str, accumulate_grad_batches: int, strategy: Any = None) -> None:
     """Refuse the settings under which the SAM step would be silently wrong."""
     if precision not in SUPPORTED_PRECISION:
-        raise ValueError(
+        raise UnsupportedCombination(
             f"SAM does not support trainer.precision={precision!r}: with a gradient scaler (16-mixed) the descent "
             "gradient would bypass its inf/NaN checks, and 16-bit weights (16-true, bf16-true) lose most of the "
             "perturbation (w + e rounds back to w). Use 'bf16-mixed' (fp32 weights, same speed on recent GPUs) or '32-true'."
         )
     if isinstance(strategy, (FSDPStrategy, DeepSpeedStrategy)):
-        raise ValueError(
+        raise UnsupportedCombination(
             f"SAM does not support the {type(strategy).__name__}: the perturbation needs every full parameter and its "
             "gradient on each device, which sharded strategies do not keep (untested). Use strategy: ddp."
         )
     if accumulate_grad_batches > 1:
-        raise ValueError(
+        raise UnsupportedCombination(
             f"SAM does not support accumulate_grad_batches={accumulate_grad_batches}: the perturbation "
             "would be computed from the accumulated gradient but the descent pass would only see the last "
             "micro-batch. Set accumulate_grad_batches: 1 and choose the batch size directly."
@@ -93,9 +94,9 @@ class SAM(pl.Callback):
         ascent: Literal["global", "per_replica"] = "global",
     ):
         if rho < 0:
-            raise ValueError(f"SAM rho must be >= 0, got {rho}")
+            raise BadValue(f"SAM rho must be >= 0, got {rho}")
         if ascent not in ("global", "per_replica"):
-            raise ValueError(f"SAM ascent must be 'global' or 'per_replica', got {ascent!r}")
+            raise BadValue(f"SAM ascent must be 'global' or 'per_replica', got {ascent!r}")
         self.rho, self.gamma, self.weighting = rho, gamma, weighting
         self.tail_below, self.max_weight = tail_below, max_weight
         self.adaptive, self.eta, self.start_epoch, self.ascent = adaptive, eta, start_epoch, ascent
@@ -114,10 +115,10 @@ class SAM(pl.Callback):
             return
         check_trainer_settings(str(trainer.precision), trainer.accumulate_grad_batches, trainer.strategy)
         if not pl_module.automatic_optimization:
-            raise ValueError("SAM runs inside Lightning's automatic optimisation; the module has automatic_optimization=False")
+            raise BadValue("SAM runs inside Lightning's automatic optimisation; the module has automatic_optimization=False")
         require(pl_module, SharpnessAwareModule, "SAM", "ImbalancedClassifier")
         if trainer.world_size > 1 and self.ascent == "per_replica" and pl_module.gathers_across_devices:
-            raise ValueError(
+            raise BadValue(
                 "SAM(ascent='per_replica') cannot perturb each device by its own batch here: the objective gathers "
                 "samples across devices (Joint-SSL's NT-Xent negatives), and their gradient is all-reduced in the "
                 "backward pass even under no_sync. Use ascent: global, or switch Joint-SSL off (ssl.weight: 0)."

@@ -19,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from lt_imbalance.callbacks.run_files import log_files
 from lt_imbalance.contracts import EvaluatedModule, require
+from lt_imbalance.errors import BadValue
 from lt_imbalance.metrics import EvaluationResult, reweighted_metrics, shifted_class_prior
 from lt_imbalance.rundir import run_directory
 
@@ -36,7 +37,7 @@ def parse_distribution(name: str) -> tuple[str, float]:
             return kind, float(ratio)
     except ValueError:
         pass
-    raise ValueError(f"test distribution {name!r}: write forward_<ratio>, backward_<ratio> (ratio >= 1, e.g. forward_50) or uniform")
+    raise BadValue(f"test distribution {name!r}: write forward_<ratio>, backward_<ratio> (ratio >= 1, e.g. forward_50) or uniform")
 
 
 class ShiftedTestDistributions(pl.Callback):
@@ -59,7 +60,7 @@ class ShiftedTestDistributions(pl.Callback):
     def __init__(self, distributions: list[str] = list(DEFAULT_DISTRIBUTIONS)):  # noqa: B006 - jsonargparse shows the default
         self.distributions = {name: parse_distribution(name) for name in distributions}
         if not self.distributions:
-            raise ValueError("give at least one test distribution")
+            raise BadValue("give at least one test distribution")
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         require(pl_module, EvaluatedModule, "ShiftedTestDistributions", "ImbalancedClassifier")
@@ -67,7 +68,7 @@ class ShiftedTestDistributions(pl.Callback):
     def compute(self, result: EvaluationResult) -> dict[str, dict[str, float]]:
         """``{distribution: {metric: value}}`` of a test evaluation."""
         if result.class_counts is None:
-            raise ValueError("shifted test distributions follow the training order: the module needs class_counts")
+            raise BadValue("shifted test distributions follow the training order: the module needs class_counts")
         return {
             name: reweighted_metrics(result.confusion, shifted_class_prior(result.class_counts, kind, ratio))
             for name, (kind, ratio) in self.distributions.items()

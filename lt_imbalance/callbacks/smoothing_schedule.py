@@ -19,6 +19,7 @@ from typing import Literal
 import lightning.pytorch as pl
 
 from lt_imbalance.contracts import HasCriterion, SmoothedLoss, require
+from lt_imbalance.errors import BadValue
 
 Schedule = Literal["constant", "linear", "cosine"]
 
@@ -32,7 +33,7 @@ def smoothing_scale(schedule: Schedule, epoch: int, ramp_epochs: int) -> float:
         return progress
     if schedule == "cosine":
         return 0.5 * (1 - math.cos(math.pi * progress))
-    raise ValueError(f"unknown label-smoothing schedule {schedule!r}; choose constant, linear or cosine")
+    raise BadValue(f"unknown label-smoothing schedule {schedule!r}; choose constant, linear or cosine")
 
 
 class LabelSmoothingSchedule(pl.Callback):

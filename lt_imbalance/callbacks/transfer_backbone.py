@@ -27,6 +27,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lt_imbalance.checkpoint_file import checkpoint_path, read_checkpoint
 from lt_imbalance.contracts import HasNetwork, require
+from lt_imbalance.errors import BadValue
 
 BACKBONE_PREFIX = "net.backbone."
 
@@ -74,11 +75,11 @@ class TransferBackbone(pl.Callback):
         state = read_checkpoint(path)["state_dict"]
         weights = {k.removeprefix(BACKBONE_PREFIX): v for k, v in state.items() if k.startswith(BACKBONE_PREFIX)}
         if not weights:
-            raise ValueError(f"'{path}' holds no backbone weights (no '{BACKBONE_PREFIX}*' entries); is it an lt_imbalance checkpoint?")
+            raise BadValue(f"'{path}' holds no backbone weights (no '{BACKBONE_PREFIX}*' entries); is it an lt_imbalance checkpoint?")
         try:
             pl_module.net.backbone.load_state_dict(weights)
         except RuntimeError as error:
-            raise ValueError(
+            raise BadValue(
                 f"the backbone of '{path}' does not fit this model's backbone ({str(error).splitlines()[1].strip()[:300]}); "
                 "use the same backbone (and backbone_kwargs) as the run that wrote it"
             ) from error

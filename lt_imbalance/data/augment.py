@@ -24,12 +24,14 @@ from collections.abc import Callable
 import torch
 from torchvision.transforms import v2
 
+from lt_imbalance.errors import BadValue
+
 POLICIES = ("none", "standard", "autoaugment", "randaugment", "trivialaugment", "random_resized_crop")
 
 
 def check_policy(policy: str) -> str:
     if policy not in POLICIES:
-        raise ValueError(f"unknown augmentation policy {policy!r}; choose one of {', '.join(POLICIES)}.")
+        raise BadValue(f"unknown augmentation policy {policy!r}; choose one of {', '.join(POLICIES)}.")
     return policy
 
 

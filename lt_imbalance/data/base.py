@@ -54,6 +54,8 @@ from lt_imbalance.data.splits import (
     long_tailed_split,
     natural_split,
 )
+from lt_imbalance.errors import BadValue
+from lt_imbalance.inputs import InputSpec
 from lt_imbalance.lightning_compat import batches_done_this_epoch
 
 
@@ -72,9 +74,9 @@ class DataPart:
     def __post_init__(self):
         labels = np.asarray(self.labels, dtype=np.int64)
         if labels.ndim != 1:
-            raise ValueError(f"labels must be one-dimensional, got shape {labels.shape}")
+            raise BadValue(f"labels must be one-dimensional, got shape {labels.shape}")
         if len(labels) != len(self.samples):
-            raise ValueError(f"{len(self.samples)} samples but {len(labels)} labels")
+            raise BadValue(f"{len(self.samples)} samples but {len(labels)} labels")
         object.__setattr__(self, "labels", labels)
 
     def __len__(self) -> int:
@@ -154,25 +156,23 @@ class LongTailedDataModule(pl.LightningDataModule):
     ):
         super().__init__()
         if sampler not in ("random", "class_balanced", "square_root"):
-            raise ValueError(f"unknown sampler {sampler!r}; choose random, class_balanced or square_root")
+            raise BadValue(f"unknown sampler {sampler!r}; choose random, class_balanced or square_root")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise BadValue(f"batch_size must be >= 1, got {batch_size}")
         check_imbalance_ratio(imbalance_ratio)
         if profile == "none" and imbalance_ratio != 1:
-            raise ValueError(
+            raise BadValue(
                 f"profile 'none' keeps the data's own distribution, so imbalance_ratio={imbalance_ratio} "
                 "would be ignored; set imbalance_ratio: 1, or choose profile 'exponential' or 'step'."
             )
         if self.has_official_val and (val_fraction > 0 or val_source != "split"):
-            raise ValueError(
+            raise BadValue(
                 f"{type(self).__name__} has its own validation split; set val_fraction: 0 (not {val_fraction}) and val_source: split."
             )
         if val_source not in ("split", "pool"):
-            raise ValueError(
-                f"unknown val_source {val_source!r}; choose split (a share of the training split) or pool (unused pool images)"
-            )
+            raise BadValue(f"unknown val_source {val_source!r}; choose split (a share of the training split) or pool (unused pool images)")
         if val_source == "pool" and (val_fraction > 0 or val_per_class < 1):
-            raise ValueError(
+            raise BadValue(
                 f"val_source: pool draws val_per_class (>= 1, got {val_per_class}) unused pool images per class and takes "
                 f"nothing from the training split; set val_fraction: 0 (not {val_fraction})."
             )
@@ -213,13 +213,13 @@ class LongTailedDataModule(pl.LightningDataModule):
         """The data, as :meth:`load_data` hands it over (checked once)."""
         parts = self.load_data()
         if (parts.val is not None) != self.has_official_val:
-            raise ValueError(
+            raise BadValue(
                 f"{type(self).__name__}.load_data returned val={'a part' if parts.val is not None else None} but has_official_val={self.has_official_val}"
             )
         num_classes = len(parts.class_names)
         for name, part in (("pool", parts.pool), ("test", parts.test), ("val", parts.val)):
             if part is not None and len(part) and (part.labels.min() < 0 or part.labels.max() >= num_classes):
-                raise ValueError(f"{type(self).__name__}: {name} labels must lie in [0, {num_classes - 1}] ({num_classes} class names)")
+                raise BadValue(f"{type(self).__name__}: {name} labels must lie in [0, {num_classes - 1}] ({num_classes} class names)")
         return parts
 
     @cached_property
@@ -237,7 +237,7 @@ class LongTailedDataModule(pl.LightningDataModule):
     def _split(self, pool_labels: np.ndarray) -> TrainValSplit:
         num_classes = self.num_classes
         if num_classes < 2:
-            raise ValueError(
+            raise BadValue(
                 f"{type(self).__name__}: the training data has {num_classes} class; a classifier needs at least two classes "
                 "(check the data's class folders or label column)."
             )
@@ -261,7 +261,7 @@ class LongTailedDataModule(pl.LightningDataModule):
             hash=indices_hash(np.concatenate([train, [-1], val])),
         )
         if self.batch_size > len(train):
-            raise ValueError(
+            raise BadValue(
                 f"batch_size={self.batch_size} is larger than the training split ({len(train)} {self.sample_unit}); "
                 "lower data.batch_size or the imbalance ratio."
             )
@@ -271,7 +271,7 @@ class LongTailedDataModule(pl.LightningDataModule):
         """``(rest, validation)``: ``val_per_class`` random pool positions per class, and the positions left."""
         short = [(c, n) for c, n in enumerate(np.bincount(pool_labels, minlength=num_classes)) if n <= self.val_per_class]
         if short:
-            raise ValueError(
+            raise BadValue(
                 f"val_source: pool holds out {self.val_per_class} pool samples per class before the long-tailed draw, but "
                 f"(class, samples) {short} have no more than that; lower val_per_class, or use val_source: split with a val_fraction."
             )
@@ -320,7 +320,7 @@ class LongTailedDataModule(pl.LightningDataModule):
             # download): the split depends on the class sizes alone, so the real labels give the same counts
             self.split = self._split(parts.pool.labels)
             if self.split.class_counts != announced:
-                raise ValueError(
+                raise BadValue(
                     f"{type(self).__name__}: the class counts {announced} announced before setup differ from the data's "
                     f"{self.split.class_counts}; the data changed between construction and setup."
                 )
@@ -420,16 +420,12 @@ class LongTailedDataModule(pl.LightningDataModule):
         """True when the validation set is the test set (model selection would then see the test set)."""
         return self.validation_source() == "test set"
 
-    def input_spec(self) -> dict[str, Any]:
-        """What prediction needs to know about the inputs, as plain values (saved in checkpoints by the
-        module, so that ``lt-imbalance predict`` needs no data config): the class names and counts,
-        the input shape and how to turn a raw sample into a model input."""
-        return {
-            "class_names": self.class_names,
-            "class_counts": self.class_counts,
-            "input_shape": list(self.input_shape),
-            "sample_unit": self.sample_unit,
-        }
+    def input_spec(self) -> InputSpec:
+        """What prediction needs to know about the inputs (saved in checkpoints by the module, so that
+        ``lt-imbalance predict`` needs no data config): the class names and counts, the input shape
+        and how to turn a raw sample into a model input. Subclasses add their part with
+        ``dataclasses.replace``."""
+        return InputSpec("table", self.input_shape, self.class_names, self.class_counts, self.sample_unit)
 
     @property
     def metadata(self) -> dict[str, Any]:

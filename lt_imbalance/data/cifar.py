@@ -35,6 +35,7 @@ import torch
 from lt_imbalance.data.base import DataPart, DatasetParts
 from lt_imbalance.data.image import ImageDataModule
 from lt_imbalance.data.splits import Split, cao2019_split, long_tailed_counts
+from lt_imbalance.errors import BadValue, MissingFile, UnsupportedCombination
 
 SOURCE = "https://www.cs.toronto.edu/~kriz/cifar.html"
 
@@ -82,9 +83,9 @@ class _CIFARLT(ImageDataModule):
     ):
         super().__init__(val_fraction=val_fraction, **kwargs)
         if split_protocol not in ("cao2019", "seeded"):
-            raise ValueError(f"unknown split_protocol {split_protocol!r}; choose cao2019 (the literature's images) or seeded")
+            raise BadValue(f"unknown split_protocol {split_protocol!r}; choose cao2019 (the literature's images) or seeded")
         if split_protocol == "cao2019" and self.val_source == "pool":
-            raise ValueError(
+            raise UnsupportedCombination(
                 "split_protocol cao2019 draws from the whole training set, so no pool images can be held out for validation; "
                 "use val_source: split (val_fraction > 0), or split_protocol: seeded with val_source: pool"
             )
@@ -112,7 +113,7 @@ class _CIFARLT(ImageDataModule):
         root = self._root()
         if root is None:
             expected = ", ".join((*self.train_files, self.test_file, self.meta_file))
-            raise FileNotFoundError(
+            raise MissingFile(
                 f"{type(self).__name__}: no dataset at '{Path(self.data_dir) / self.folder}' (expected the files {expected}). "
                 f"Download and extract the python version from {SOURCE} into '{self.data_dir}', "
                 "or set data.init_args.download: true where the internet is reachable."

@@ -17,6 +17,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from lt_imbalance.errors import BadValue, CannotAccess
+
 
 @contextmanager
 def seeded(key: Any) -> Iterator[int]:
@@ -64,9 +66,9 @@ class TensorImageDataset(ItemDataset):
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform=None, views=None):
         super().__init__(transform, views)
         if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"images must be a uint8 tensor [N, C, H, W], got {images.dtype} {tuple(images.shape)}")
+            raise BadValue(f"images must be a uint8 tensor [N, C, H, W], got {images.dtype} {tuple(images.shape)}")
         if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+            raise BadValue(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels = images, labels.long()
 
     def load(self, i: int) -> torch.Tensor:
@@ -101,7 +103,7 @@ class ImageFileDataset(ItemDataset):
             with Image.open(self.paths[i]) as img:
                 x = v2.functional.pil_to_tensor(img.convert(self.mode))
         except OSError as err:
-            raise OSError(f"cannot read image '{self.paths[i]}': {err}") from err
+            raise CannotAccess(f"cannot read image '{self.paths[i]}': {err}") from err
         return self.fit(x)
 
     def fit(self, x: torch.Tensor) -> torch.Tensor:
@@ -129,7 +131,7 @@ class EncodedImageDataset(Dataset):
         try:
             encoded = torchvision.io.read_file(str(path))
         except (OSError, RuntimeError) as err:
-            raise OSError(f"cannot read image '{path}': {err}") from err
+            raise CannotAccess(f"cannot read image '{path}': {err}") from err
         return {"encoded": encoded, "key": key, "path": str(path)}
 
 
@@ -159,7 +161,7 @@ def decode_encoded_batch(batch: dict[str, Any], files: ImageFileDataset, device:
             try:
                 torchvision.io.decode_jpeg(encoded, mode=mode)
             except RuntimeError as err:
-                raise OSError(f"cannot decode '{path}' as a JPEG ({err}); gpu_decode reads JPEG files only") from err
+                raise CannotAccess(f"cannot decode '{path}' as a JPEG ({err}); gpu_decode reads JPEG files only") from err
         raise
     items = []
     for raw, key in zip(decoded, batch["key"]):

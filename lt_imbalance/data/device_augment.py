@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
 from lt_imbalance.data.augment import check_policy
+from lt_imbalance.errors import UnsupportedCombination
 
 Generator = torch.Generator
 DeviceTransform = Callable[[torch.Tensor, Generator], torch.Tensor]
@@ -292,7 +293,7 @@ def build_train_transform(policy: str, image_size: int, hflip: bool = True) -> D
     if policy == "none":
         return None
     if policy == "random_resized_crop":
-        raise ValueError("random_resized_crop crops full-resolution images per sample; set device_data: false for it")
+        raise UnsupportedCombination("random_resized_crop crops full-resolution images per sample; set device_data: false for it")
     padding = max(1, image_size // 8)
     auto = _AutoAugmentPolicy(policy, image_size, image_size) if policy != "standard" else None
 

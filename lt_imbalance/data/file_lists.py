@@ -36,6 +36,7 @@ import numpy as np
 from lt_imbalance.data.base import DataPart, DatasetParts
 from lt_imbalance.data.files import FileImageDataModule
 from lt_imbalance.data.splits import Profile
+from lt_imbalance.errors import BadValue, MissingFile
 
 #: how many missing images an error names before it counts the rest
 MISSING_SHOWN = 5
@@ -45,21 +46,21 @@ def read_file_list(list_path: Path, root: Path, num_classes: int | None = None) 
     """``(image paths, labels)`` of a ``<relative path> <label>`` list; errors name the file and line,
     labels out of ``[0, num_classes)`` and missing images (the first few, then a count)."""
     if not list_path.is_file():
-        raise FileNotFoundError(f"list file '{list_path}' not found; it lists '<image path relative to {root}> <label>' per line")
+        raise MissingFile(f"list file '{list_path}' not found; it lists '<image path relative to {root}> <label>' per line")
     paths, labels = [], []
     for number, line in enumerate(list_path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.split()
         if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-            raise ValueError(f"{list_path}, line {number}: expected '<relative image path> <integer label>', got {line!r}")
+            raise BadValue(f"{list_path}, line {number}: expected '<relative image path> <integer label>', got {line!r}")
         label = int(fields[1])
         if label < 0 or (num_classes is not None and label >= num_classes):
-            raise ValueError(f"{list_path}, line {number}: label {label} is outside 0..{num_classes - 1 if num_classes else 'N-1'}")
+            raise BadValue(f"{list_path}, line {number}: label {label} is outside 0..{num_classes - 1 if num_classes else 'N-1'}")
         paths.append(root / fields[0].lstrip("/"))
         labels.append(label)
     if not paths:
-        raise ValueError(f"list file '{list_path}' lists no images")
+        raise BadValue(f"list file '{list_path}' lists no images")
     check_images_exist(paths, f"{list_path} lists")
     return paths, np.asarray(labels, dtype=np.int64)
 
@@ -70,7 +71,7 @@ def check_images_exist(paths: list[Path], source: str) -> None:
     if missing:
         shown = ", ".join(f"'{p}'" for p in missing[:MISSING_SHOWN])
         more = f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
-        raise FileNotFoundError(
+        raise MissingFile(
             f"{source} {len(missing)} images that do not exist: {shown}{more}; point data_dir at the image tree the list is relative to"
         )
 
@@ -83,7 +84,7 @@ def folder_class_names(paths: list[Path], labels: np.ndarray, root: Path, num_cl
         first.setdefault(label, path.parent)
     missing = [c for c in range(num_classes) if c not in first]
     if missing:
-        raise ValueError(f"classes {missing[:10]} have no training images in the list (every class needs at least one)")
+        raise BadValue(f"classes {missing[:10]} have no training images in the list (every class needs at least one)")
     folders = [os.path.relpath(first[c], root) for c in range(num_classes)]
     shared = os.path.commonpath(folders) if num_classes > 1 else ""
     names = [os.path.relpath(f, shared) if shared else f for f in folders]
@@ -127,7 +128,7 @@ class FileListDataModule(FileImageDataModule):
         self.data_dir, self.classes = Path(data_dir), num_classes
         self.lists = {"train": train_list, "val": val_list, "test": test_list}
         if not self.data_dir.is_dir():
-            raise FileNotFoundError(f"{type(self).__name__}: image folder '{self.data_dir}' not found; set data.init_args.data_dir")
+            raise MissingFile(f"{type(self).__name__}: image folder '{self.data_dir}' not found; set data.init_args.data_dir")
 
     @property
     def num_classes(self) -> int:
@@ -187,14 +188,14 @@ class PlacesLT(FileListDataModule):
 def read_coco_annotations(path: Path, root: Path) -> tuple[list[Path], np.ndarray, dict[int, str]]:
     """``(image paths, category ids, {id: name})`` of an iNaturalist JSON; errors name what is wrong."""
     if not path.is_file():
-        raise FileNotFoundError(f"annotation file '{path}' not found; iNaturalist 2018 ships train2018.json and val2018.json")
+        raise MissingFile(f"annotation file '{path}' not found; iNaturalist 2018 ships train2018.json and val2018.json")
     try:
         data = json.loads(path.read_text())
         files = {image["id"]: image["file_name"] for image in data["images"]}
         pairs = [(files[a["image_id"]], int(a["category_id"])) for a in data["annotations"]]
         names = {int(c["id"]): str(c.get("name", c["id"])) for c in data.get("categories", [])}
     except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(
+        raise BadValue(
             f"'{path}' is not an iNaturalist (COCO-style) annotation file: {type(error).__name__} {error}; expected "
             "'images' [{id, file_name}], 'annotations' [{image_id, category_id}] and 'categories' [{id, name}]"
         ) from error
@@ -221,7 +222,7 @@ class INaturalist2018(FileListDataModule):
         paths, labels, self.category_names = read_coco_annotations(self.list_path(part), self.data_dir)
         bad = labels[(labels < 0) | (labels >= self.classes)]
         if len(bad):
-            raise ValueError(f"{self.list_path(part)}: category ids {sorted(set(bad.tolist()))[:5]} are outside 0..{self.classes - 1}")
+            raise BadValue(f"{self.list_path(part)}: category ids {sorted(set(bad.tolist()))[:5]} are outside 0..{self.classes - 1}")
         return paths, labels
 
     def load_data(self) -> DatasetParts:
@@ -229,7 +230,7 @@ class INaturalist2018(FileListDataModule):
         present = set(labels.tolist())
         missing = [c for c in range(self.classes) if c not in present]
         if missing:
-            raise ValueError(f"{self.list_path('train')}: categories {missing[:10]} have no training images")
+            raise BadValue(f"{self.list_path('train')}: categories {missing[:10]} have no training images")
         names = [self.category_names.get(c, str(c)) for c in range(self.classes)]
         test_paths, test_labels = self.read_part("test")
         return DatasetParts(names, DataPart(labels, paths), DataPart(test_labels, test_paths))

@@ -14,6 +14,7 @@ batches for the same seeds (the item transforms draw from per-item seeds).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,18 @@ import torch
 from torch.utils.data import Dataset
 
 from lt_imbalance.data.base import DataPart
-from lt_imbalance.data.datasets import EncodedImageDataset, ImageFileDataset, TensorImageDataset, collate_encoded, decode_encoded_batch
-from lt_imbalance.data.image import ImageDataModule
+from lt_imbalance.data.datasets import (
+    EncodedImageDataset,
+    ImageFileDataset,
+    ItemDataset,
+    TensorImageDataset,
+    collate_encoded,
+    decode_encoded_batch,
+)
+from lt_imbalance.data.image import STATS_FILES, STATS_IMAGES, ImageDataModule
+from lt_imbalance.data.loading_mode import MEMORY_LIMIT_MIB, LoadingMode, choose_loading
+from lt_imbalance.errors import BadValue, MissingFile
+from lt_imbalance.inputs import InputSpec
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -35,22 +46,22 @@ def list_image_folder(root: Path, class_names: Sequence[str] | None = None) -> t
     class folders may be missing or empty but unknown ones are refused.
     """
     if not root.is_dir():
-        raise FileNotFoundError(f"image folder '{root}' not found; expected '{root}/<class name>/<images>'.")
+        raise MissingFile(f"image folder '{root}' not found; expected '{root}/<class name>/<images>'.")
     found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not found:
-        raise ValueError(f"'{root}' has no class sub-folders; expected '{root}/<class name>/<images>'.")
+        raise BadValue(f"'{root}' has no class sub-folders; expected '{root}/<class name>/<images>'.")
     every_class_needs_images = class_names is None
     if class_names is None:
         class_names = found
     unknown = sorted(set(found) - set(class_names))
     if unknown:
-        raise ValueError(f"'{root}' has class folders {unknown} that the training folder does not have.")
+        raise BadValue(f"'{root}' has class folders {unknown} that the training folder does not have.")
     paths, labels = [], []
     for label, name in enumerate(class_names):
         folder = root / name
         files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
         if not files and every_class_needs_images:
-            raise ValueError(f"class '{name}' has no images in '{folder}' (looked for {sorted(IMAGE_SUFFIXES)}).")
+            raise BadValue(f"class '{name}' has no images in '{folder}' (looked for {sorted(IMAGE_SUFFIXES)}).")
         paths += files
         labels += [label] * len(files)
     return list(class_names), paths, np.asarray(labels, dtype=np.int64)
@@ -63,8 +74,12 @@ class FileImageDataModule(ImageDataModule):
     Args:
         image_size: side of the square images the model sees.
         channels: 3 (RGB) or 1 (grey); every image is converted.
-        in_memory: decode the selected images once at ``setup`` and keep uint8 tensors (needed by
-            ``device_data``); otherwise (the default) decode per access in the loader's workers.
+        in_memory: ``true``: decode the selected images once at ``setup`` and keep uint8 tensors
+            (needed by ``device_data``); ``false``: decode per access in the loader's workers; not
+            given: in memory when they fit in ``memory_limit_mib`` decoded, else streamed
+            (:mod:`lt_imbalance.data.loading_mode`).
+        memory_limit_mib: the decoded size up to which images are held in memory when ``in_memory``
+            is not given.
         resize_size: the shorter side is resized to this before the centre crop of ``image_size``
             (evaluation, and training with the crop-and-pad policies); default ``image_size``. The
             ImageNet protocol: 256 for 224.
@@ -78,36 +93,51 @@ class FileImageDataModule(ImageDataModule):
     """
 
     def __init__(
-        self, image_size: int = 64, channels: int = 3, in_memory: bool = False, resize_size: int | None = None, gpu_decode: bool = False,
-        **kwargs,
+        self, image_size: int = 64, channels: int = 3, in_memory: bool | None = None, resize_size: int | None = None,
+        gpu_decode: bool = False, memory_limit_mib: float = MEMORY_LIMIT_MIB, **kwargs,
     ):  # fmt: skip
-        super().__init__(**kwargs)
-        if gpu_decode and (in_memory or self.device_data):
-            raise ValueError("gpu_decode decodes each batch's files on the device; it excludes in_memory and device_data")
         if channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {channels}")
+            raise BadValue(f"channels must be 1 or 3, got {channels}")
         if resize_size is not None and resize_size < image_size:
-            raise ValueError(f"resize_size ({resize_size}) must be at least image_size ({image_size}): the centre crop is taken from it")
-        if in_memory and self.augmentation == "random_resized_crop":
-            raise ValueError(
-                "random_resized_crop crops each training image at full resolution, which in_memory does not keep; set in_memory: false"
-            )
+            raise BadValue(f"resize_size ({resize_size}) must be at least image_size ({image_size}): the centre crop is taken from it")
         self.file_image_size, self.file_channels, self.in_memory = image_size, channels, in_memory
         self.resize_size = resize_size or image_size
-        self.gpu_decode = gpu_decode
-        self._encoded_files: ImageFileDataset | None = None  # the training files, their transforms
+        self.gpu_decode, self.memory_limit_mib = gpu_decode, memory_limit_mib
+        super().__init__(**kwargs)  # decides the provisional loading mode, which needs the settings above
+        self._train_files: ImageFileDataset | None = None  # the training files, their transforms
         self.check_normalisation()
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return (self.file_channels, self.file_image_size, self.file_image_size)
 
-    def input_spec(self) -> dict[str, Any]:
-        return {**super().input_spec(), "resize_size": self.resize_size}
+    def choose_loading(self, decoded_mib: float | None = None) -> LoadingMode:
+        return choose_loading(
+            files=True, in_memory=self.in_memory, device_data=self.device_data, gpu_decode=self.gpu_decode,
+            augmentation=self.augmentation, decoded_mib=decoded_mib, memory_limit_mib=self.memory_limit_mib,
+        )  # fmt: skip
+
+    def decoded_mib(self) -> float:
+        """Decoded size of the selected training, validation and test images, in MiB."""
+        parts = self.parts
+        count = len(self.train_indices) + (len(parts.val) if parts.val is not None else len(self.val_indices)) + len(parts.test)
+        return count * self.file_channels * self.file_image_size**2 / 2**20
+
+    def statistics_source(self) -> tuple[ItemDataset, int]:
+        """:data:`~lt_imbalance.data.image.STATS_FILES` training files decoded one by one, however the
+        images are then held; an explicit ``in_memory: true`` takes up to
+        :data:`~lt_imbalance.data.image.STATS_IMAGES` of the decoded images (as before loading modes
+        were decided by size, so earlier runs keep their statistics)."""
+        return (self.train_set, STATS_IMAGES) if self.in_memory is True else (self._train_files, STATS_FILES)
+
+    def input_spec(self) -> InputSpec:
+        return replace(super().input_spec(), resize_size=self.resize_size)
 
     @property
     def metadata(self) -> dict[str, Any]:
-        return {**super().metadata, "in_memory": self.in_memory, "resize_size": self.resize_size, "gpu_decode": self.gpu_decode}
+        return {
+            **super().metadata, "in_memory": self.loading.in_memory, "resize_size": self.resize_size, "gpu_decode": self.gpu_decode,
+        }  # fmt: skip
 
     def train_collate_fn(self):
         return collate_encoded if self.gpu_decode else None
@@ -121,9 +151,9 @@ class FileImageDataModule(ImageDataModule):
     def decode_batch(self, batch: dict[str, Any], device: torch.device) -> tuple[torch.Tensor, ...]:
         """A ``gpu_decode`` training batch (encoded files) decoded and transformed on ``device``:
         ``(x, y[, view, view])`` as the streamed loader would give them (also usable without a trainer)."""
-        if self._encoded_files is None:
+        if self._train_files is None or not self.gpu_decode:
             raise RuntimeError("decode_batch needs the training set: set gpu_decode: true and call setup('fit') first")
-        return decode_encoded_batch(batch, self._encoded_files, device)
+        return decode_encoded_batch(batch, self._train_files, device)
 
     def make_dataset(self, part: DataPart, indices: np.ndarray | None, train: bool) -> Dataset:
         paths, labels = part.samples, part.labels
@@ -134,10 +164,11 @@ class FileImageDataModule(ImageDataModule):
             paths, torch.from_numpy(np.asarray(labels)), self.image_size, self.channels, *self.transforms(train),
             resize_size=self.resize_size, full_resolution=full,
         )  # fmt: skip
+        if train:
+            self._train_files = files
         if self.gpu_decode and train:
-            self._encoded_files = files
             return EncodedImageDataset(files)
-        if not self.in_memory:
+        if not self.loading.in_memory:
             return files
         shape = (0, self.channels, self.image_size, self.image_size)
         images = torch.stack([files.load(i) for i in range(len(files))]) if len(files) else torch.empty(shape, dtype=torch.uint8)

@@ -13,6 +13,7 @@ from pathlib import Path
 from lt_imbalance.data.base import DataPart, DatasetParts
 from lt_imbalance.data.files import FileImageDataModule, list_image_folder
 from lt_imbalance.data.splits import Profile, holdout_split
+from lt_imbalance.errors import BadValue
 
 
 class ImageFolderLT(FileImageDataModule):
@@ -40,7 +41,7 @@ class ImageFolderLT(FileImageDataModule):
     ):
         super().__init__(imbalance_ratio=imbalance_ratio, profile=profile, **kwargs)
         if test_root is None and not 0 < test_fraction < 1:
-            raise ValueError(
+            raise BadValue(
                 f"test_fraction must lie in (0, 1) when no test_root is given, got {test_fraction}; "
                 "give a test folder as test_root or hold out a share of root."
             )

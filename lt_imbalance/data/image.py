@@ -19,6 +19,7 @@ seeds. Needs the images in memory.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,9 @@ from lt_imbalance.data import device_augment
 from lt_imbalance.data.augment import build_ssl_transform, build_train_transform, check_policy
 from lt_imbalance.data.base import DataPart, LongTailedDataModule
 from lt_imbalance.data.datasets import IndexDataset, ItemDataset, TensorImageDataset
+from lt_imbalance.data.loading_mode import LoadingMode, choose_loading
+from lt_imbalance.errors import BadValue
+from lt_imbalance.inputs import InputSpec, Preprocessor
 
 #: at most this many training images (held in memory / decoded from files) give the normalisation statistics
 STATS_IMAGES = 10_000
@@ -64,10 +68,8 @@ class ImageDataModule(LongTailedDataModule):
     ):
         super().__init__(**kwargs)
         check_policy(augmentation)
-        if device_data and augmentation == "random_resized_crop":
-            raise ValueError("random_resized_crop crops full-resolution images per sample; set device_data: false for it")
         if (mean is None) != (std is None):
-            raise ValueError("give both mean and std, or neither (then they are computed from the training images)")
+            raise BadValue("give both mean and std, or neither (then they are computed from the training images)")
         self.augmentation, self.device_data = augmentation, device_data
         self.mean = tuple(mean) if mean is not None else None
         self.std = tuple(std) if std is not None else None
@@ -75,8 +77,10 @@ class ImageDataModule(LongTailedDataModule):
         self.normalisation = "given" if mean is not None else None
         self._resident: dict[torch.device, torch.Tensor] = {}
         self._generators: dict[torch.device, torch.Generator] = {}
-        self._norm_cache: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._preprocessor: Preprocessor | None = None
         self._device_transform = self._device_views = None
+        #: how the images are served (:mod:`lt_imbalance.data.loading_mode`); final at ``setup``
+        self.loading = self.choose_loading()
 
     @property
     def channels(self) -> int:
@@ -89,7 +93,7 @@ class ImageDataModule(LongTailedDataModule):
     def check_normalisation(self) -> None:
         """Refuse ``mean`` / ``std`` whose length is not the number of channels."""
         if self.mean is not None and (len(self.mean) != self.channels or len(self.std) != self.channels):
-            raise ValueError(f"mean and std need {self.channels} values (one per channel), got {list(self.mean)} and {list(self.std)}")
+            raise BadValue(f"mean and std need {self.channels} values (one per channel), got {list(self.mean)} and {list(self.std)}")
 
     # ---- datasets -------------------------------------------------------------------------
     def make_dataset(self, part: DataPart, indices: np.ndarray | None, train: bool) -> Dataset:
@@ -107,16 +111,29 @@ class ImageDataModule(LongTailedDataModule):
         views = build_ssl_transform(self.image_size, self.hflip, self.channels) if self.ssl_views else None
         return transform, views
 
+    def choose_loading(self, decoded_mib: float | None = None) -> LoadingMode:
+        """The loading mode (:func:`~lt_imbalance.data.loading_mode.choose_loading`): arrays are in memory."""
+        return choose_loading(files=False, in_memory=None, device_data=self.device_data, gpu_decode=False, augmentation=self.augmentation)
+
+    def decoded_mib(self) -> float | None:
+        """Decoded size of the selected images in MiB, where it decides the loading mode (image files)."""
+        return None
+
+    def statistics_source(self) -> tuple[ItemDataset, int]:
+        """The training images the normalisation statistics come from, and at most how many of them."""
+        return self.train_set, STATS_IMAGES
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
         self.check_normalisation()
+        self.loading = self.choose_loading(self.decoded_mib())
         super().setup(stage)
         if self.mean is None:
             pretrained = self.pretrained_statistics()
             self.normalisation = "pretrained backbone" if pretrained else "training images"
-            self.mean, self.std = pretrained or self.statistics(self.train_set)
-        if self.device_data:
+            self.mean, self.std = pretrained or self.statistics(*self.statistics_source())
+        if self.loading.name == "device":
             self._setup_device_data()
 
     def pretrained_statistics(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
@@ -126,18 +143,18 @@ class ImageDataModule(LongTailedDataModule):
             return None
         mean, std = (tuple(float(v) for v in values) for values in model.input_statistics)
         if len(mean) != self.channels:
-            raise ValueError(
+            raise BadValue(
                 f"the backbone's pretrained statistics have {len(mean)} channels but the images have {self.channels}; set in_chans"
             )
         return mean, std
 
     @staticmethod
-    def statistics(dataset: ItemDataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Per-channel mean and std on the [0, 1] scale of at most :data:`STATS_IMAGES` (in memory) or
-        :data:`STATS_FILES` (decoded) images of ``dataset`` spread evenly over it (un-augmented)."""
-        in_memory = isinstance(dataset, TensorImageDataset)
+    def statistics(dataset: ItemDataset, limit: int = STATS_IMAGES) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std on the [0, 1] scale of at most ``limit`` images of ``dataset``
+        spread evenly over it (un-augmented): held in memory, or decoded from files one at a time."""
         n = len(dataset)
-        picks = np.unique(np.linspace(0, n - 1, min(n, STATS_IMAGES if in_memory else STATS_FILES)).round().astype(np.int64))
+        picks = np.unique(np.linspace(0, n - 1, min(n, limit)).round().astype(np.int64))
+        in_memory = isinstance(dataset, TensorImageDataset)
         images = [dataset.images[picks]] if in_memory else [dataset.load(int(i))[None] for i in picks]  # files: any size
         total, first, second = 0, 0.0, 0.0
         for x in images:
@@ -151,18 +168,13 @@ class ImageDataModule(LongTailedDataModule):
 
     def _setup_device_data(self) -> None:
         """Batched device transforms in place of the per-sample ones; the loader serves indices."""
-        if not isinstance(self.train_set, TensorImageDataset):
-            raise ValueError(
-                f"{type(self).__name__}: device_data needs the training images in memory, but this data module "
-                "reads them from files per access; set data.init_args.in_memory: true (or device_data: false)."
-            )
         self.train_set.transform = self.train_set.views = None
         self._device_transform = device_augment.build_train_transform(self.augmentation, self.image_size, self.hflip)
         if self.ssl_views:
             self._device_views = device_augment.build_ssl_transform(self.image_size, self.hflip, self.channels)
 
     def training_items(self) -> tuple[Dataset, int]:
-        if self.device_data:  # indices only: workers would cost more than they save
+        if self.loading.name == "device":  # indices only: workers would cost more than they save
             return IndexDataset(self.train_set.labels), 0
         return self.train_set, self.num_workers
 
@@ -193,22 +205,18 @@ class ImageDataModule(LongTailedDataModule):
         return x, batch["label"], self._device_views(images, g), self._device_views(images, g)
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        """(x / 255 - mean) / std for uint8 ``x``; anything else passes through."""
+        """uint8 images -> model inputs by the :class:`~lt_imbalance.inputs.Preprocessor` of
+        :meth:`input_spec` (the one ``predict`` and ``export`` apply); anything else passes through."""
         if x.dtype != torch.uint8:
             return x
-        if x.device not in self._norm_cache:
-            shape = (1, -1, 1, 1)
-            self._norm_cache[x.device] = (
-                torch.tensor(self.mean, device=x.device).view(shape),
-                torch.tensor(self.std, device=x.device).view(shape),
-            )
-        mean, std = self._norm_cache[x.device]
-        return (x.float().div_(255.0) - mean) / std
+        if self._preprocessor is None:
+            self._preprocessor = Preprocessor(self.input_spec())
+        return self._preprocessor.to(x.device)(x)
 
-    def input_spec(self) -> dict[str, Any]:
+    def input_spec(self) -> InputSpec:
         """Images: decoded to RGB or grey, resized (shorter side) and centre-cropped to the input size,
-        then (x / 255 - mean) / std per channel."""
-        return {**super().input_spec(), "kind": "image", "mean": list(self.mean), "std": list(self.std)}
+        then normalised per channel (:class:`~lt_imbalance.inputs.Preprocessor`)."""
+        return replace(super().input_spec(), kind="image", mean=self.mean, std=self.std)
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -216,6 +224,8 @@ class ImageDataModule(LongTailedDataModule):
             **super().metadata,
             "augmentation": self.augmentation,
             "device_data": self.device_data,
+            "loading": self.loading.name,
+            "loading_reason": self.loading.reason,
             "mean": self.mean,
             "std": self.std,
             "normalisation": self.normalisation,

@@ -29,6 +29,7 @@ from lt_imbalance.data.base import DataPart, DatasetParts
 from lt_imbalance.data.files import IMAGE_SUFFIXES, FileImageDataModule
 from lt_imbalance.data.image import ImageDataModule
 from lt_imbalance.data.splits import Profile, holdout_split
+from lt_imbalance.errors import BadValue, MissingFile
 
 #: class names of the single-label MedMNIST 2D datasets (from the MedMNIST v2 paper / INFO)
 MEDMNIST_CLASSES = {
@@ -73,22 +74,22 @@ NPZ_KEYS = [f"{split}_{kind}" for split in ("train", "val", "test") for kind in 
 def read_medmnist(path: Path) -> dict[str, tuple[torch.Tensor, np.ndarray]]:
     """``{split: (uint8 images [N, C, H, W], labels [N])}``; errors name the file and what is wrong."""
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFile(
             f"MedMNIST file '{path}' not found; expected e.g. data/dermamnist.npz (28 px) or "
             "data/dermamnist_64.npz (MedMNIST+), from https://medmnist.com or Zenodo."
         )
     try:
         arrays = np.load(path)
     except (OSError, ValueError) as err:
-        raise ValueError(f"'{path}' is not a readable .npz file: {err}") from err
+        raise BadValue(f"'{path}' is not a readable .npz file: {err}") from err
     missing = [k for k in NPZ_KEYS if k not in arrays.files]
     if missing:
-        raise ValueError(f"'{path}' lacks the arrays {missing}; a MedMNIST file has {NPZ_KEYS}")
+        raise BadValue(f"'{path}' lacks the arrays {missing}; a MedMNIST file has {NPZ_KEYS}")
     out = {}
     for split in ("train", "val", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if labels.ndim == 2 and labels.shape[1] > 1:
-            raise ValueError(
+            raise BadValue(
                 f"'{path}' is multi-label ({labels.shape[1]} label columns, e.g. ChestMNIST); only single-label data is supported"
             )
         if images.ndim == 3:
@@ -96,9 +97,9 @@ def read_medmnist(path: Path) -> dict[str, tuple[torch.Tensor, np.ndarray]]:
         elif images.ndim == 4 and images.shape[-1] in (1, 3):
             images = images.transpose(0, 3, 1, 2)
         else:
-            raise ValueError(f"'{path}': {split}_images has shape {images.shape}; expected N x H x W or N x H x W x 3")
+            raise BadValue(f"'{path}': {split}_images has shape {images.shape}; expected N x H x W or N x H x W x 3")
         if len(images) != len(labels):
-            raise ValueError(f"'{path}': {len(images)} {split} images but {len(labels)} labels")
+            raise BadValue(f"'{path}': {len(images)} {split} images but {len(labels)} labels")
         out[split] = (torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)), labels.reshape(-1).astype(np.int64))
     return out
 
@@ -138,7 +139,7 @@ class MedMNISTLT(ImageDataModule):
         num_classes = int(max(labels.max() for _, labels in parts.values())) + 1
         names = self.given_class_names or MEDMNIST_CLASSES.get(self.flag) or [str(c) for c in range(num_classes)]
         if len(names) != num_classes:
-            raise ValueError(f"{len(names)} class names given but '{self.path}' has {num_classes} classes")
+            raise BadValue(f"{len(names)} class names given but '{self.path}' has {num_classes} classes")
         pool, val, test = (DataPart(parts[s][1], parts[s][0]) for s in ("train", "val", "test"))
         return DatasetParts(names, pool, test, val)
 
@@ -146,25 +147,25 @@ class MedMNISTLT(ImageDataModule):
 def read_onehot_csv(path: Path, image_column: str, class_columns: Sequence[str] | None) -> tuple[list[str], list[str], np.ndarray]:
     """``(class names, image ids, labels)`` from a one-hot ground-truth CSV."""
     if not path.is_file():
-        raise FileNotFoundError(f"ground-truth CSV '{path}' not found; expected columns '{image_column},<class 1>,<class 2>,...'")
+        raise MissingFile(f"ground-truth CSV '{path}' not found; expected columns '{image_column},<class 1>,<class 2>,...'")
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
         rows = list(reader)
     if image_column not in header:
-        raise ValueError(f"'{path}' has no image column {image_column!r}; its columns are {header}. Set image_column.")
+        raise BadValue(f"'{path}' has no image column {image_column!r}; its columns are {header}. Set image_column.")
     columns = list(class_columns) if class_columns else [c for c in header if c != image_column]
     unknown = [c for c in columns if c not in header]
     if unknown:
-        raise ValueError(f"class columns {unknown} are not in '{path}' (columns: {header})")
+        raise BadValue(f"class columns {unknown} are not in '{path}' (columns: {header})")
     try:
         onehot = np.array([[float(r[c]) for c in columns] for r in rows])
     except (TypeError, ValueError) as err:
-        raise ValueError(f"'{path}': class columns {columns} must hold 0/1 values ({err})") from err
+        raise BadValue(f"'{path}': class columns {columns} must hold 0/1 values ({err})") from err
     bad = np.flatnonzero(np.abs(onehot.sum(1) - 1) > 1e-6) if len(rows) else []
     if len(bad):
         row = bad[0]
-        raise ValueError(
+        raise BadValue(
             f"'{path}', data row {row + 1} ({rows[row][image_column]}): the class columns {columns} sum to "
             f"{onehot[row].sum():g}, not 1; each row must mark exactly one class (or list the right class_columns)."
         )
@@ -207,7 +208,7 @@ class ISICLT(FileImageDataModule):
     ):
         super().__init__(batch_size=batch_size, imbalance_ratio=imbalance_ratio, profile=profile, **kwargs)
         if not 0 < test_fraction < 1:
-            raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+            raise BadValue(f"test_fraction must lie in (0, 1), got {test_fraction}")
         self.image_dir, self.labels_csv, self.image_column = image_dir, labels_csv, image_column
         self.class_columns, self.test_fraction = class_columns, test_fraction
 
@@ -215,11 +216,11 @@ class ISICLT(FileImageDataModule):
         names, ids, labels = read_onehot_csv(Path(self.labels_csv), self.image_column, self.class_columns)
         folder = Path(self.image_dir)
         if not folder.is_dir():
-            raise FileNotFoundError(f"image folder '{folder}' not found; expected '{folder}/<{self.image_column}>.jpg' for every CSV row")
+            raise MissingFile(f"image folder '{folder}' not found; expected '{folder}/<{self.image_column}>.jpg' for every CSV row")
         by_stem = {p.stem: p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
         missing = [i for i in ids if i not in by_stem]
         if missing:
-            raise FileNotFoundError(f"{len(missing)} images listed in '{self.labels_csv}' are not in '{folder}', e.g. {missing[:3]}")
+            raise MissingFile(f"{len(missing)} images listed in '{self.labels_csv}' are not in '{folder}', e.g. {missing[:3]}")
         paths = [by_stem[i] for i in ids]
         pool, test = holdout_split(labels, len(names), self.test_fraction, self.split_seed + 2)
         return DatasetParts(names, DataPart(labels[pool], [paths[i] for i in pool]), DataPart(labels[test], [paths[i] for i in test]))

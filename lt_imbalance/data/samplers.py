@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from lt_imbalance.errors import BadValue
+
 SamplerName = Literal["random", "class_balanced", "square_root"]
 
 
@@ -39,7 +41,7 @@ class EpochSampler(Sampler[tuple[int, int]]):
     ):
         labels = np.asarray(labels, dtype=np.int64)
         if mode not in ("random", "class_balanced", "square_root"):
-            raise ValueError(f"unknown sampler {mode!r}; choose random, class_balanced or square_root")
+            raise BadValue(f"unknown sampler {mode!r}; choose random, class_balanced or square_root")
         self.mode, self.seed, self.epoch_fn, self.passes = mode, seed, epoch_fn, 0
         self.n = len(labels)
         if mode != "random":

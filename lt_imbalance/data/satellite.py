@@ -17,6 +17,7 @@ from pathlib import Path
 from lt_imbalance.data.base import DataPart, DatasetParts
 from lt_imbalance.data.files import FileImageDataModule, list_image_folder
 from lt_imbalance.data.splits import balanced_holdout
+from lt_imbalance.errors import MissingFile
 
 SOURCE = "https://madm.dfki.de/files/sentinel/EuroSAT.zip"
 
@@ -47,7 +48,7 @@ class EuroSATLT(FileImageDataModule):
         for root in (data_dir / "eurosat" / "2750", data_dir / "2750", data_dir):
             if root.is_dir() and any(p.is_dir() for p in root.iterdir()):
                 return root
-        raise FileNotFoundError(
+        raise MissingFile(
             f"EuroSATLT: no dataset at '{data_dir / 'eurosat' / '2750'}' (expected <class>/<image>.jpg folders, "
             f"torchvision's EuroSAT layout). Download {SOURCE} and unzip it into '{data_dir / 'eurosat'}', or "
             "run torchvision.datasets.EuroSAT(root, download=True) where the internet is reachable."

@@ -22,6 +22,8 @@ from typing import Literal
 
 import numpy as np
 
+from lt_imbalance.errors import BadValue
+
 Profile = Literal["exponential", "step", "none"]
 
 
@@ -41,7 +43,7 @@ def indices_hash(indices: np.ndarray) -> str:
 
 def check_imbalance_ratio(imbalance_ratio: float) -> None:
     if not (isinstance(imbalance_ratio, (int, float)) and math.isfinite(imbalance_ratio)) or imbalance_ratio < 1:
-        raise ValueError(
+        raise BadValue(
             f"imbalance_ratio must be a finite number >= 1 (n_max / n_min), got {imbalance_ratio!r}. "
             "Use 1 for a balanced split and e.g. 100 for the standard CIFAR-LT benchmark."
         )
@@ -60,9 +62,9 @@ def long_tailed_counts(
     """
     check_imbalance_ratio(imbalance_ratio)
     if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        raise BadValue(f"num_classes must be >= 1, got {num_classes}")
     if n_max < 1:
-        raise ValueError(f"n_max must be >= 1, got {n_max}")
+        raise BadValue(f"n_max must be >= 1, got {n_max}")
     if profile == "exponential":
         if num_classes == 1:
             counts = [n_max]
@@ -70,16 +72,16 @@ def long_tailed_counts(
             counts = [int(math.floor(n_max * imbalance_ratio ** (-c / (num_classes - 1)) + 1e-9)) for c in range(num_classes)]
     elif profile == "step":
         if not 0 <= step_fraction <= 1:
-            raise ValueError(f"step_fraction (mu) must lie in [0, 1], got {step_fraction}")
+            raise BadValue(f"step_fraction (mu) must lie in [0, 1], got {step_fraction}")
         n_head = int(math.floor(step_fraction * num_classes))
         counts = [n_max] * n_head + [int(math.floor(n_max / imbalance_ratio + 1e-9))] * (num_classes - n_head)
     elif profile == "none":
         counts = [n_max] * num_classes
     else:
-        raise ValueError(f"unknown profile {profile!r}; choose one of 'exponential', 'step', 'none'")
+        raise BadValue(f"unknown profile {profile!r}; choose one of 'exponential', 'step', 'none'")
     empty = [c for c, n in enumerate(counts) if n == 0]
     if empty:
-        raise ValueError(
+        raise BadValue(
             f"the {profile} profile with n_max={n_max} and imbalance_ratio={imbalance_ratio} leaves "
             f"classes {empty} with zero samples; lower imbalance_ratio to at most {n_max} or use more data."
         )
@@ -89,9 +91,9 @@ def long_tailed_counts(
 def _per_class_pools(labels: np.ndarray, num_classes: int) -> list[np.ndarray]:
     labels = np.asarray(labels)
     if labels.ndim != 1:
-        raise ValueError(f"labels must be one-dimensional, got shape {labels.shape}")
+        raise BadValue(f"labels must be one-dimensional, got shape {labels.shape}")
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"labels must lie in [0, {num_classes - 1}], found [{labels.min()}, {labels.max()}]")
+        raise BadValue(f"labels must lie in [0, {num_classes - 1}], found [{labels.min()}, {labels.max()}]")
     return [np.flatnonzero(labels == c) for c in range(num_classes)]
 
 
@@ -115,19 +117,19 @@ def long_tailed_split(
     sizes = [len(p) for p in pools]
     empty = [c for c, s in enumerate(sizes) if s == 0]
     if empty:
-        raise ValueError(f"classes {empty} have no samples in the data; every class needs at least one image.")
+        raise BadValue(f"classes {empty} have no samples in the data; every class needs at least one image.")
     if n_max is None:
         n_max = min(sizes)
     order = list(range(num_classes)) if class_order is None else list(class_order)
     if sorted(order) != list(range(num_classes)):
-        raise ValueError(f"class_order must be a permutation of 0..{num_classes - 1}, got {order}")
+        raise BadValue(f"class_order must be a permutation of 0..{num_classes - 1}, got {order}")
     targets = long_tailed_counts(num_classes, n_max, imbalance_ratio, profile, step_fraction)
     counts = [0] * num_classes
     for rank, c in enumerate(order):
         counts[c] = targets[rank]
     short = [(c, counts[c], sizes[c]) for c in range(num_classes) if counts[c] > sizes[c]]
     if short:
-        raise ValueError(
+        raise BadValue(
             "n_max is larger than what these classes hold (class, wanted, available): "
             f"{short}; lower n_max or leave it unset to use the smallest class size."
         )
@@ -151,7 +153,7 @@ def cao2019_split(labels: Sequence[int] | np.ndarray, class_counts: Sequence[int
     pools = _per_class_pools(labels, len(class_counts))
     short = [(c, n, len(p)) for c, (n, p) in enumerate(zip(class_counts, pools)) if n > len(p)]
     if short:
-        raise ValueError(f"the pool holds fewer images than the counts ask (class, wanted, available): {short}")
+        raise BadValue(f"the pool holds fewer images than the counts ask (class, wanted, available): {short}")
     rng = np.random.RandomState(seed)
     chosen = []
     for pool, n in zip(pools, class_counts):
@@ -167,7 +169,7 @@ def natural_split(labels: Sequence[int] | np.ndarray, num_classes: int) -> Split
     pools = _per_class_pools(np.asarray(labels), num_classes)
     empty = [c for c, p in enumerate(pools) if len(p) == 0]
     if empty:
-        raise ValueError(f"classes {empty} have no training samples; remove them or add data.")
+        raise BadValue(f"classes {empty} have no training samples; remove them or add data.")
     indices = np.concatenate(pools).astype(np.int64)
     return Split(indices=indices, class_counts=[len(p) for p in pools], hash=indices_hash(indices))
 
@@ -179,7 +181,7 @@ def holdout_split(labels: Sequence[int] | np.ndarray, num_classes: int, fraction
     sample, so a tail class is never emptied by carving a validation set.
     """
     if not 0 <= fraction < 1:
-        raise ValueError(f"val_fraction must lie in [0, 1), got {fraction}")
+        raise BadValue(f"val_fraction must lie in [0, 1), got {fraction}")
     rng = np.random.default_rng(seed)
     keep, held = [], []
     for pool in _per_class_pools(np.asarray(labels), num_classes):
@@ -199,7 +201,7 @@ def balanced_holdout(labels: Sequence[int] | np.ndarray, num_classes: int, per_c
     pools = _per_class_pools(np.asarray(labels), num_classes)
     short = [(c, len(p)) for c, p in enumerate(pools) if len(p) <= per_class]
     if per_class < 1 or short:
-        raise ValueError(
+        raise BadValue(
             f"a balanced hold-out of {per_class} per class needs more than {per_class} samples in every class; "
             f"(class, samples) short: {short}. Lower test_per_class."
         )

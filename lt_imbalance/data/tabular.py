@@ -16,7 +16,7 @@ Bundled tables (``builtin``): ``penguins`` (palmerpenguins, 344 penguins, 3 spec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -28,6 +28,8 @@ from torch.utils.data import Dataset
 from lt_imbalance.data.base import DataPart, DatasetParts, LongTailedDataModule
 from lt_imbalance.data.datasets import FeatureDataset
 from lt_imbalance.data.splits import Profile, holdout_split
+from lt_imbalance.errors import BadValue, MissingFile
+from lt_imbalance.inputs import InputSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,19 +50,19 @@ def load_builtin(name: str) -> tuple[pd.DataFrame, str]:
         frame = bunch.frame.copy()
         frame["target"] = [str(bunch.target_names[t]) for t in bunch.target]
         return frame, "target"
-    raise ValueError(f"unknown builtin table {name!r}; choose penguins, wine or breast_cancer")
+    raise BadValue(f"unknown builtin table {name!r}; choose penguins, wine or breast_cancer")
 
 
 def read_table(path: Path) -> pd.DataFrame:
     import pandas as pd
 
     if not path.is_file():
-        raise FileNotFoundError(f"table '{path}' not found; expected a .csv or .parquet file with one row per sample")
+        raise MissingFile(f"table '{path}' not found; expected a .csv or .parquet file with one row per sample")
     if path.suffix.lower() == ".csv":
         return pd.read_csv(path)
     if path.suffix.lower() in (".parquet", ".pq"):
         return pd.read_parquet(path)
-    raise ValueError(f"'{path}': unsupported file type {path.suffix!r}; use .csv or .parquet")
+    raise BadValue(f"'{path}': unsupported file type {path.suffix!r}; use .csv or .parquet")
 
 
 class FeatureCorruption:
@@ -68,7 +70,7 @@ class FeatureCorruption:
 
     def __init__(self, train_features: torch.Tensor, rate: float):
         if not 0 <= rate <= 1:
-            raise ValueError(f"corruption_rate must lie in [0, 1], got {rate}")
+            raise BadValue(f"corruption_rate must lie in [0, 1], got {rate}")
         self.train_features, self.rate = train_features, rate
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -126,11 +128,11 @@ class TabularLT(LongTailedDataModule):
     ):
         super().__init__(batch_size=batch_size, imbalance_ratio=imbalance_ratio, profile=profile, **kwargs)
         if (path is None) == (builtin is None):
-            raise ValueError("give exactly one of path (a .csv / .parquet file) and builtin (penguins, wine, breast_cancer)")
+            raise BadValue("give exactly one of path (a .csv / .parquet file) and builtin (penguins, wine, breast_cancer)")
         if test_path is None and not 0 < test_fraction < 1:
-            raise ValueError(f"test_fraction must lie in (0, 1) when no test_path is given, got {test_fraction}")
+            raise BadValue(f"test_fraction must lie in (0, 1) when no test_path is given, got {test_fraction}")
         if not 0 <= corruption_rate <= 1:
-            raise ValueError(f"corruption_rate must lie in [0, 1], got {corruption_rate}")
+            raise BadValue(f"corruption_rate must lie in [0, 1], got {corruption_rate}")
         self.path, self.builtin, self.target, self.categorical = path, builtin, target, categorical
         self.drop_columns, self.test_path, self.test_fraction, self.corruption_rate = (
             drop_columns,
@@ -148,7 +150,7 @@ class TabularLT(LongTailedDataModule):
         else:
             frame, target = read_table(Path(self.path)), self.target
         if target is None:
-            raise ValueError(f"set target to the label column; the columns are {list(frame.columns)}")
+            raise BadValue(f"set target to the label column; the columns are {list(frame.columns)}")
         frame = self._checked(frame, target, self.drop_columns, self.path or self.builtin)
         names = sorted(frame[target].astype(str).unique())
         code = {n: c for c, n in enumerate(names)}
@@ -160,7 +162,7 @@ class TabularLT(LongTailedDataModule):
         test = self._checked(read_table(Path(self.test_path)), target, self.drop_columns, self.test_path)
         unseen = sorted(set(test[target].astype(str)) - set(names))
         if unseen:
-            raise ValueError(
+            raise BadValue(
                 f"'{self.test_path}': target classes {unseen} do not occur in the training table; remove those rows or add training data"
             )
         test_labels = test[target].astype(str).map(code).to_numpy(np.int64).copy()
@@ -185,10 +187,10 @@ class TabularLT(LongTailedDataModule):
             test=DataPart(table.test_labels, self._encode(encoder, table.test)),
         )
 
-    def input_spec(self) -> dict:
+    def input_spec(self) -> InputSpec:
         """Tables: the fitted preprocessing as plain numbers (:func:`preprocessing_spec`)."""
         self.parts  # noqa: B018  (fits the preprocessing if nothing has yet)
-        return {**super().input_spec(), "kind": "table", "preprocessing": self.preprocessing}
+        return replace(super().input_spec(), kind="table", preprocessing=self.preprocessing)
 
     def make_dataset(self, part: DataPart, indices: np.ndarray | None, train: bool) -> Dataset:
         features, labels = part.samples, torch.from_numpy(part.labels)
@@ -204,13 +206,13 @@ class TabularLT(LongTailedDataModule):
     @staticmethod
     def _checked(table: pd.DataFrame, target: str, drop_columns: list[str] | None, source: str) -> pd.DataFrame:
         if target not in table.columns:
-            raise ValueError(f"'{source}' has no target column {target!r}; its columns are {list(table.columns)}")
+            raise BadValue(f"'{source}' has no target column {target!r}; its columns are {list(table.columns)}")
         unknown = [c for c in drop_columns or [] if c not in table.columns]
         if unknown:
-            raise ValueError(f"drop_columns {unknown} are not in '{source}'")
+            raise BadValue(f"drop_columns {unknown} are not in '{source}'")
         missing = int(table[target].isna().sum())
         if missing:
-            raise ValueError(f"'{source}': {missing} rows have no {target!r} value; remove them or fill them in")
+            raise BadValue(f"'{source}': {missing} rows have no {target!r} value; remove them or fill them in")
         return table.drop(columns=drop_columns or []).reset_index(drop=True)
 
     @staticmethod
@@ -226,7 +228,7 @@ class TabularLT(LongTailedDataModule):
             categorical = [c for c in train.columns if not pd.api.types.is_numeric_dtype(train[c])]
         unknown = [c for c in categorical if c not in train.columns]
         if unknown:
-            raise ValueError(f"categorical columns {unknown} are not in the table (columns: {list(train.columns)})")
+            raise BadValue(f"categorical columns {unknown} are not in the table (columns: {list(train.columns)})")
         numeric = [c for c in train.columns if c not in categorical]
         encoder = ColumnTransformer(
             [

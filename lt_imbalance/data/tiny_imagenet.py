@@ -28,6 +28,7 @@ import numpy as np
 
 from lt_imbalance.data.base import DataPart, DatasetParts
 from lt_imbalance.data.files import FileImageDataModule, list_image_folder
+from lt_imbalance.errors import BadValue, MissingFile
 
 SOURCE = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 
@@ -41,12 +42,12 @@ def read_val_annotations(path: Path, wnids: Sequence[str]) -> tuple[list[Path], 
             continue
         fields = line.split("\t")
         if len(fields) < 2:
-            raise ValueError(f"{path}, line {number}: expected '<file>\\t<wnid>\\t...', got {line!r}")
+            raise BadValue(f"{path}, line {number}: expected '<file>\\t<wnid>\\t...', got {line!r}")
         if fields[1] not in index:
-            raise ValueError(f"{path}, line {number}: wnid {fields[1]!r} is not in wnids.txt")
+            raise BadValue(f"{path}, line {number}: wnid {fields[1]!r} is not in wnids.txt")
         image = path.parent / "images" / fields[0]
         if not image.is_file():
-            raise FileNotFoundError(f"{path}, line {number}: image '{image}' does not exist")
+            raise MissingFile(f"{path}, line {number}: image '{image}' does not exist")
         paths.append(image)
         labels.append(index[fields[1]])
     return paths, np.asarray(labels, dtype=np.int64)
@@ -73,7 +74,7 @@ class TinyImageNetLT(FileImageDataModule):
         names, paths, labels = list_image_folder(self.root / "train", self.wnids)
         missing = [w for c, w in enumerate(self.wnids) if not np.any(labels == c)]
         if missing:
-            raise ValueError(f"{self.root / 'train'}: no images for wnids {missing[:5]} (expected train/<wnid>/images/*.JPEG)")
+            raise BadValue(f"{self.root / 'train'}: no images for wnids {missing[:5]} (expected train/<wnid>/images/*.JPEG)")
         test_paths, test_labels = read_val_annotations(self.root / "val" / "val_annotations.txt", self.wnids)
         return DatasetParts(self._readable_names(self.root, self.wnids), DataPart(labels, paths), DataPart(test_labels, test_paths))
 
@@ -82,7 +83,7 @@ class TinyImageNetLT(FileImageDataModule):
         for root in (data_dir / "tiny-imagenet-200", data_dir):
             if (root / "wnids.txt").is_file() and (root / "train").is_dir() and (root / "val" / "val_annotations.txt").is_file():
                 return root
-        raise FileNotFoundError(
+        raise MissingFile(
             f"TinyImageNetLT: no dataset at '{data_dir / 'tiny-imagenet-200'}' (expected wnids.txt, "
             f"train/<wnid>/images/*.JPEG and val/val_annotations.txt with val/images/). Download {SOURCE} "
             f"and unzip it into '{data_dir}'."

@@ -24,40 +24,32 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lt_imbalance.inference.predict import load_model
+from lt_imbalance.errors import BadValue
+from lt_imbalance.inference.trained_model import load_trained
+from lt_imbalance.inputs import InputSpec, Preprocessor
 
 
 class ExportedClassifier(nn.Module):
-    """Raw inputs -> probabilities (module docstring), for export.
+    """Raw inputs -> probabilities (module docstring), for export: the training run's own pieces.
 
     Args:
+        preprocessor: raw inputs -> network inputs (:class:`~lt_imbalance.inputs.Preprocessor`).
         network: the classifier network (backbone + head).
-        mean, std: per-channel normalisation of images on the [0, 1] scale (``None`` for tables).
-        log_prior_shift: ``tau * log prior`` subtracted from the logits (post-hoc adjustment), or ``None``.
+        adjustment: the module's output adjustment (:class:`~lt_imbalance.inputs.OutputAdjustment`).
     """
 
-    def __init__(self, network: nn.Module, mean: list[float] | None, std: list[float] | None, log_prior_shift: torch.Tensor | None):
+    def __init__(self, preprocessor: nn.Module, network: nn.Module, adjustment: nn.Module):
         super().__init__()
-        self.network = network
-        self.images = mean is not None
-        if self.images:
-            self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-            self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("shift", log_prior_shift if log_prior_shift is not None else torch.zeros(1))
+        self.preprocessor, self.network, self.adjustment = preprocessor, network, adjustment
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.images:
-            x = (x / 255.0 - self.mean) / self.std
-        return (self.network(x) - self.shift).softmax(dim=1)
+        return self.adjustment(self.network(self.preprocessor(x))).softmax(dim=1)
 
 
-def exportable(ckpt_path: str | Path) -> tuple[ExportedClassifier, dict]:
+def exportable(ckpt_path: str | Path) -> tuple[ExportedClassifier, InputSpec]:
     """The checkpoint's model wrapped for export, and its input description."""
-    model, spec = load_model(ckpt_path)
-    shift = model.posthoc_adjust_tau * model.log_prior if model.posthoc_adjust_tau else None
-    images = spec.get("kind") == "image"
-    wrapper = ExportedClassifier(model.net, spec["mean"] if images else None, spec["std"] if images else None, shift)
-    return wrapper.eval(), spec
+    model, spec = load_trained(ckpt_path)
+    return ExportedClassifier(Preprocessor(spec), model.net, model.output_adjustment).eval(), spec
 
 
 def export(ckpt_path: str | Path, fmt: str, out: str | Path) -> dict:
@@ -65,14 +57,14 @@ def export(ckpt_path: str | Path, fmt: str, out: str | Path) -> dict:
     wrapper, spec = exportable(ckpt_path)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    images = spec.get("kind") == "image"
+    images = spec.images
     name = "images" if images else "features"
-    example = torch.rand(2, *spec["input_shape"]) * (255.0 if images else 1.0)
+    example = torch.rand(2, *spec.input_shape) * (255.0 if images else 1.0)
     if fmt == "onnx":
         try:
             import onnxscript  # noqa: F401  (the exporter's dependency)
         except ImportError as err:
-            raise ValueError(
+            raise BadValue(
                 "ONNX export needs the export extra: pip install 'lt_imbalance[export]' (onnx, onnxscript, onnxruntime)"
             ) from err
         batch = torch.export.Dim("batch", min=1)
@@ -83,25 +75,25 @@ def export(ckpt_path: str | Path, fmt: str, out: str | Path) -> dict:
     elif fmt == "torchscript":
         torch.jit.save(torch.jit.trace(wrapper, example), str(out))
     else:
-        raise ValueError(f"unknown export format {fmt!r}; choose onnx or torchscript")
+        raise BadValue(f"unknown export format {fmt!r}; choose onnx or torchscript")
     description = {
         "format": fmt,
         "input": {
             "name": name,
-            "shape": ["batch", *spec["input_shape"]],
+            "shape": ["batch", *spec.input_shape],
             "dtype": "float32",
             "range": "0..255 pixel values" if images else "encoded features",
         },
-        "output": {"name": "probabilities", "shape": ["batch", len(spec["class_names"])]},
-        "class_names": spec["class_names"],
-        "class_counts": spec.get("class_counts"),
+        "output": {"name": "probabilities", "shape": ["batch", spec.num_classes]},
+        "class_names": list(spec.class_names),
+        "class_counts": list(spec.class_counts),
     }
     if images:
-        resize = spec.get("resize_size") or spec["input_shape"][-1]
+        resize = spec.resize_size or spec.input_shape[-1]
         description["input"]["preprocessing"] = f"RGB or grey as channels say; resize the shorter side to {resize}, centre-crop to the size"
         description["input"]["resize_size"] = resize
     else:
-        description["input"]["preprocessing"] = spec["preprocessing"]
+        description["input"]["preprocessing"] = spec.preprocessing
     out.with_name(out.name + ".json").write_text(json.dumps(description, indent=2))
     return description
 

@@ -31,24 +31,11 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
-from lt_imbalance.checkpoint_file import checkpoint_path, read_checkpoint
 from lt_imbalance.data.datasets import ImageFileDataset
 from lt_imbalance.data.files import IMAGE_SUFFIXES
-from lt_imbalance.module import INPUTS_KEY, ImbalancedClassifier
-
-
-# ---- the checkpoint ------------------------------------------------------------------------------------
-def load_model(ckpt_path: str | Path) -> tuple[ImbalancedClassifier, dict[str, Any]]:
-    """The model of a training checkpoint and its input description; errors say what is wrong."""
-    path = checkpoint_path(ckpt_path)
-    spec = read_checkpoint(path).get(INPUTS_KEY)
-    if spec is None:
-        raise ValueError(
-            f"'{path}' holds no input description (class names, normalisation): it was written without a data module or "
-            "by an older version; retrain with `lt-imbalance fit` (checkpoints now carry it)"
-        )
-    model = ImbalancedClassifier.load_from_checkpoint(path, map_location="cpu")
-    return model.eval(), spec
+from lt_imbalance.errors import BadValue, MissingFile
+from lt_imbalance.inference.trained_model import load_trained
+from lt_imbalance.inputs import InputSpec, Preprocessor
 
 
 # ---- the inputs ------------------------------------------------------------------------------------------
@@ -57,22 +44,22 @@ def list_images(path: Path) -> list[Path]:
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not files:
-            raise ValueError(f"'{path}' holds no images (looked for {sorted(IMAGE_SUFFIXES)})")
+            raise BadValue(f"'{path}' holds no images (looked for {sorted(IMAGE_SUFFIXES)})")
         return files
     lines = [line.strip() for line in path.read_text().splitlines()]
     files = [(path.parent / line) if not Path(line).is_absolute() else Path(line) for line in lines if line and not line.startswith("#")]
     if not files:
-        raise ValueError(f"'{path}' lists no image paths (one per line)")
+        raise BadValue(f"'{path}' lists no image paths (one per line)")
     return files
 
 
 class PredictionImages(Dataset):
     """``(uint8 image or None, index)``: None for an unreadable file unless ``strict``."""
 
-    def __init__(self, paths: list[Path], spec: dict, strict: bool):
-        channels, _, size = spec["input_shape"]
+    def __init__(self, paths: list[Path], spec: InputSpec, strict: bool):
+        channels, _, size = spec.input_shape
         labels = torch.zeros(len(paths), dtype=torch.long)
-        self.files = ImageFileDataset(paths, labels, size, channels, resize_size=spec.get("resize_size"))
+        self.files = ImageFileDataset(paths, labels, size, channels, resize_size=spec.resize_size)
         self.strict = strict
 
     def __len__(self) -> int:
@@ -98,25 +85,22 @@ def collate(items: list, shape: tuple[int, ...], dtype: torch.dtype) -> tuple[to
 
 
 class PredictionData(pl.LightningDataModule):
-    """Serves the inputs for ``trainer.predict`` and normalises images on the device as training did."""
+    """Serves the inputs for ``trainer.predict`` and turns them into model inputs on the device with
+    the training run's own :class:`~lt_imbalance.inputs.Preprocessor`."""
 
-    def __init__(self, dataset: Dataset, spec: dict, batch_size: int, num_workers: int):
+    def __init__(self, dataset: Dataset, spec: InputSpec, batch_size: int, num_workers: int):
         super().__init__()
         self.dataset, self.spec, self.batch_size, self.num_workers = dataset, spec, batch_size, num_workers
+        self.preprocessor = Preprocessor(spec)
 
     def predict_dataloader(self) -> DataLoader:
-        dtype = torch.uint8 if self.spec.get("kind") == "image" else torch.float32
-        join = partial(collate, shape=tuple(self.spec["input_shape"]), dtype=dtype)
+        dtype = torch.uint8 if self.spec.images else torch.float32
+        join = partial(collate, shape=self.spec.input_shape, dtype=dtype)
         return DataLoader(self.dataset, batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=join)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         x, index, skipped = batch
-        if self.spec.get("kind") == "image" and x.dtype == torch.uint8:
-            shape = (1, -1, 1, 1)
-            mean = torch.tensor(self.spec["mean"], device=x.device).view(shape)
-            std = torch.tensor(self.spec["std"], device=x.device).view(shape)
-            x = (x.float() / 255 - mean) / std
-        return x, index, skipped
+        return self.preprocessor.to(x.device)(x), index, skipped
 
 
 class CsvPredictionWriter(BasePredictionWriter):
@@ -166,20 +150,18 @@ def predict(
     accelerator: str = "auto",
 ) -> dict:
     """Write the predictions CSV; returns counts and timing."""
-    model, spec = load_model(ckpt_path)
+    model, spec = load_trained(ckpt_path)
     source = Path(input_path)
     if not source.exists():
-        raise FileNotFoundError(
-            f"input '{source}' not found; give a folder of images, a text file of image paths, or a .csv / .parquet table"
-        )
+        raise MissingFile(f"input '{source}' not found; give a folder of images, a text file of image paths, or a .csv / .parquet table")
     if source.suffix.lower() in (".csv", ".parquet", ".pq"):
         dataset, names = _table_inputs(source, spec)
     else:
-        if spec.get("kind") == "table":
-            raise ValueError(f"this checkpoint is a tabular model; give a .csv or .parquet table as --input, not '{source}'")
+        if not spec.images:
+            raise BadValue(f"this checkpoint is a tabular model; give a .csv or .parquet table as --input, not '{source}'")
         paths = list_images(source)
         dataset, names = PredictionImages(paths, spec, strict), [str(p) for p in paths]
-    writer = CsvPredictionWriter(Path(output), names, spec["class_names"], top_k)
+    writer = CsvPredictionWriter(Path(output), names, list(spec.class_names), top_k)
     trainer = pl.Trainer(
         accelerator=accelerator, devices=1, logger=False, callbacks=[writer], enable_progress_bar=False, enable_model_summary=False
     )
@@ -205,16 +187,14 @@ class TableRows(Dataset):
         return self.features[i], i
 
 
-def _table_inputs(source: Path, spec: dict) -> tuple[Dataset, list[str]]:
+def _table_inputs(source: Path, spec: InputSpec) -> tuple[Dataset, list[str]]:
     from lt_imbalance.data.tabular import read_table
     from lt_imbalance.inference.tables import encode_table
 
-    if spec.get("kind") != "table":
-        raise ValueError(
-            f"this checkpoint is an image model; give images (a folder or a list of paths) as --input, not the table '{source}'"
-        )
+    if spec.images:
+        raise BadValue(f"this checkpoint is an image model; give images (a folder or a list of paths) as --input, not the table '{source}'")
     frame = read_table(source)
-    features = torch.from_numpy(encode_table(frame, spec["preprocessing"]))
+    features = torch.from_numpy(encode_table(frame, spec.preprocessing))
     return TableRows(features), [f"{source.name}:{i}" for i in range(len(frame))]
 
 

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lt_imbalance.errors import BadValue
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -24,7 +26,7 @@ def encode_table(frame: pd.DataFrame, preprocessing: dict) -> np.ndarray:
     needed = list(preprocessing["numeric"]) + list(preprocessing["categorical"])
     missing = [c for c in needed if c not in frame.columns]
     if missing:
-        raise ValueError(f"the table lacks the columns {missing} that the model was trained on (its columns: {list(frame.columns)})")
+        raise BadValue(f"the table lacks the columns {missing} that the model was trained on (its columns: {list(frame.columns)})")
     blocks = []
     for column, p in preprocessing["numeric"].items():
         values = frame[column].astype("float64").to_numpy()

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
+from lt_imbalance.errors import BadValue
 from lt_imbalance.losses.class_counts import log_prior
 from lt_imbalance.losses.cross_entropy import CrossEntropy, cc_label_smoothing_loss, class_smoothing
 from lt_imbalance.losses.focal import FocalLoss, focal_factor
@@ -44,7 +45,7 @@ def build_loss(loss: str | LossFactory, class_counts: Sequence[int] | None) -> n
     """The loss module of a short name or a factory (e.g. a class given by ``class_path``)."""
     if isinstance(loss, str):
         if loss not in LOSSES:
-            raise ValueError(
+            raise BadValue(
                 f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}, or give a class_path to an "
                 "nn.Module whose first argument is class_counts and whose forward returns one loss per sample."
             )

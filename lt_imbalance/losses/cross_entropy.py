@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lt_imbalance.errors import BadValue
 from lt_imbalance.losses.class_counts import counts_tensor
 
 
@@ -35,9 +36,9 @@ def class_smoothing(class_counts: Sequence[int], eps_head: float, eps_tail: floa
     """Per-class smoothing eps_c (formula above) as a float tensor of length C."""
     for name, eps in (("eps_head", eps_head), ("eps_tail", eps_tail)):
         if not 0 <= eps < 1:
-            raise ValueError(f"label smoothing {name} must lie in [0, 1), got {eps}")
+            raise BadValue(f"label smoothing {name} must lie in [0, 1), got {eps}")
     if power <= 0:
-        raise ValueError(f"label smoothing power must be > 0, got {power}")
+        raise BadValue(f"label smoothing power must be > 0, got {power}")
     counts = counts_tensor(class_counts, "class-conditional label smoothing")
     n_max, n_min = counts.max(), counts.min()
     if n_max == n_min:
@@ -86,7 +87,7 @@ class CrossEntropy(nn.Module):
         super().__init__()
         tail = label_smoothing if label_smoothing_tail is None else label_smoothing_tail
         if class_counts is None and tail != label_smoothing:
-            raise ValueError("class-conditional label smoothing (label_smoothing_tail) needs class_counts")
+            raise BadValue("class-conditional label smoothing (label_smoothing_tail) needs class_counts")
         if class_counts is None:
             eps = class_smoothing([1, 1], label_smoothing, tail, label_smoothing_power)[0]
         else:

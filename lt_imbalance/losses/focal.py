@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from lt_imbalance.errors import BadValue
 from lt_imbalance.losses.cross_entropy import CrossEntropy
 
 
@@ -34,7 +35,7 @@ class FocalLoss(CrossEntropy):
     def __init__(self, class_counts: Sequence[int] | None = None, gamma: float = 2.0, **smoothing):
         super().__init__(class_counts, **smoothing)
         if gamma < 0:
-            raise ValueError(f"focal gamma must be >= 0, got {gamma}")
+            raise BadValue(f"focal gamma must be >= 0, got {gamma}")
         self.gamma = gamma
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

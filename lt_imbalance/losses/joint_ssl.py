@@ -20,6 +20,8 @@ from lightly.loss import NTXentLoss
 from lightly.models.modules import SimCLRProjectionHead
 from torch import nn
 
+from lt_imbalance.errors import BadValue
+
 
 @dataclass
 class JointSSL:
@@ -37,9 +39,9 @@ class JointSSL:
 
     def __post_init__(self):
         if self.weight < 0:
-            raise ValueError(f"ssl weight must be >= 0, got {self.weight}")
+            raise BadValue(f"ssl weight must be >= 0, got {self.weight}")
         if self.temperature <= 0:
-            raise ValueError(f"ssl temperature must be > 0, got {self.temperature}")
+            raise BadValue(f"ssl temperature must be > 0, got {self.temperature}")
 
     @property
     def enabled(self) -> bool:

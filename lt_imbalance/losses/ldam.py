@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from lt_imbalance.errors import BadValue
 from lt_imbalance.losses.class_counts import counts_tensor
 from lt_imbalance.losses.cross_entropy import CrossEntropy
 
@@ -40,7 +41,7 @@ class LDAMLoss(CrossEntropy):
     def __init__(self, class_counts: Sequence[int] | None, max_margin: float = 0.5, scale: float = 30.0, **smoothing):
         super().__init__(class_counts, **smoothing)
         if scale <= 0:
-            raise ValueError(f"LDAM scale must be > 0, got {scale}")
+            raise BadValue(f"LDAM scale must be > 0, got {scale}")
         self.scale = scale
         self.register_buffer("margins", ldam_margins(class_counts, max_margin), persistent=False)
 

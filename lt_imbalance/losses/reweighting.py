@@ -20,6 +20,7 @@ from typing import Literal
 
 import torch
 
+from lt_imbalance.errors import BadValue
 from lt_imbalance.losses.class_counts import counts_tensor
 
 WeightingKind = Literal["none", "inverse", "effective"]
@@ -34,10 +35,10 @@ def class_weights(class_counts: Sequence[int], kind: WeightingKind, beta: float 
         raw = 1.0 / counts
     elif kind == "effective":
         if not 0 <= beta < 1:
-            raise ValueError(f"effective-number beta must lie in [0, 1), got {beta}")
+            raise BadValue(f"effective-number beta must lie in [0, 1), got {beta}")
         raw = (1 - beta) / (1 - torch.pow(beta, counts))
     else:
-        raise ValueError(f"unknown class weighting {kind!r}; choose none, inverse or effective")
+        raise BadValue(f"unknown class weighting {kind!r}; choose none, inverse or effective")
     return (raw * len(counts) / raw.sum()).float()
 
 
@@ -65,6 +66,6 @@ class Reweighting:
 
     def __post_init__(self):
         if self.kind not in ("none", "inverse", "effective"):
-            raise ValueError(f"unknown class weighting {self.kind!r}; choose none, inverse or effective")
+            raise BadValue(f"unknown class weighting {self.kind!r}; choose none, inverse or effective")
         if self.start_epoch < 0:
-            raise ValueError(f"re-weighting start_epoch must be >= 0, got {self.start_epoch}")
+            raise BadValue(f"re-weighting start_epoch must be >= 0, got {self.start_epoch}")

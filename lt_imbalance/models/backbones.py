@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lt_imbalance.errors import BadValue
 from lt_imbalance.models.timm_backbone import TIMM_PREFIX, TimmBackbone
 
 
@@ -56,7 +57,7 @@ class CifarResNet(nn.Module):
     def __init__(self, depth: int = 32, in_channels: int = 3):
         super().__init__()
         if (depth - 2) % 6:
-            raise ValueError(f"CIFAR ResNet depth must be 6n + 2 (20, 32, 44, 56, 110), got {depth}")
+            raise BadValue(f"CIFAR ResNet depth must be 6n + 2 (20, 32, 44, 56, 110), got {depth}")
         n = (depth - 2) // 6
         self.stem = nn.Sequential(nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True))
         blocks, c_in = [], 16
@@ -96,7 +97,7 @@ class WideResNet(nn.Module):
     def __init__(self, depth: int = 28, width: int = 10, dropout: float = 0.0, in_channels: int = 3):
         super().__init__()
         if (depth - 4) % 6:
-            raise ValueError(f"WideResNet depth must be 6n + 4 (16, 22, 28, 40), got {depth}")
+            raise BadValue(f"WideResNet depth must be 6n + 4 (16, 22, 28, 40), got {depth}")
         n = (depth - 4) // 6
         widths = (16 * width, 32 * width, 64 * width)
         self.stem = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
@@ -122,7 +123,7 @@ class TorchvisionResNet(nn.Module):
         import torchvision.models
 
         if arch not in ("resnet18", "resnet34", "resnet50", "resnet101", "resnext50_32x4d"):
-            raise ValueError(f"unknown torchvision ResNet {arch!r}; use resnet18, resnet34, resnet50, resnet101 or resnext50_32x4d")
+            raise BadValue(f"unknown torchvision ResNet {arch!r}; use resnet18, resnet34, resnet50, resnet101 or resnext50_32x4d")
         net = getattr(torchvision.models, arch)(weights=None)
         if small_image_stem:
             net.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
@@ -215,17 +216,17 @@ def build_backbone(name: str, input_shape: Sequence[int] = (3, 32, 32), **kwargs
     shape = tuple(int(n) for n in input_shape)
     if name.startswith(TIMM_PREFIX):
         if len(shape) != 3:
-            raise ValueError(f"timm backbones take images (channels, height, width), but the data gives inputs of shape {shape}")
+            raise BadValue(f"timm backbones take images (channels, height, width), but the data gives inputs of shape {shape}")
         return TimmBackbone(name.removeprefix(TIMM_PREFIX), in_chans=shape[0], **kwargs)
     if name not in BACKBONES:
-        raise ValueError(
+        raise BadValue(
             f"unknown backbone {name!r}; choose one of {', '.join(sorted(BACKBONES))}, timm/<any timm model name>, "
             "or give a class_path to any nn.Module with an `out_features` attribute."
         )
     if name in VECTOR_BACKBONES:
         return VECTOR_BACKBONES[name](in_features=math.prod(shape), **kwargs)
     if len(shape) != 3:
-        raise ValueError(
+        raise BadValue(
             f"backbone {name!r} takes images (channels, height, width), but the data gives inputs of shape {shape}; "
             f"for feature vectors use {' or '.join(VECTOR_BACKBONES)}."
         )
@@ -238,7 +239,7 @@ def feature_dim(backbone: nn.Module) -> int:
         value = getattr(backbone, attr, None)
         if isinstance(value, int):
             return value
-    raise ValueError(
+    raise BadValue(
         f"backbone {type(backbone).__name__} does not say its feature width; give it an integer "
         "`out_features` attribute (the size of the vector its forward returns)."
     )

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lt_imbalance.errors import BadValue
+
 HeadName = Literal["linear", "cosine"]
 
 
@@ -42,4 +44,4 @@ def build_head(name: HeadName, in_features: int, num_classes: int) -> nn.Module:
         return nn.Linear(in_features, num_classes)
     if name == "cosine":
         return CosineClassifier(in_features, num_classes)
-    raise ValueError(f"unknown head {name!r}; choose linear or cosine")
+    raise BadValue(f"unknown head {name!r}; choose linear or cosine")

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from lt_imbalance.errors import BadValue
+
 #: prefix of a backbone name that :func:`lt_imbalance.models.build_backbone` hands to timm
 TIMM_PREFIX = "timm/"
 
@@ -60,10 +62,10 @@ class TimmBackbone(nn.Module):
         timm = _timm()
         if not timm.is_model(name):
             close = timm.list_models(f"*{name.split('.')[0][:6]}*")[:8]
-            raise ValueError(f"timm has no model {name!r}; similar names: {', '.join(close) or 'none'} (all: timm.list_models())")
+            raise BadValue(f"timm has no model {name!r}; similar names: {', '.join(close) or 'none'} (all: timm.list_models())")
         if pretrained_file is not None:
             if not pretrained:
-                raise ValueError("pretrained_file is only read with pretrained: true")
+                raise BadValue("pretrained_file is only read with pretrained: true")
             kwargs["pretrained_cfg_overlay"] = {"file": str(pretrained_file)}
         self.name, self.pretrained = name, pretrained
         self.model = timm.create_model(name, pretrained=pretrained, in_chans=in_chans, num_classes=0, **kwargs)

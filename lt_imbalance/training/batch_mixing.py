@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lt_imbalance.errors import BadValue
+
 
 @dataclass(frozen=True)
 class MixDraw:
@@ -39,7 +41,7 @@ def draw_mix(batch_size: int, height: int, width: int, mixup_alpha: float, cutmi
     rng = np.random.default_rng(seed)
     modes = [m for m, a in (("mixup", mixup_alpha), ("cutmix", cutmix_alpha)) if a > 0]
     if not modes:
-        raise ValueError("mixing needs mixup_alpha > 0 or cutmix_alpha > 0")
+        raise BadValue("mixing needs mixup_alpha > 0 or cutmix_alpha > 0")
     mode = modes[rng.integers(len(modes))]
     lam = float(rng.beta(mixup_alpha, mixup_alpha) if mode == "mixup" else rng.beta(cutmix_alpha, cutmix_alpha))
     perm = torch.from_numpy(rng.permutation(batch_size))
@@ -90,7 +92,7 @@ class Mixing:
 
     def __post_init__(self):
         if self.mixup_alpha < 0 or self.cutmix_alpha < 0:
-            raise ValueError(f"mixing alphas must be >= 0, got mixup_alpha={self.mixup_alpha}, cutmix_alpha={self.cutmix_alpha}")
+            raise BadValue(f"mixing alphas must be >= 0, got mixup_alpha={self.mixup_alpha}, cutmix_alpha={self.cutmix_alpha}")
 
     @property
     def enabled(self) -> bool:

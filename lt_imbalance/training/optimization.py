@@ -22,6 +22,8 @@ from typing import Literal
 
 import torch
 
+from lt_imbalance.errors import BadValue
+
 ScheduleName = Literal["cosine", "constant"]
 
 
@@ -37,7 +39,7 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: Schedule
     if schedule == "constant":
         return 1.0
     if schedule != "cosine":
-        raise ValueError(f"unknown lr_schedule {schedule!r}; choose 'cosine' or 'constant'")
+        raise BadValue(f"unknown lr_schedule {schedule!r}; choose 'cosine' or 'constant'")
     span = max(1, total_steps - warmup_steps)
     progress = min(1.0, (step - warmup_steps) / span)
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
@@ -59,9 +61,9 @@ class LRSchedule:
 
     def __post_init__(self):
         if self.name not in ("cosine", "constant"):
-            raise ValueError(f"unknown lr_schedule {self.name!r}; choose 'cosine' or 'constant'")
+            raise BadValue(f"unknown lr_schedule {self.name!r}; choose 'cosine' or 'constant'")
         if self.warmup_epochs < 0 or not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"lr_schedule needs warmup_epochs >= 0 and min_lr_ratio in [0, 1], got {self}")
+            raise BadValue(f"lr_schedule needs warmup_epochs >= 0 and min_lr_ratio in [0, 1], got {self}")
 
     def scheduler(self, optimizer: torch.optim.Optimizer, total_steps: int, epochs: int) -> torch.optim.lr_scheduler.LambdaLR:
         """A per-step ``LambdaLR`` for ``total_steps`` optimisation steps over ``epochs`` epochs."""

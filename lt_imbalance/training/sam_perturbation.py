@@ -20,6 +20,8 @@ from typing import Literal
 
 import torch
 
+from lt_imbalance.errors import BadValue
+
 Weighting = Literal["power", "tail_only"]
 
 
@@ -34,16 +36,16 @@ def ascent_class_weights(
     if weighting == "power" and gamma == 0:
         return None
     if class_counts is None:
-        raise ValueError("SAM-A needs the model's class_counts (linked from the data by the CLI); set gamma: 0 for plain SAM")
+        raise BadValue("SAM-A needs the model's class_counts (linked from the data by the CLI); set gamma: 0 for plain SAM")
     counts = torch.as_tensor(list(class_counts), dtype=torch.float64)
     if weighting == "power":
         weights = (counts.max() / counts).pow(gamma)
     elif weighting == "tail_only":
         weights = (counts < tail_below).double()
         if weights.sum() == 0:
-            raise ValueError(f"tail_only weighting: no class has fewer than tail_below={tail_below} training images")
+            raise BadValue(f"tail_only weighting: no class has fewer than tail_below={tail_below} training images")
     else:
-        raise ValueError(f"unknown ascent weighting {weighting!r}; choose 'power' or 'tail_only'")
+        raise BadValue(f"unknown ascent weighting {weighting!r}; choose 'power' or 'tail_only'")
     if max_weight is not None:
         weights = weights.clamp(max=max_weight)
     return weights.float()

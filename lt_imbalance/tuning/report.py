@@ -96,7 +96,7 @@ def write_report(tuner) -> Path:
     data = tuner.base["data"]["init_args"]
     header = (
         f"# The best recipe of the study '{study.study_name}' in {out} (storage {tuner.url}): trial {best.number} of "
-        f"{len(rows)}, {s.monitor} {best.value:.4f}\n# on the validation split ({_validation(data)}); base config {s.config}. "
+        f"{len(rows)}, {s.monitor} {best.value:.4f}\n# on the validation split ({_validation(data)}); base config {' + '.join(s.configs)}. "
         f"Its values: {describe(overrides)}\n"
     )
     (out / "best.yaml").write_text(header + yaml.safe_dump(apply_overrides(tuner.base, overrides), sort_keys=False))
@@ -114,7 +114,7 @@ def write_report(tuner) -> Path:
         runs = sweep.build_grid([str(out / "best.yaml"), str(out / "base.yaml")], [], s.seeds)
         records = sweep.run_grid(runs, out / "retrain", None, s.jobs, [], log=lambda line: print(f"tune: retrain {line}", flush=True))
         sweep.plot_per_class(records, out / "per_class.png")
-    lines = [f"# Study '{study.study_name}'", "", f"Base config `{s.config}` (+ `{' '.join(s.overrides)}`), space `{s.space or 'the default space'}`, "
+    lines = [f"# Study '{study.study_name}'", "", f"Base config `{' + '.join(s.configs)}`" + (f" (+ `{' '.join(s.overrides)}`)" if s.overrides else "") + f", space `{s.space or 'the default space'}`, "
              f"{len(rows)} trials ({sum(r['state'] == 'complete' for r in rows)} complete, {sum(r['state'] == 'pruned' for r in rows)} pruned, "
              f"{sum(r['state'] == 'fail' for r in rows)} failed), objective {s.monitor} ({s.direction}) on {_validation(data)}.", ""]  # fmt: skip
     if records:

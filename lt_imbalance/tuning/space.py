@@ -36,13 +36,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from lt_imbalance.errors import BadValue
+from lt_imbalance.user_errors import read_yaml_file
 
 KINDS = ("float", "int", "categorical", "fixed")
 DEFAULT_SPACE = Path(__file__).with_name("default_space.yaml")
 
 
-class SpaceError(ValueError):
+class SpaceError(BadValue):
     """A search-space entry that cannot be used; the message names the entry."""
 
 
@@ -137,7 +138,7 @@ class SearchSpace:
         path = Path(path) if path is not None else DEFAULT_SPACE
         if not path.is_file():
             raise SpaceError(f"search space '{path}' not found; give a YAML file of dotted keys and distributions")
-        spec = yaml.safe_load(path.read_text()) or {}
+        spec = read_yaml_file(path, "search space") or {}
         if not isinstance(spec, dict) or not spec:
             raise SpaceError(f"search space '{path}' is empty or not a mapping of dotted keys to distributions")
         entries: list[Entry] = []

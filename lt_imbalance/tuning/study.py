@@ -24,24 +24,20 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import queue
 import re
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
-from importlib import import_module
 from pathlib import Path
 
 import yaml
 
+from lt_imbalance.errors import BadValue, UnsupportedCombination
 from lt_imbalance.tuning.space import SearchSpace, apply_overrides, describe
 from lt_imbalance.tuning.storage import default_url, fail_orphaned_trials, open_storage, trial_id, worker_id
 
@@ -69,15 +65,15 @@ def make_pruner(spec: str, direction: str = "maximize"):
         if name == "none":
             return optuna.pruners.NopPruner()
     except ValueError as err:
-        raise ValueError(f"--pruner {spec!r}: {err}") from err
-    raise ValueError(f"--pruner {spec!r}: choose median, median:N, hyperband, threshold:X or none")
+        raise BadValue(f"--pruner {spec!r}: {err}") from err
+    raise BadValue(f"--pruner {spec!r}: choose median, median:N, hyperband, threshold:X or none")
 
 
 @dataclass
 class TuneSettings:
     """The command's options (module docstring)."""
 
-    config: str
+    configs: list[str]
     out: Path
     overrides: list[str] = field(default_factory=list)
     space: str | None = None
@@ -95,39 +91,15 @@ class TuneSettings:
 
 
 # ---- the config ---------------------------------------------------------------------------------------
-def print_config(args: list[str]) -> dict:
-    """The ``fit`` parser's resolved config of ``args`` (parsed and checked, nothing instantiated)."""
-    from lt_imbalance.cli import build_cli
-
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")  # sys.argv holds the tune command
-        build_cli(["fit", *args, "--print_config"])
-    text = buffer.getvalue()
-    if not text.strip():
-        raise ValueError(f"the fit parser printed no config for {args}")
-    return yaml.safe_load(text)
-
-
-def parse_config(config: dict) -> None:
-    """Raise the parser's error if ``config`` is not a valid ``fit`` config."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "probe.yaml"
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        print_config(["--config", str(path)])
-
-
 def refuse_test_validation(config: dict) -> None:
-    """Tuning selects on the validation metric, so it must not be the test set."""
-    data = config.get("data") or {}
-    class_path, init = data.get("class_path", ""), data.get("init_args") or {}
-    module, _, name = class_path.rpartition(".")
-    cls = getattr(import_module(module or "lt_imbalance.data"), name)
-    if cls.has_official_val:
-        return
-    if init.get("val_source", "split") == "split" and not init.get("val_fraction"):
-        raise ValueError(
-            f"tuning would select on the test set: {name} validates on the test set when val_fraction is 0. Carve a "
+    """Tuning selects on the validation metric, so it must not be the test set: the data module of
+    ``config`` is asked (data with its own validation list, such as ImageNet-LT's, passes)."""
+    from lt_imbalance.commands.config import instantiate_data
+
+    data = instantiate_data(config)
+    if getattr(data, "validates_on_test", False):
+        raise UnsupportedCombination(
+            f"tuning would select on the test set: {type(data).__name__} validates on the test set when val_fraction is 0. Carve a "
             "validation split: --data.init_args.val_fraction 0.2 (a stratified share of the training split), or a balanced "
             "one from pool images the training split does not use: --data.init_args.val_source pool "
             "--data.init_args.val_per_class 20 --data.init_args.val_fraction 0"
@@ -141,12 +113,14 @@ class Tuner:
     def __init__(self, settings: TuneSettings):
         import optuna
 
+        from lt_imbalance.commands.config import check_config, resolve_config
+
         self.settings = s = settings
         s.out.mkdir(parents=True, exist_ok=True)
-        self.base = print_config(["--config", s.config, *s.overrides])
+        self.base = resolve_config([arg for path in s.configs for arg in ("--config", path)] + s.overrides)
         refuse_test_validation(self.base)
         self.space = SearchSpace.from_yaml(s.space)
-        self.space.check(self.base, parse_config)
+        self.space.check(self.base, check_config)
         (s.out / "base.yaml").write_text(yaml.safe_dump(self.base, sort_keys=False))
         self.url = s.storage or default_url(s.out)
         self.storage = open_storage(self.url)
@@ -292,7 +266,12 @@ def failure_reason(output: str, returncode: int) -> str:
 # ---- the command ---------------------------------------------------------------------------------------------
 def parse_args(argv: list[str]) -> TuneSettings:
     parser = argparse.ArgumentParser(prog="lt-imbalance tune", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", required=True, help="the base config (any `lt-imbalance fit` config)")
+    parser.add_argument(
+        "--config",
+        action="append",
+        required=True,
+        help="the base config (any `lt-imbalance fit` config); several are merged in order, as by fit",
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for the study, its trials and the report")
     parser.add_argument("--space", default=None, help="search-space YAML (default: the space shipped with the package)")
     parser.add_argument("--n_trials", type=int, default=20, help="trials to finish in all (complete, pruned or failed)")
@@ -314,7 +293,7 @@ def parse_args(argv: list[str]) -> TuneSettings:
         parser.error("--n_trials and --jobs must be at least 1")
     make_pruner(args.pruner, args.direction)  # refuse a bad --pruner before any work
     return TuneSettings(
-        config=args.config, out=args.out, overrides=overrides, space=args.space, n_trials=args.n_trials, timeout=args.timeout,
+        configs=args.config, out=args.out, overrides=overrides, space=args.space, n_trials=args.n_trials, timeout=args.timeout,
         storage=args.storage, study=args.study, jobs=args.jobs, seeds=args.seeds, monitor=args.monitor, direction=args.direction,
         pruner=args.pruner, sampler_seed=args.sampler_seed, report=not args.no_report,
     )  # fmt: skip

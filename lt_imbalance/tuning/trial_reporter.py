@@ -18,6 +18,8 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 
+from lt_imbalance.errors import BadValue
+
 
 class TrialReporter(pl.Callback):
     """Report ``monitor`` after each validation to trial ``trial_id`` of ``study`` at ``storage``.
@@ -58,7 +60,7 @@ class TrialReporter(pl.Callback):
             return
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
-            raise ValueError(f"the tuner's objective {self.monitor!r} was not logged; logged metrics: {sorted(trainer.callback_metrics)}")
+            raise BadValue(f"the tuner's objective {self.monitor!r} was not logged; logged metrics: {sorted(trainer.callback_metrics)}")
         stop = False
         if trainer.is_global_zero:
             trial = self._optuna_trial()

@@ -10,7 +10,7 @@ import yaml
 
 from helpers import fit_blobs
 from lt_imbalance.callbacks import OverfittingMonitor
-from lt_imbalance.cli import build_cli
+from lt_imbalance.commands.lightning_cli import build_cli
 from lt_imbalance.metrics import per_class_mean
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lt_imbalance.cli import build_cli
+from lt_imbalance.commands.lightning_cli import build_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_FILES = ("config.yaml", "run_metadata.json", "results_val.md", "results_test.json", "figures/test_per_class.png")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lt_imbalance.callbacks.shifted_test import ShiftedTestDistributions, parse_distribution
-from lt_imbalance.cli import build_cli
+from lt_imbalance.commands.lightning_cli import build_cli
 from lt_imbalance.metrics import reweighted_metrics, shifted_class_prior
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import torch
 
 from helpers import tiny_model
 from lt_imbalance.callbacks import TransferBackbone
-from lt_imbalance.cli import build_cli
+from lt_imbalance.commands.lightning_cli import build_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 

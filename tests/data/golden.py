@@ -94,7 +94,7 @@ def batch_hash(dm, batch) -> list[str]:
 
 
 def snapshot(case: str, overrides: dict[str, list[str]]) -> dict:
-    from lt_imbalance.cli import build_cli
+    from lt_imbalance.commands.lightning_cli import build_cli
 
     if case.endswith(".yaml"):
         import yaml

@@ -22,7 +22,7 @@ def help_texts() -> dict[str, str]:
     """``lt-imbalance fit --data <Module> --help`` of every module, from one interpreter."""
     code = (
         "import contextlib, io, json, sys\n"
-        "from lt_imbalance.cli import build_cli\n"
+        "from lt_imbalance.commands.lightning_cli import build_cli\n"
         "out = {}\n"
         f"for name in {list(MODULES)!r}:\n"
         "    buffer = io.StringIO()\n"

@@ -8,6 +8,7 @@ import torch
 
 from fakes import write_image_folder
 from lt_imbalance.data import CIFAR10LT, ImageFolderLT
+from lt_imbalance.data.datasets import TensorImageDataset
 
 
 def _first_train_batch(dm):
@@ -39,6 +40,24 @@ def test_device_data_batches_look_like_the_cpu_path(cifar10_dir, ssl):
 
 def test_device_data_needs_images_in_memory(tmp_path):
     root = write_image_folder(tmp_path / "train", {"a": 10, "b": 6})
-    dm = ImageFolderLT(root=str(root), image_size=8, in_memory=False, mean=(0.5,) * 3, std=(0.2,) * 3, device_data=True, batch_size=4)
-    with pytest.raises(ValueError, match="in_memory: true"):
-        dm.setup("fit")
+    settings = {"root": str(root), "image_size": 8, "mean": (0.5,) * 3, "std": (0.2,) * 3, "device_data": True, "batch_size": 4}
+    with pytest.raises(ValueError, match="device_data needs the training images in memory; drop in_memory: false"):
+        ImageFolderLT(in_memory=False, **settings)
+    too_big = ImageFolderLT(memory_limit_mib=0.001, **settings)  # 16 images of 3 x 8 x 8 bytes: 0.003 MiB
+    with pytest.raises(ValueError, match=r"selected images take 0 MiB decoded, more than memory_limit_mib \(0\); raise"):
+        too_big.setup("fit")
+
+
+def test_a_small_folder_is_held_in_memory_and_a_large_one_streams(tmp_path):
+    """The loading rule (lt_imbalance.data.loading_mode): decoded size against memory_limit_mib."""
+    from lt_imbalance.data.datasets import ImageFileDataset
+
+    root = write_image_folder(tmp_path / "train", {"a": 10, "b": 6})
+    small = ImageFolderLT(root=str(root), image_size=8, device_data=True, batch_size=4)  # no in_memory flag needed
+    small.setup("fit")
+    assert small.loading.name == "device" and isinstance(small.train_set, TensorImageDataset)
+    assert small.metadata["loading"] == "device" and "<= memory_limit_mib" in small.metadata["loading_reason"]
+    large = ImageFolderLT(root=str(root), image_size=8, batch_size=4, memory_limit_mib=0.001)
+    large.setup("fit")
+    assert large.loading.name == "stream" and isinstance(large.train_set, ImageFileDataset)
+    assert [torch.equal(a, b) for a, b in zip(next(iter(small.val_dataloader())), next(iter(large.val_dataloader())))] == [True, True]

@@ -177,7 +177,7 @@ def test_gpu_decode_names_a_file_that_is_not_a_jpeg(tmp_path):
 def test_gpu_decode_trains_through_the_command(tmp_path, monkeypatch, imagenet_dir):
     from pathlib import Path
 
-    from lt_imbalance.cli import build_cli
+    from lt_imbalance.commands.lightning_cli import build_cli
 
     monkeypatch.chdir(Path(__file__).resolve().parents[2])
     cli = build_cli(

@@ -10,7 +10,7 @@ import torch
 
 from lt_imbalance.cli import main
 from lt_imbalance.inference.export import exportable
-from lt_imbalance.inference.predict import load_model
+from lt_imbalance.inference.trained_model import load_trained
 
 
 def _raw_images(n: int, seed: int = 0) -> torch.Tensor:
@@ -26,14 +26,18 @@ def test_onnx_equals_pytorch(digits_checkpoint, tmp_path):
     assert description["class_names"] == [str(d) for d in range(10)] and description["input"]["name"] == "images"
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     wrapper, spec = exportable(digits_checkpoint)
-    model, _ = load_model(digits_checkpoint)
+    model, _ = load_trained(digits_checkpoint)
+    from lt_imbalance.data import DigitsLT
+
+    data = DigitsLT(imbalance_ratio=10, val_fraction=0.2, batch_size=64)  # the checkpoint run's data module
+    data.setup("fit")
     for n in (1, 7, 33):  # dynamic batch
         x = _raw_images(n, seed=n)
         ours = session.run(None, {"images": x.numpy()})[0]
         with torch.no_grad():
             reference = wrapper(x).numpy()
-            normalised = (x / 255 - torch.tensor(spec["mean"]).view(1, -1, 1, 1)) / torch.tensor(spec["std"]).view(1, -1, 1, 1)
-            direct = model.evaluation_logits(model(normalised)).softmax(1).numpy()
+            inputs = data.on_after_batch_transfer((x.to(torch.uint8), torch.zeros(n)), 0)[0]
+            direct = model.evaluation_logits(model(inputs)).softmax(1).numpy()
         np.testing.assert_allclose(ours, reference, atol=1e-4)
         np.testing.assert_allclose(reference, direct, atol=1e-5)  # the graph's normalisation is training's
 

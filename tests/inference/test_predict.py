@@ -11,7 +11,8 @@ from PIL import Image
 
 from lt_imbalance.cli import main
 from lt_imbalance.data.datasets import ImageFileDataset
-from lt_imbalance.inference.predict import load_model, predict
+from lt_imbalance.inference.predict import predict
+from lt_imbalance.inference.trained_model import load_trained
 
 
 def _images(folder: Path) -> list[Path]:
@@ -31,19 +32,45 @@ def _images(folder: Path) -> list[Path]:
     return sorted([*paths, rgb])
 
 
+def _training_data():
+    """The data module of the ``digits_checkpoint`` run (same config, same split, same statistics)."""
+    from lt_imbalance.data import DigitsLT
+
+    data = DigitsLT(imbalance_ratio=10, val_fraction=0.2, batch_size=64)
+    data.setup("fit")
+    return data
+
+
+def test_predict_gives_the_modules_own_outputs_on_the_data_modules_test_images(digits_checkpoint, tmp_path):
+    data = _training_data()
+    x, y = next(iter(data.test_dataloader()))
+    folder = tmp_path / "test_images"
+    folder.mkdir()
+    for i, image in enumerate(x):
+        Image.fromarray(image[0].numpy()).save(folder / f"{i:03d}.png")  # lossless: the same uint8 pixels
+    predict(str(digits_checkpoint), str(folder), str(tmp_path / "p.csv"), top_k=1)
+    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+    model, _ = load_trained(digits_checkpoint)
+    with torch.no_grad():
+        expected = model.evaluation_logits(model(data.on_after_batch_transfer((x, y), 0)[0])).softmax(1)
+    assert len(rows) == len(x)
+    np.testing.assert_allclose([float(r["probability"]) for r in rows], expected.max(1).values.numpy(), atol=1e-6)
+    assert [r["prediction"] for r in rows] == [str(int(c)) for c in expected.argmax(1)]
+
+
 def test_predict_a_folder_of_images(digits_checkpoint, tmp_path):
     images = _images(tmp_path / "images")
     result = predict(str(digits_checkpoint), str(tmp_path / "images"), str(tmp_path / "out" / "predictions.csv"), top_k=3)
     assert result["written"] == 13 and [Path(p).name for p in result["skipped"]] == ["broken.png"]
     rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
     assert [Path(r["input"]) for r in rows] == sorted(images) and len(rows[0]) == 3 + 2 * 3
-    model, spec = load_model(digits_checkpoint)
-    assert spec["class_names"] == [str(d) for d in range(10)] and spec["kind"] == "image"
+    model, spec = load_trained(digits_checkpoint)
+    assert list(spec.class_names) == [str(d) for d in range(10)] and spec.images
     files = ImageFileDataset(sorted(images), torch.zeros(13), 8, 1)
-    x = torch.stack([files.load(i) for i in range(13)]).float() / 255
-    x = (x - torch.tensor(spec["mean"]).view(1, -1, 1, 1)) / torch.tensor(spec["std"]).view(1, -1, 1, 1)
+    x = torch.stack([files.load(i) for i in range(13)])
+    data = _training_data()  # the data module of the checkpoint's run turns them into model inputs
     with torch.no_grad():
-        expected = model.evaluation_logits(model(x)).softmax(1)
+        expected = model.evaluation_logits(model(data.on_after_batch_transfer((x, torch.zeros(13)), 0)[0])).softmax(1)
     for row, p in zip(rows, expected):
         assert row["prediction"] == row["top1_class"] == str(int(p.argmax()))
         assert float(row["probability"]) == pytest.approx(p.max().item(), abs=1e-5)
@@ -62,10 +89,10 @@ def test_a_list_file_strict_mode_and_bad_inputs(digits_checkpoint, tmp_path, cap
         predict(str(digits_checkpoint), str(tmp_path / "images"), str(tmp_path / "strict.csv"), strict=True)
     (tmp_path / "not.ckpt").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="not a checkpoint this version can read"):
-        load_model(tmp_path / "not.ckpt")
+        load_trained(tmp_path / "not.ckpt")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.ckpt")
     with pytest.raises(ValueError, match="not a Lightning checkpoint of an lt_imbalance model"):
-        load_model(tmp_path / "other.ckpt")
+        load_trained(tmp_path / "other.ckpt")
     with pytest.raises(SystemExit):
         main(["predict", "--ckpt_path", str(digits_checkpoint), "--input", str(tmp_path / "missing")])
     assert "input '" in capsys.readouterr().err

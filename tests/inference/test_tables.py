@@ -15,7 +15,7 @@ def test_encoding_without_scikit_learn_equals_the_fitted_transform(tmp_path):
     spec = dm.input_spec()
     frame = pd.read_csv(path).drop(columns=["id", "label"])
     frame.loc[0, "colour"] = "purple"  # unseen in training: all zeros
-    ours = encode_table(frame, spec["preprocessing"])
+    ours = encode_table(frame, spec.preprocessing)
     table = dm.table
     theirs = dm._fit_encoder(table.pool.iloc[dm.train_indices], None).transform(frame)
     assert ours.shape == theirs.shape == (len(frame), dm.input_shape[0])

@@ -11,6 +11,8 @@ import pytest
 import torch
 from lightly.loss import NTXentLoss
 
+pytestmark = pytest.mark.slow  # a whole-product scenario: `make test-slow`
+
 JOB = Path(__file__).with_name("ddp_job.py")
 
 

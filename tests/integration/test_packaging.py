@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a whole-product scenario: `make test-slow`
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

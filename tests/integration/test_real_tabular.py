@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lt_imbalance.cli import build_cli
+from lt_imbalance.commands.lightning_cli import build_cli
+
+pytestmark = pytest.mark.slow  # a whole-product scenario: `make test-slow`
 
 ROOT = Path(__file__).resolve().parents[2]
 

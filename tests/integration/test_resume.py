@@ -11,6 +11,8 @@ import pytest
 import torch
 import yaml
 
+pytestmark = pytest.mark.slow  # a whole-product scenario: `make test-slow`
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -9,6 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a whole-product scenario: `make test-slow`
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # a whole-product scenario: `make test-slow`
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

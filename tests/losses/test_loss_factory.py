@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from lt_imbalance.cli import build_cli
+from lt_imbalance.commands.lightning_cli import build_cli
 from lt_imbalance.losses import LOSSES, BalancedSoftmaxLoss, CrossEntropy, FocalLoss, LDAMLoss, build_loss
 
 ROOT = Path(__file__).resolve().parents[2]

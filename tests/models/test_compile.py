@@ -71,6 +71,7 @@ def test_compiled_graph_equals_eager_exactly_with_sam_a_and_joint_ssl(monkeypatc
         assert torch.equal(value, state_c[name]), name
 
 
+@pytest.mark.slow
 def test_inductor_step_equals_eager_within_float_tolerance(cifar10_dir):
     """Inductor fuses and reorders float reductions, so weights differ in the last bits; after two
     SAM-A + Joint-SSL steps the weight updates agree to 1% (measured: 0.4%). (Random-pixel images: the digits'

@@ -8,7 +8,7 @@ import pytest
 import timm
 import torch
 
-from lt_imbalance.cli import build_cli
+from lt_imbalance.commands.lightning_cli import build_cli
 from lt_imbalance.models import TimmBackbone, build_backbone
 
 ROOT = Path(__file__).resolve().parents[2]

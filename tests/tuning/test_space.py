@@ -112,11 +112,11 @@ def test_entries_are_checked_against_the_config(tmp_path):
 
 
 def test_the_default_space_fits_the_digits_config():
-    from lt_imbalance.tuning.study import parse_config, print_config
+    from lt_imbalance.commands.config import check_config, resolve_config
 
-    base = print_config(["--config", "configs/digits_lt_erm.yaml"])
+    base = resolve_config(["--config", "configs/digits_lt_erm.yaml"])
     space = SearchSpace.from_yaml(DEFAULT_SPACE)
-    space.check(base, parse_config)
+    space.check(base, check_config)
     keys = [e.key for e in space.entries]
     for component in (
         "data.init_args.batch_size",
@@ -129,8 +129,8 @@ def test_the_default_space_fits_the_digits_config():
 
 
 def test_the_tabular_space_fits_the_tabular_config():
-    from lt_imbalance.tuning.study import parse_config, print_config
+    from lt_imbalance.commands.config import check_config, resolve_config
 
-    SearchSpace.from_yaml("configs/tune/tabular_space.yaml").check(print_config(["--config", "configs/tabular/erm.yaml"]), parse_config)
+    SearchSpace.from_yaml("configs/tune/tabular_space.yaml").check(resolve_config(["--config", "configs/tabular/erm.yaml"]), check_config)
     with pytest.raises(SpaceError, match="'data.init_args.augmentation' does not fit the config"):
-        SearchSpace.from_yaml(DEFAULT_SPACE).check(print_config(["--config", "configs/tabular/erm.yaml"]), parse_config)
+        SearchSpace.from_yaml(DEFAULT_SPACE).check(resolve_config(["--config", "configs/tabular/erm.yaml"]), check_config)

@@ -14,7 +14,7 @@ import optuna
 import pytest
 import yaml
 
-from lt_imbalance.cli import build_cli
+from lt_imbalance.commands.lightning_cli import build_cli
 from lt_imbalance.tuning.study import Tuner, parse_args
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,6 +59,7 @@ def _env() -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
+@pytest.mark.slow
 @pytest.mark.long_running
 def test_a_tiny_study_reports_and_its_best_config_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
@@ -93,6 +94,7 @@ def test_a_tiny_study_reports_and_its_best_config_runs(tmp_path, monkeypatch):
     assert cli.trainer.global_step == 1
 
 
+@pytest.mark.slow
 @pytest.mark.long_running
 def test_sigkill_then_the_same_command_finishes_the_study(tmp_path):
     out = tmp_path / "study"
@@ -116,6 +118,7 @@ def test_sigkill_then_the_same_command_finishes_the_study(tmp_path):
     assert len(failed) == 1 and failed[0].user_attrs["error"].startswith("interrupted")
 
 
+@pytest.mark.slow
 @pytest.mark.long_running
 def test_two_workers_share_one_study_without_extra_trials(tmp_path):
     out = tmp_path / "study"
@@ -130,6 +133,7 @@ def test_two_workers_share_one_study_without_extra_trials(tmp_path):
     assert all(t.user_attrs["error"].startswith("surplus") for t in trials if t.state == optuna.trial.TrialState.FAIL)
 
 
+@pytest.mark.slow
 @pytest.mark.long_running
 def test_pruned_and_failing_trials_do_not_stop_the_study(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)

@@ -1,0 +1,135 @@
+"""``lt-imbalance fit | validate | test | predict``: LightningCLI over :class:`ImbalancedClassifier` and the data modules.
+
+- ``data.class_counts`` and ``data.input_shape`` are linked into the model when both are
+  instantiated, so the model never imports a data module;
+- ``data.ssl_views`` follows ``model.ssl.weight`` (the data supplies SSL views when Joint-SSL is on);
+- the per-class figures, the results table, the run metadata, RNG state in checkpoints and a
+  checkpoint with ``last.ckpt`` at every epoch end come from the module itself
+  (:meth:`ImbalancedClassifier.configure_callbacks`), so a run from Python gets them too;
+- ``--resume true`` (or ``--ckpt_path last``) continues from the newest ``last.ckpt`` under
+  ``trainer.default_root_dir``; ``--ckpt_path last`` with none there is refused (``--resume``
+  starts afresh);
+- ``fit`` evaluates the final weights on the test set afterwards (``--test_after_fit false`` skips it);
+- ``fit`` and ``test`` first check that the run directory is writable and has free space;
+- a mistake in the command or the config (a bad value, a missing file, an unsupported
+  combination) is printed as a short message with the fix (:mod:`lt_imbalance.user_errors`);
+  ``LT_IMBALANCE_TRACEBACK=1`` shows the full traceback.
+
+This is the only module that knows every part: models, data modules, callbacks. The other
+commands resolve configs through it (:mod:`lt_imbalance.commands.config`); it imports none of them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from lt_imbalance.errors import MissingFile
+
+# Lightning 2.6 calls jsonargparse APIs that jsonargparse >= 4.49 flags as deprecated; those
+# warnings concern Lightning, not the user's config, so they are off unless asked for.
+os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
+
+from pathlib import Path  # noqa: E402
+
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback  # noqa: E402
+from lightning.pytorch.utilities import rank_zero_info  # noqa: E402
+
+import lt_imbalance.callbacks  # noqa: E402, F401  (short callback names)
+import lt_imbalance.losses  # noqa: E402, F401  (short names for the losses)
+import lt_imbalance.models  # noqa: E402, F401  (short names for the backbones)
+from lt_imbalance.callbacks.run_files import log_files  # noqa: E402
+from lt_imbalance.data import (  # noqa: E402, F401  (imported so that configs can name them by class name)
+    CIFAR10LT,
+    CIFAR100LT,
+    ISICLT,
+    DigitsLT,
+    EuroSATLT,
+    ImageFolderLT,
+    ImageNetLT,
+    INaturalist2018,
+    LongTailedDataModule,
+    MedMNISTLT,
+    PlacesLT,
+    TabularLT,
+    TinyImageNetLT,
+)
+from lt_imbalance.module import ImbalancedClassifier  # noqa: E402
+from lt_imbalance.rundir import check_run_directory, newest_last_checkpoint, next_free, run_directory  # noqa: E402
+
+
+class RunConfigSaver(SaveConfigCallback):
+    """Saves the resolved ``config.yaml`` in the run's own folder (:func:`~lt_imbalance.rundir.run_directory`,
+    so MLflow and W&B runs sharing one save directory each keep theirs) and never overwrites one: a run
+    resumed into the same folder (a requeued SLURM job, whose log version is the job id) writes
+    ``config_resume_<k>.yaml``."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if self.already_saved:
+            return
+        folder = Path(run_directory(trainer))  # a collective: every rank calls it
+        if trainer.is_global_zero:
+            if self.save_to_log_dir:
+                folder.mkdir(parents=True, exist_ok=True)
+                path = next_free(folder / self.config_filename)
+                self.parser.save(self.config, str(path), skip_none=False, multifile=self.multifile)
+                log_files(trainer, str(folder), [path])
+            self.save_config(trainer, pl_module, stage)
+            self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
+
+
+def _wants_ssl_views(ssl_weight: float) -> bool:
+    return ssl_weight > 0
+
+
+class LTImbalanceCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.class_counts", "model.init_args.class_counts", apply_on="instantiate")
+        parser.link_arguments("data.input_shape", "model.init_args.input_shape", apply_on="instantiate")
+        parser.link_arguments("model.init_args.ssl.weight", "data.init_args.ssl_views", compute_fn=_wants_ssl_views, apply_on="parse")
+        parser.add_argument("--test_after_fit", type=bool, default=True, help="run `test` on the final weights after `fit`")
+        parser.add_argument(
+            "--resume", type=bool, default=False,
+            help="continue from the newest last.ckpt under trainer.default_root_dir (ignored when ckpt_path is given)",
+        )  # fmt: skip
+
+    def before_fit(self) -> None:
+        check_run_directory(self.trainer.default_root_dir)
+        config = self.config_init[self.subcommand]
+        root = self.trainer.default_root_dir
+        if config.get("ckpt_path") == "last":  # Lightning looks only in this run's new folder, finds nothing and starts afresh
+            found = newest_last_checkpoint(root)
+            if found is None:
+                raise MissingFile(
+                    f"--ckpt_path last: no last.ckpt under '{root}' to resume from; drop --ckpt_path to start afresh, "
+                    "or give the checkpoint's path (or the trainer.default_root_dir of the run to resume)"
+                )
+            rank_zero_info(f"ckpt_path last: continuing from {found}")
+            config["ckpt_path"] = str(found)
+        if config.get("resume") and not config.get("ckpt_path"):
+            found = newest_last_checkpoint(root)
+            rank_zero_info(f"resume: {'continuing from ' + str(found) if found else 'no last.ckpt yet, starting afresh'}")
+            if found:
+                config["ckpt_path"] = str(found)
+
+    def before_test(self) -> None:
+        check_run_directory(self.trainer.default_root_dir)
+
+    def after_fit(self) -> None:
+        if self.config[self.subcommand].get("test_after_fit") and not self.trainer.interrupted:
+            self.trainer.test(self.model, datamodule=self.datamodule)
+
+
+def build_cli(args: list[str] | None = None, run: bool = True, cli_class: type[LTImbalanceCLI] = LTImbalanceCLI) -> LTImbalanceCLI:
+    """Parse ``args`` (default: the command line), instantiate, and run the subcommand if ``run``.
+    Errors propagate as exceptions (:func:`lt_imbalance.cli.main` turns user errors into short messages)."""
+    return cli_class(
+        ImbalancedClassifier,
+        LongTailedDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_callback=RunConfigSaver,
+        parser_kwargs={"exit_on_error": False},
+        args=args,
+        run=run,
+    )
