@@ -421,10 +421,10 @@ class ImbalancedClassifier(pl.LightningModule):
         A checkpoint callback configured as Lightning's default (the one ``Trainer`` adds itself) also
         writes ``last.ckpt``; one configured by the user is kept as it is, with ``last.ckpt`` written
         beside it by one more callback where the two do not clash. With checkpointing off
-        (``enable_checkpointing=False``) none is added. Set ``run_defaults = False`` on the module
+        (``enable_checkpointing=False``) none is added; ``predict`` gets none of them. Set ``run_defaults = False`` on the module
         (or a subclass) to train without any of them.
         """
-        if not self.run_defaults:
+        if not self.run_defaults or self.trainer.state.fn == "predict":  # predicting writes no run files
             return []
         from lightning.pytorch.callbacks import ModelCheckpoint
 

@@ -47,7 +47,9 @@ def tiny_model(batchnorm: bool = False, lr: float = 0.1, momentum: float = 0.0, 
 
 
 def fit_tiny(model, callbacks, steps: int = 1, n: int = 6, batch_size: int = 6, **trainer_kw) -> pl.Trainer:
-    """Fit ``model`` on :func:`tiny_batch` (``n`` rows, in order) for ``steps`` optimisation steps."""
+    """Fit ``model`` on :func:`tiny_batch` (``n`` rows, in order) for ``steps`` optimisation steps,
+    without the module's run defaults (no files: these tests look at single steps)."""
+    model.run_defaults = False
     x, y = tiny_batch(n)
     loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=False)
     trainer = pl.Trainer(

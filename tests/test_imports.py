@@ -23,6 +23,11 @@ PURE = (
     "lt_imbalance.data.device_augment",
     "lt_imbalance.data.samplers",
     "lt_imbalance.data.datasets",
+    "lt_imbalance.data.loading_mode",
+    "lt_imbalance.errors",
+    "lt_imbalance.inputs",
+    "lt_imbalance.cli",
+    "lt_imbalance.commands",
 )
 
 
@@ -40,7 +45,7 @@ def facts(tmp_path_factory) -> dict:
         f"for name in {PURE!r}:\n"
         "    __import__(name)\n"
         "lightning = sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning'))\n"
-        "import lt_imbalance.cli, lt_imbalance.demos.margins_2d, lt_imbalance.sweep\n"
+        "import lt_imbalance.commands.lightning_cli, lt_imbalance.demos.margins_2d, lt_imbalance.sweep\n"
         "tabular = sorted(m for m in ('pandas', 'sklearn', 'pyarrow') if m in sys.modules)\n"
         "print(json.dumps({'lightning': lightning, 'pyplot': pyplot, 'use_calls': calls, 'tabular': tabular}))\n"
     )

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers import quiet_trainer, sgd
+from helpers import quiet_trainer, sgd, tiny_batch, tiny_model
 from lt_imbalance import ImbalancedClassifier
 from lt_imbalance.data import DigitsLT
 from lt_imbalance.losses import CrossEntropy, Reweighting, class_weights, log_prior
@@ -166,3 +166,39 @@ def test_losses_that_need_counts_say_so():
 
 def test_lr_factor_is_used_for_the_constant_schedule():
     assert lr_factor(60, 4, 100, "constant") == 1.0 and math.isclose(lr_factor(0, 4, 100), 0.25)
+
+
+def _callbacks_of(tmp_path, model, **trainer_kw) -> list:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = tiny_batch(6)
+    trainer = pl.Trainer(
+        max_steps=1, default_root_dir=tmp_path, logger=False, enable_progress_bar=False, enable_model_summary=False, **trainer_kw
+    )
+    trainer.fit(model, train_dataloaders=DataLoader(TensorDataset(x, y), batch_size=6))
+    return trainer.callbacks
+
+
+def test_the_module_brings_its_run_defaults_and_keeps_the_users_callbacks(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from lt_imbalance.callbacks import PerClassPlots, ResultsTable, RNGState, RunMetadata
+
+    plain = _callbacks_of(tmp_path / "a", tiny_model())  # Trainer's own default checkpoint, now also writing last.ckpt
+    kinds = {type(c) for c in plain}
+    assert {ResultsTable, PerClassPlots, RunMetadata, RNGState} <= kinds
+    assert [c.save_last for c in plain if isinstance(c, ModelCheckpoint)] == [True]
+    assert list((tmp_path / "a").rglob("last.ckpt")) and list((tmp_path / "a").rglob("run_metadata.json"))
+
+    mine = ModelCheckpoint(dirpath=tmp_path / "mine", monitor="train/loss", save_top_k=2)
+    table = ResultsTable()
+    kept = _callbacks_of(tmp_path / "b", tiny_model(), callbacks=[mine, table])
+    assert mine in kept and table in kept and sum(isinstance(c, ResultsTable) for c in kept) == 1
+    assert mine.save_last is None and any(isinstance(c, ModelCheckpoint) and c.save_last for c in kept if c is not mine)
+    assert list((tmp_path / "mine").glob("*.ckpt")) and list((tmp_path / "b").rglob("last.ckpt"))
+
+    off = tiny_model()
+    off.run_defaults = False
+    assert not {ResultsTable, RunMetadata, RNGState} & {type(c) for c in _callbacks_of(tmp_path / "c", off)}
+    no_checkpoints = _callbacks_of(tmp_path / "d", tiny_model(), enable_checkpointing=False)
+    assert not any(isinstance(c, ModelCheckpoint) for c in no_checkpoints) and not list((tmp_path / "d").rglob("*.ckpt"))

@@ -76,6 +76,7 @@ def train(data: Blobs2D, model_kwargs: dict, callbacks: list, epochs: int, seed:
         "mlp", backbone_kwargs={"hidden": (64, 64), "dropout": 0.0}, class_counts=data.class_counts, input_shape=(2,),
         optimizer=partial(torch.optim.SGD, lr=0.05, momentum=0.9, weight_decay=1e-4), lr_schedule=LRSchedule("constant"), **model_kwargs,
     )  # fmt: skip
+    model.run_defaults = False  # an in-memory comparison: no run folder, tables or checkpoints
     trainer = pl.Trainer(
         max_epochs=epochs,
         callbacks=callbacks,

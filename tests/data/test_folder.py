@@ -1,5 +1,7 @@
 """ImageFolderLT on generated class-per-folder trees (PNG and JPEG, mixed channel counts)."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -72,3 +74,17 @@ def test_corrupt_image_names_the_file(tmp_path):
     dm = ImageFolderLT(root=str(root), batch_size=2, test_fraction=0.3, val_fraction=0.0)
     with pytest.raises(OSError, match="broken.png"):
         dm.setup("fit")
+
+
+def test_the_cifar_config_trains_on_a_users_folder_without_extra_flags(tmp_path, monkeypatch):
+    """configs/cifar10_lt/erm.yaml sets device_data: true; a user's folder of a few thousand small images
+    is held in memory by the loading rule, so the config works as it is with only the data swapped."""
+    from lt_imbalance.commands.lightning_cli import build_cli
+
+    root = write_image_folder(tmp_path / "train", {f"class_{c}": 200 for c in range(10)}, size=32)
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    cli = build_cli(
+        ["fit", "--config", "configs/cifar10_lt/erm.yaml", "--data", "ImageFolderLT", "--data.root", str(root), "--data.image_size", "32",
+         "--trainer.fast_dev_run", "true", "--trainer.default_root_dir", str(tmp_path / "runs")]
+    )  # fmt: skip
+    assert cli.datamodule.device_data and cli.datamodule.loading.name == "device" and cli.trainer.global_step == 1

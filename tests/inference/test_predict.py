@@ -113,3 +113,10 @@ def test_predict_a_table(tmp_path_factory, tmp_path, train_checkpoint):
     with pytest.raises(ValueError, match=r"lacks the columns \['island'\]"):
         predict(str(checkpoint), str(tmp_path / "short.csv"), str(tmp_path / "q.csv"))
     assert isinstance(pd.read_csv(tmp_path / "p.csv"), pd.DataFrame)
+
+
+def test_predict_writes_nothing_but_its_csv(digits_checkpoint, tmp_path, monkeypatch):
+    _images(tmp_path / "images")
+    monkeypatch.chdir(tmp_path)
+    predict(str(digits_checkpoint), "images", "out.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "out.csv"]  # no run folder, no checkpoint

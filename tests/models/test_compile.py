@@ -35,6 +35,7 @@ def _fit(steps: int, compile: bool, cifar_dir: Path | None = None) -> Imbalanced
     pl.seed_everything(0)
     dm = _data(cifar_dir)
     model = _model(dm, compile)
+    model.run_defaults = False  # a comparison of steps: no run files
     trainer = pl.Trainer(
         max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         limit_val_batches=0, callbacks=[SAM(rho=0.05, gamma=1.0)], deterministic=True,

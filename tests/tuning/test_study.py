@@ -169,3 +169,36 @@ def test_tuning_on_the_test_set_is_refused(tmp_path, monkeypatch):
     args = ["--config", "configs/digits_lt_erm.yaml", "--n_trials", "1", "--out", str(tmp_path), "--data.init_args.val_fraction", "0"]
     with pytest.raises(ValueError, match="tuning would select on the test set.*val_source pool"):
         Tuner(parse_args(args))
+
+
+def test_several_configs_resolve_as_fit_merges_them(tmp_path, monkeypatch):
+    """``tune --config a.yaml --config b.yaml`` tunes the config ``fit`` would run with both files."""
+    from lt_imbalance.commands.config import resolve_config
+
+    monkeypatch.chdir(ROOT)
+    extra = tmp_path / "b.yaml"
+    extra.write_text(yaml.safe_dump({"trainer": {"max_epochs": 3}, "data": {"init_args": {"batch_size": 16}}}))
+    configs = ["--config", "configs/digits_lt_erm.yaml", "--config", str(extra)]
+    tuner = Tuner(parse_args([*configs, "--n_trials", "1", "--out", str(tmp_path / "t"), "--trainer.max_epochs", "4"]))
+    assert tuner.base["trainer"]["max_epochs"] == 4 and tuner.base["data"]["init_args"]["batch_size"] == 16  # b.yaml, then the override
+    assert tuner.base == resolve_config([*configs, "--trainer.max_epochs", "4"])
+    cli = build_cli([*configs, "--trainer.max_epochs", "4", "--trainer.default_root_dir", str(tmp_path / "r")], run=False)
+    assert cli.datamodule.batch_size == 16 and cli.trainer.max_epochs == 4
+
+
+def test_data_with_its_own_validation_list_can_be_tuned(tmp_path, monkeypatch):
+    """The data module is asked whether validation would be the test set: ImageNet-LT with its
+    official validation list is accepted; without it (and val_fraction 0) it is refused."""
+    from fakes import FAKE_LIST_COUNTS, write_fake_list_benchmark
+
+    monkeypatch.chdir(ROOT)
+    data_dir = write_fake_list_benchmark(tmp_path / "imagenet", "imagenet")
+    args = [
+        "--config", "configs/imagenet_lt/erm.yaml", "--n_trials", "1", "--out", str(tmp_path / "t"),
+        "--data.init_args.data_dir", str(data_dir), "--data.init_args.num_classes", str(len(FAKE_LIST_COUNTS)),
+        "--data.init_args.image_size", "32", "--data.init_args.resize_size", "36", "--data.init_args.batch_size", "8",
+    ]  # fmt: skip
+    tuner = Tuner(parse_args(args))
+    assert tuner.base["data"]["init_args"]["val_list"]
+    with pytest.raises(ValueError, match="tuning would select on the test set: ImageNetLT"):
+        Tuner(parse_args([*args, "--data.init_args.val_list", "null", "--out", str(tmp_path / "t2")]))

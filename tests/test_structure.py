@@ -1,0 +1,104 @@
+"""The package's shape: no import circle (imports inside functions included), ``cli`` imports the
+commands and never the reverse, and the input normalisation is written in one place."""
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "lt_imbalance"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports anywhere in its file (package imports name the
+    ``__init__``; ``from a import b`` names ``a.b`` when that is a module)."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module for a in node.names]
+            else:
+                continue
+            graph[name] |= {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt) :] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start)):
+            return found
+    return None
+
+
+def test_no_import_circle_even_through_imports_inside_functions():
+    graph = _import_graph()
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph))
+    commands = [m for m in graph if m.startswith(("lt_imbalance.commands", "lt_imbalance.tuning", "lt_imbalance.inference"))]
+    commands += ["lt_imbalance.sweep", "lt_imbalance.config_files"]
+    assert not [m for m in commands if "lt_imbalance.cli" in graph[m]], "a command imports the entry point"
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def _code_lines(path: Path) -> dict[int, str]:
+    """Line number -> the line's code without strings and comments."""
+    import io
+    import tokenize
+
+    lines: dict[int, str] = {}
+    for token in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+        if token.type not in (tokenize.STRING, tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE):
+            lines[token.start[0]] = lines.get(token.start[0], "") + token.string + " "
+    return lines
+
+
+def test_input_normalisation_is_written_once():
+    """``(x / 255 - mean) / std`` lives in ``lt_imbalance/inputs.py:Preprocessor``; the data modules,
+    ``predict`` and ``export`` apply that module (docstrings may quote the formula)."""
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for number, code in _code_lines(path).items()
+        if re.search(r"255(\.0)? \) ?-|255(\.0)? - [\w. ]*mean", code)
+    ]
+    assert len(found) == 1 and found[0].startswith("lt_imbalance/inputs.py:"), found
+
+
+def test_help_lists_every_command_quickly():
+    out = subprocess.run([sys.executable, "-m", "lt_imbalance", "--help"], cwd=ROOT, capture_output=True, text=True, check=True)
+    for command in ("fit", "validate", "test", "predict", "export", "tune", "sweep", "configs"):
+        assert re.search(rf"^  {command} +\S", out.stdout, re.M), command
+    assert (
+        "lightning"
+        not in subprocess.run(
+            [sys.executable, "-c", "import sys, lt_imbalance.cli; print(' '.join(sys.modules))"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.split()
+    )  # the entry point itself loads no framework
