@@ -24,7 +24,7 @@ QUICKSTART = [
         "import lightning.pytorch as pl\n"
         "import torch\n"
         "from lt_imbalance import ImbalancedClassifier\n"
-        "from lt_imbalance.callbacks import SAM, PerClassPlots, ResultsTable\n"
+        "from lt_imbalance.callbacks import SAM\n"
         "from lt_imbalance.data import DigitsLT\n"
         "from lt_imbalance.losses import CrossEntropy, JointSSL\n"
         "from lt_imbalance.training.optimization import LRSchedule\n\n"
@@ -44,7 +44,8 @@ QUICKSTART = [
         "    optimizer=partial(torch.optim.SGD, lr=0.05, momentum=0.9, weight_decay=5e-4),\n"
         "    lr_schedule=LRSchedule('cosine', warmup_epochs=1),\n"
         ")\n"
-        "trainer = pl.Trainer(max_epochs=EPOCHS, callbacks=[SAM(rho=0.05, gamma=1.0), ResultsTable(), PerClassPlots()],\n"
+        "# the module brings the run's results table, per-class figures, run metadata and a resumable last.ckpt itself\n"
+        "trainer = pl.Trainer(max_epochs=EPOCHS, callbacks=[SAM(rho=0.05, gamma=1.0)],\n"
         "                     default_root_dir='runs/notebook_quickstart', enable_progress_bar=False, enable_model_summary=False)\n"
         "trainer.fit(model, data)\n"
         "trainer.test(model, data, verbose=False);"
@@ -64,7 +65,7 @@ QUICKSTART = [
     new_markdown_cell(
         "## Next\n\n"
         "- `lt-imbalance fit --config configs/digits_lt.yaml` runs the same from the command line;\n"
-        "- `lt-imbalance-sweep configs/experiments/digits_lt/*.yaml --seeds 0 1 2` compares ERM, the tuned routine and the specialised baselines;\n"
+        "- `lt-imbalance sweep configs/experiments/digits_lt/*.yaml --seeds 0 1 2` compares ERM, the tuned routine and the specialised baselines;\n"
         "- `02_subclass_module.ipynb` adds a loss term of your own."
     ),
 ]
@@ -104,7 +105,7 @@ SUBCLASS = [
         "model = LogitPenaltyClassifier('digits_cnn', class_counts=data.class_counts, input_shape=data.input_shape,\n"
         "                               optimizer=partial(torch.optim.SGD, lr=0.05, momentum=0.9))\n"
         "schedule = LabelSmoothingSchedule('linear', ramp_epochs=4)\n"
-        "trainer = pl.Trainer(max_epochs=4, callbacks=[SAM(rho=0.05, gamma=1.0), schedule], logger=False,\n"
+        "trainer = pl.Trainer(max_epochs=4, callbacks=[SAM(rho=0.05, gamma=1.0), schedule], logger=False, default_root_dir='runs/notebook_subclass',\n"
         "                     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)\n"
         "trainer.fit(model, data)"
     ),

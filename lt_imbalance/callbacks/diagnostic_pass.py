@@ -7,6 +7,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from lt_imbalance.callbacks.run_files import WritesRunFiles
 from lt_imbalance.contracts import DiagnosableData, DiagnosableModule, require
 from lt_imbalance.errors import BrokenContract
 
@@ -29,7 +30,7 @@ def evaluate(
     return torch.cat(logits), torch.cat(targets)
 
 
-class DiagnosticCallback(pl.Callback):
+class DiagnosticCallback(WritesRunFiles):
     """Base of the diagnostics: measures on a fixed, un-augmented training subset (at most
     ``max_per_class`` images per class, chosen with ``seed``) and the validation split; ``last``
     holds the latest measurement.
@@ -46,6 +47,7 @@ class DiagnosticCallback(pl.Callback):
         self.last: dict = {}
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
         name = type(self).__name__
         require(pl_module, DiagnosableModule, name, "ImbalancedClassifier")
         if trainer.datamodule is None:

@@ -11,7 +11,6 @@ from lt_imbalance.callbacks.diagnostic_pass import DiagnosticCallback, evaluate
 from lt_imbalance.callbacks.run_files import log_figure
 from lt_imbalance.metrics import logit_margins
 from lt_imbalance.plotting import margins_figure
-from lt_imbalance.rundir import run_directory
 
 
 class MarginStatistics(DiagnosticCallback):
@@ -36,7 +35,7 @@ class MarginStatistics(DiagnosticCallback):
             logits, y = evaluate(pl_module, trainer.datamodule, dataset)
             margins = logit_margins(logits, y)
             self.last[split] = [margins[y == c] for c in range(pl_module.num_classes)]
-        log_dir = run_directory(trainer)  # a collective under DDP: every rank must ask
+        log_dir = self.run_dir
         if not trainer.is_global_zero:
             return
         medians = {

@@ -21,7 +21,6 @@ from lt_imbalance.callbacks.diagnostic_pass import DiagnosticCallback, evaluate
 from lt_imbalance.callbacks.run_files import log_figure
 from lt_imbalance.metrics import per_class_mean, shot_groups
 from lt_imbalance.plotting import overfitting_figure
-from lt_imbalance.rundir import run_directory
 
 
 class OverfittingMonitor(DiagnosticCallback):
@@ -51,7 +50,7 @@ class OverfittingMonitor(DiagnosticCallback):
         if few:
             summary["gap_acc_few"] = torch.nanmean(gap_acc[few]).item()
         self.last = {"stats": stats, "gap_acc": gap_acc, "gap_loss": gap_loss, "summary": summary}
-        log_dir = run_directory(trainer)  # a collective under DDP: every rank must ask
+        log_dir = self.run_dir
         if not trainer.is_global_zero:
             return
         per_class = {}

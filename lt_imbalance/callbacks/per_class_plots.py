@@ -6,23 +6,23 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 
-from lt_imbalance.callbacks.run_files import log_figure
+from lt_imbalance.callbacks.run_files import WritesRunFiles, log_figure
 from lt_imbalance.contracts import EvaluatedModule, require
 from lt_imbalance.plotting import per_class_figure
-from lt_imbalance.rundir import run_directory
 
 
-class PerClassPlots(pl.Callback):
+class PerClassPlots(WritesRunFiles):
     """Draws the per-class figure after every ``every_n_epochs``-th validation and after testing."""
 
     def __init__(self, every_n_epochs: int = 1):
         self.every_n_epochs = every_n_epochs
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
         require(pl_module, EvaluatedModule, "PerClassPlots", "ImbalancedClassifier")
 
     def _draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        log_dir = run_directory(trainer)  # a collective under DDP: every rank must ask
+        log_dir = self.run_dir
         result = pl_module.evaluations.get(stage)
         if result is None or result.class_counts is None or not trainer.is_global_zero:
             return

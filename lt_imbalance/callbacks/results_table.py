@@ -16,11 +16,10 @@ from pathlib import Path
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
 
-from lt_imbalance.callbacks.run_files import log_files
+from lt_imbalance.callbacks.run_files import WritesRunFiles, log_files
 from lt_imbalance.contracts import EvaluatedModule, PublishesSummary, provides, require
 from lt_imbalance.metrics import EvaluationResult, head_tail_halves, shot_groups
 from lt_imbalance.plotting import by_count
-from lt_imbalance.rundir import run_directory
 
 #: how many of the worst classes the table names
 WORST_SHOWN = 3
@@ -77,15 +76,16 @@ def format_results_table(
     return "\n".join(lines)
 
 
-class ResultsTable(pl.Callback):
+class ResultsTable(WritesRunFiles):
     """Prints the table of the last validation epoch when ``fit`` ends and of the test set when
     ``test`` ends (rank 0), and saves it with per-class accuracy and the confusion matrix."""
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
         require(pl_module, EvaluatedModule, "ResultsTable", "ImbalancedClassifier")
 
     def _report(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        log_dir = run_directory(trainer)  # a collective under DDP: every rank must ask
+        log_dir = self.run_dir
         result: EvaluationResult | None = pl_module.evaluations.get(stage)
         if result is None or not trainer.is_global_zero:
             return

@@ -15,6 +15,22 @@ from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogg
 from matplotlib.figure import Figure
 
 from lt_imbalance.plotting import save
+from lt_imbalance.rundir import run_directory
+
+
+class WritesRunFiles(pl.Callback):
+    """Base of the callbacks that write into the run's folder.
+
+    ``setup`` resolves the folder once per run on every rank (:func:`~lt_imbalance.rundir.run_directory`:
+    rank 0 decides, the others receive it by broadcast, as Lightning's ``ModelCheckpoint.setup``
+    resolves its ``dirpath``) and keeps it as :attr:`run_dir`; the hooks then write on rank 0 only,
+    with no collective of their own. A subclass that overrides ``setup`` calls ``super().setup``.
+    """
+
+    run_dir: str | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.run_dir = run_directory(trainer)
 
 
 def log_figure(trainer: pl.Trainer, log_dir: str, fig: Figure, tag: str, filename: str) -> Path:

@@ -16,9 +16,9 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 
-from lt_imbalance.callbacks.run_files import log_files
+from lt_imbalance.callbacks.run_files import WritesRunFiles, log_files
 from lt_imbalance.errors import FileInTheWay
-from lt_imbalance.rundir import next_free, resuming_from, run_directory
+from lt_imbalance.rundir import next_free, resuming_from
 
 PACKAGES = ("lt_imbalance", "torch", "torchvision", "lightning", "torchmetrics", "lightly", "jsonargparse", "numpy", "scikit-learn")
 
@@ -33,7 +33,7 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-class RunMetadata(pl.Callback):
+class RunMetadata(WritesRunFiles):
     """Writes ``run_metadata.json`` into the run directory (updated, with the stage appended, when the
     same run also tests) and never over a file it did not write; a run resumed into the same
     directory writes ``run_metadata_resume_<k>.json``."""
@@ -44,7 +44,8 @@ class RunMetadata(pl.Callback):
         self._written: set[Path] = set()
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        log_dir = run_directory(trainer)  # a collective under DDP: every rank must ask
+        super().setup(trainer, pl_module, stage)
+        log_dir = self.run_dir
         if not trainer.is_global_zero or not log_dir:
             return
         path = Path(log_dir) / self.filename

@@ -17,11 +17,10 @@ from pathlib import Path
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
 
-from lt_imbalance.callbacks.run_files import log_files
+from lt_imbalance.callbacks.run_files import WritesRunFiles, log_files
 from lt_imbalance.contracts import EvaluatedModule, require
 from lt_imbalance.errors import BadValue
 from lt_imbalance.metrics import EvaluationResult, reweighted_metrics, shifted_class_prior
-from lt_imbalance.rundir import run_directory
 
 DEFAULT_DISTRIBUTIONS = ("forward_50", "forward_10", "uniform", "backward_10", "backward_50")
 ROWS = (("acc", "top-1 accuracy"), ("macro_f1", "macro-F1"))
@@ -40,7 +39,7 @@ def parse_distribution(name: str) -> tuple[str, float]:
     raise BadValue(f"test distribution {name!r}: write forward_<ratio>, backward_<ratio> (ratio >= 1, e.g. forward_50) or uniform")
 
 
-class ShiftedTestDistributions(pl.Callback):
+class ShiftedTestDistributions(WritesRunFiles):
     """After ``test``: a table with one column per test distribution, printed and saved as
     ``results_test_shifted.md`` / ``.json`` in the run's folder, and logged as
     ``test_shifted/<metric>_<distribution>``.
@@ -63,6 +62,7 @@ class ShiftedTestDistributions(pl.Callback):
             raise BadValue("give at least one test distribution")
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
         require(pl_module, EvaluatedModule, "ShiftedTestDistributions", "ImbalancedClassifier")
 
     def compute(self, result: EvaluationResult) -> dict[str, dict[str, float]]:
@@ -83,7 +83,7 @@ class ShiftedTestDistributions(pl.Callback):
         return "\n".join(lines)
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        log_dir = run_directory(trainer)  # a collective under DDP: every rank asks
+        log_dir = self.run_dir
         result = pl_module.evaluations.get("test")
         if result is None or not trainer.is_global_zero:
             return

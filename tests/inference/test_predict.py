@@ -120,3 +120,17 @@ def test_predict_writes_nothing_but_its_csv(digits_checkpoint, tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     predict(str(digits_checkpoint), "images", "out.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "out.csv"]  # no run folder, no checkpoint
+
+
+def test_checkpoints_of_the_previous_version_still_load(digits_checkpoint, tmp_path):
+    """Earlier checkpoints hold the input description as a plain dict; it reads as the same InputSpec."""
+    from lt_imbalance.inputs import InputSpec
+    from lt_imbalance.module import INPUTS_KEY
+
+    checkpoint = torch.load(digits_checkpoint, weights_only=True)
+    spec = checkpoint[INPUTS_KEY]
+    assert isinstance(spec, InputSpec)  # written by this version, loaded with weights_only=True
+    old = {k: v for k, v in spec.as_dict().items() if k not in ("preprocessing", "resize_size")}  # the old dict's keys
+    torch.save({**checkpoint, INPUTS_KEY: old}, tmp_path / "old.ckpt")
+    _, read = load_trained(tmp_path / "old.ckpt")
+    assert read == spec
