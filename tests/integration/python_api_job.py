@@ -3,6 +3,7 @@ Used by ``test_python_api.py``: the module's own run defaults write the results 
 metadata and ``last.ckpt``, and resuming from that ``last.ckpt`` continues exactly."""
 
 import sys
+from functools import partial
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -20,7 +21,7 @@ def main(root: str, kill_at: int | None, resume: bool) -> None:
     data = DigitsLT(batch_size=32, imbalance_ratio=10, val_fraction=0.2)
     model = ImbalancedClassifier(
         backbone="digits_cnn",
-        loss=CrossEntropy(data.class_counts, label_smoothing_tail=0.1),
+        loss=partial(CrossEntropy, label_smoothing_tail=0.1),
         optimizer=lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=5e-4),
         class_counts=data.class_counts,
         input_shape=data.input_shape,

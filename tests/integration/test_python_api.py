@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import lt_imbalance.module  # noqa: F401  (registers the checkpoint's settings classes for weights_only loading)
+
 pytestmark = pytest.mark.slow  # a whole-product scenario: `make test-slow`
 
 ROOT = Path(__file__).resolve().parents[2]
