@@ -51,13 +51,15 @@ def main(args: list[str] | None = None) -> None:
         sys.exit(2)
     try:
         run, rest = command_main(argv, from_command_line=args is None)
-        run(rest)
+        status = run(rest)
     except Exception as err:
         message = describe_user_error(err)
         if message is None or os.environ.get(TRACEBACK_VARIABLE):
             raise
         print(message, file=sys.stderr)
         sys.exit(2)
+    if isinstance(status, int) and status:  # a command that ran but failed (e.g. runs of a sweep): 1
+        sys.exit(status)
 
 
 def sweep_alias() -> None:

@@ -7,9 +7,16 @@
 resolved as ``fit`` would (:func:`lt_imbalance.commands.config.resolve_config`), so a typo fails
 at once instead of at the twentieth run.
 
-Each run is a separate ``lt-imbalance fit`` process with ``seed_everything`` and
-``data.init_args.split_seed`` set to the seed, in ``<out>/<cell>/seed<k>``; a finished run leaves
-``result.json`` there and is skipped when the grid is run again, so an interrupted grid resumes.
+Each run is a separate ``lt-imbalance fit`` process with ``seed_everything`` set to the seed, in
+``<out>/<cell>/seed<k>``. The data split stays the config's for every seed (the same training
+images and the same test set for everything compared; seeds vary the weights' initialisation,
+the data order and the augmentation); ``--redraw-split`` also sets ``data.init_args.split_seed``
+to the seed, drawing another long-tailed split (and, where the data draws its test set from the
+split seed, another test set) per seed. A finished run leaves ``result.json`` with a hash of its
+resolved config; it is reused when the grid runs again with the same resolved config (an
+interrupted grid resumes) and run again when the config, the overrides or ``--extra`` changed.
+A run that fails is recorded with its reason (``failed.json``) and the grid goes on; the table
+covers the runs that finished and the command exits with status 1 naming the failures.
 Runs go one after another by default; ``--devices 0,1`` dispatches them to GPUs (one
 ``CUDA_VISIBLE_DEVICES`` each) and ``--jobs-per-device`` runs several small runs per device at once.
 
@@ -38,6 +45,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from lt_imbalance.commands.fit_process import failure_reason
 from lt_imbalance.errors import BadValue, MissingFile
 from lt_imbalance.plotting import save
 
@@ -57,19 +65,25 @@ class Run:
     config: str
     overrides: tuple[tuple[str, str], ...]
     seed: int
+    redraw_split: bool = False
 
     def directory(self, out: Path) -> Path:
         return out / self.cell / f"seed{self.seed}"
 
     def command(self, out: Path, device: str | None, extra: list[str]) -> list[str]:
-        cmd = [sys.executable, "-m", "lt_imbalance", "fit", "--config", self.config, "--seed_everything", str(self.seed)]
-        cmd += ["--data.init_args.split_seed", str(self.seed), "--trainer.default_root_dir", str(self.directory(out))]
-        cmd += ["--trainer.enable_progress_bar", "false"]
+        return [sys.executable, "-m", "lt_imbalance", "fit", *self.fit_args(out, device, extra)]
+
+    def fit_args(self, out: Path, device: str | None, extra: list[str]) -> list[str]:
+        """The ``fit`` arguments of this run (after the subcommand)."""
+        args = ["--config", self.config, "--seed_everything", str(self.seed)]
+        if self.redraw_split:
+            args += ["--data.init_args.split_seed", str(self.seed)]
+        args += ["--trainer.default_root_dir", str(self.directory(out)), "--trainer.enable_progress_bar", "false"]
         if device is not None:
-            cmd += ["--trainer.accelerator", "gpu", "--trainer.devices", "1"]
+            args += ["--trainer.accelerator", "gpu", "--trainer.devices", "1"]
         for key, value in self.overrides:
-            cmd += [f"--{key}", value]
-        return cmd + extra
+            args += [f"--{key}", value]
+        return args + extra
 
 
 def parse_sets(sets: list[str]) -> list[tuple[tuple[str, str], ...]]:
@@ -93,22 +107,47 @@ def cell_name(config: str, overrides: tuple[tuple[str, str], ...], configs: list
     return name
 
 
-def build_grid(configs: list[str], sets: list[str], seeds: list[int]) -> list[Run]:
+def build_grid(configs: list[str], sets: list[str], seeds: list[int], redraw_split: bool = False) -> list[Run]:
     missing = [c for c in configs if not Path(c).is_file()]
     if missing:
         raise MissingFile(
             f"config files not found: {missing}; give paths of existing config files (`lt-imbalance configs` lists the shipped ones)"
         )
-    return [Run(cell_name(c, o, configs), c, o, s) for c in configs for o in parse_sets(sets) for s in seeds]
+    return [Run(cell_name(c, o, configs), c, o, s, redraw_split) for c in configs for o in parse_sets(sets) for s in seeds]
 
 
-def execute(run: Run, out: Path, device: str | None, extra: list[str], threads: int | None = None) -> dict:
-    """Run one fit (unless it already finished) and return its ``result.json`` record."""
+def config_hash(run: Run, out: Path, extra: list[str]) -> str:
+    """A hash of the config ``fit`` resolves for ``run`` (the config file's contents, the overrides,
+    ``--extra`` and the seed; the device it runs on aside)."""
+    import hashlib
+
+    import yaml
+
+    from lt_imbalance.commands.config import resolve_config
+
+    resolved = resolve_config(run.fit_args(out, None, extra))
+    return hashlib.sha256(yaml.safe_dump(resolved, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def finished(run: Run, out: Path, digest: str | None) -> dict | None:
+    """The ``result.json`` record of ``run`` if it finished with the config of hash ``digest``."""
+    done = run.directory(out) / "result.json"
+    if not done.is_file():
+        return None
+    record = json.loads(done.read_text())
+    return record if digest is None or record.get("config_hash") == digest else None
+
+
+def execute(run: Run, out: Path, device: str | None, extra: list[str], threads: int | None = None, digest: str | None = None) -> dict:
+    """Run one fit (unless it already finished with the same resolved config) and return its
+    ``result.json`` record, or ``{"cell", "seed", "error"}`` when it failed (also in ``failed.json``)."""
+    reused = finished(run, out, digest)
+    if reused is not None:
+        return reused
     folder = run.directory(out)
-    done = folder / "result.json"
-    if done.is_file():
-        return json.loads(done.read_text())
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in ("result.json", "failed.json"):
+        (folder / stale).unlink(missing_ok=True)
     env = dict(os.environ)
     if device is not None:
         env["CUDA_VISIBLE_DEVICES"] = device
@@ -118,17 +157,22 @@ def execute(run: Run, out: Path, device: str | None, extra: list[str], threads: 
     proc = subprocess.run(run.command(out, device, extra), env=env, capture_output=True, text=True)
     (folder / "fit.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
-        raise RuntimeError(f"{run.cell} seed {run.seed} failed (exit {proc.returncode}); see {folder / 'fit.log'}")
-    result = json.loads(max(folder.rglob("results_test.json"), key=lambda p: p.stat().st_mtime).read_text())
+        failure = {"cell": run.cell, "seed": run.seed, "error": failure_reason(proc.stdout + proc.stderr, proc.returncode)}
+        (folder / "failed.json").write_text(json.dumps({**failure, "log": str(folder / "fit.log")}, indent=2) + "\n")
+        return failure
+    results = [p for p in folder.rglob("results_test.json") if p.stat().st_mtime >= start]
+    result = json.loads(max(results, key=lambda p: p.stat().st_mtime).read_text())
     record = {
         "cell": run.cell,
         "config": run.config,
         "overrides": dict(run.overrides),
         "seed": run.seed,
+        "split": "redrawn per seed" if run.redraw_split else "the config's",
+        "config_hash": digest,
         "seconds": round(time.time() - start, 1),
         **result,
     }
-    done.write_text(json.dumps(record, indent=2) + "\n")
+    (folder / "result.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 
 
@@ -141,14 +185,18 @@ def run_grid(runs: list[Run], out: Path, devices: list[str] | None, jobs_per_dev
         for _ in range(jobs_per_device):
             slots.put(device)
 
+    digests = {run: config_hash(run, out, extra) for run in runs}  # before any thread starts: the parser is built here
+
     def work(run: Run) -> dict:
         device = slots.get()
         try:
-            skipped = (run.directory(out) / "result.json").is_file()
-            record = execute(run, out, device, extra, threads)
-            log(
-                f"{run.cell} seed {run.seed}: {'already done' if skipped else 'done'}, balanced acc {record['metrics']['balanced_acc']:.4f}"
-            )
+            skipped = finished(run, out, digests[run]) is not None
+            record = execute(run, out, device, extra, threads, digests[run])
+            if "error" in record:
+                log(f"{run.cell} seed {run.seed}: failed: {record['error']} (see {run.directory(out) / 'fit.log'})")
+            else:
+                state = "already done" if skipped else "done"
+                log(f"{run.cell} seed {run.seed}: {state}, balanced acc {record['metrics']['balanced_acc']:.4f}")
             return record
         finally:
             slots.put(device)
@@ -240,6 +288,10 @@ def check_cells(runs: list[Run], extra: list[str]) -> None:
 
 
 def report(records: list[dict], out: Path) -> str:
+    """Tables and figures of the runs that finished (failed ones are left out)."""
+    records = [r for r in records if "error" not in r]
+    if not records:
+        return "no run finished"
     write_csv(records, out / "results.csv")
     table = summary_table(records)
     (out / "table.md").write_text(table + "\n")
@@ -248,7 +300,7 @@ def report(records: list[dict], out: Path) -> str:
     return table
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lt-imbalance sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("configs", nargs="+", help="config files (one cell each, times the --set combinations)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -270,11 +322,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--extra", default="", help="arguments added to every fit, not part of the cell names, e.g. '--trainer.max_epochs 2'"
     )
+    parser.add_argument(
+        "--redraw-split", action="store_true", help="also set data.init_args.split_seed to the seed (another split, per seed)"
+    )
     args = parser.parse_args(argv)
-    runs = build_grid(args.configs, args.sets, args.seeds)
+    runs = build_grid(args.configs, args.sets, args.seeds, args.redraw_split)
     extra = shlex.split(args.extra)
     check_cells(runs, extra)
     args.out.mkdir(parents=True, exist_ok=True)
     devices = args.devices.split(",") if args.devices else None
     records = run_grid(runs, args.out, devices, args.jobs_per_device, extra)
     print(report(records, args.out))
+    failed = [r for r in records if "error" in r]
+    if failed:
+        print(
+            f"sweep: {len(failed)} of {len(records)} runs failed: "
+            + "; ".join(f"{r['cell']} seed {r['seed']}: {r['error']}" for r in failed)
+        )
+        return 1
+    return 0

@@ -69,7 +69,7 @@ def test_dispatch_to_devices_runs_one_job_per_device_slot(tmp_path, monkeypatch)
     )
     active, peak, seen, lock = [0], [0], [], threading.Lock()
 
-    def fake_execute(run, out, device, extra, threads=None):
+    def fake_execute(run, out, device, extra, threads=None, digest=None):
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
@@ -82,3 +82,56 @@ def test_dispatch_to_devices_runs_one_job_per_device_slot(tmp_path, monkeypatch)
     monkeypatch.setattr(sweep, "execute", fake_execute)
     sweep.run_grid(runs, tmp_path, ["0", "1"], 1, [], log=lambda *_: None)
     assert sorted(seen) == ["0", "0", "1", "1"] and peak[0] == 2
+
+
+def test_the_split_stays_the_configs_unless_redrawn(tmp_path):
+    fixed = sweep.build_grid(["configs/digits_lt_erm.yaml"], [], [0, 1])
+    assert all("--data.init_args.split_seed" not in r.fit_args(tmp_path, None, []) for r in fixed)
+    redrawn = sweep.build_grid(["configs/digits_lt_erm.yaml"], [], [0, 1], redraw_split=True)
+    assert [r.fit_args(tmp_path, None, [])[5] for r in redrawn] == ["0", "1"]  # --data.init_args.split_seed <seed>
+
+
+def _fake_fit(calls: list, fail: set):
+    """A stand-in for the fit process: writes a results_test.json, or fails for the cells in ``fail``."""
+    import subprocess as sp
+
+    def run(cmd, **kwargs):
+        root = Path(cmd[cmd.index("--trainer.default_root_dir") + 1])
+        calls.append(root.parent.name)
+        if root.parent.name in fail:
+            return sp.CompletedProcess(cmd, 1, "", "Traceback ...\nlt_imbalance.errors.BadValue: batch_size must be >= 1\n")
+        (root / "version_0").mkdir(parents=True, exist_ok=True)
+        result = {"metrics": {"balanced_acc": 0.5, "acc": 0.6}, "per_class_acc": [0.5] * 10, "class_counts": list(range(10, 0, -1))}
+        (root / "version_0" / "results_test.json").write_text(json.dumps(result))
+        return sp.CompletedProcess(cmd, 0, "", "")
+
+    return run
+
+
+def test_a_finished_run_is_reused_only_with_the_same_resolved_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    calls: list = []
+    monkeypatch.setattr(sweep.subprocess, "run", _fake_fit(calls, set()))
+    args = ["configs/digits_lt_erm.yaml", "--seeds", "0", "--out", str(tmp_path / "s"), "--extra", "--trainer.max_epochs 2"]
+    assert sweep.main(args) == 0 and calls == ["digits_lt_erm"]
+    assert sweep.main(args) == 0 and calls == ["digits_lt_erm"]  # same resolved config: reused
+    changed = [*args[:-1], "--trainer.max_epochs 3"]
+    assert sweep.main(changed) == 0 and calls == ["digits_lt_erm"] * 2  # --extra changed: run again
+    record = json.loads((tmp_path / "s" / "digits_lt_erm" / "seed0" / "result.json").read_text())
+    assert record["split"] == "the config's" and len(record["config_hash"]) == 16
+
+
+def test_a_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path, monkeypatch, capsys):
+    from lt_imbalance.cli import main
+
+    monkeypatch.chdir(ROOT)
+    calls: list = []
+    monkeypatch.setattr(sweep.subprocess, "run", _fake_fit(calls, {"digits_lt_erm__batch_size=16"}))
+    out = tmp_path / "s"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", "configs/digits_lt_erm.yaml", "--set", "data.init_args.batch_size=16,32", "--seeds", "0", "--out", str(out)])
+    assert exit_info.value.code == 1 and len(calls) == 2
+    printed = capsys.readouterr().out
+    assert "1 of 2 runs failed: digits_lt_erm__batch_size=16 seed 0: lt_imbalance.errors.BadValue: batch_size must be >= 1" in printed
+    assert "| digits_lt_erm__batch_size=32 | 1 |" in (out / "table.md").read_text()
+    assert json.loads((out / "digits_lt_erm__batch_size=16" / "seed0" / "failed.json").read_text())["error"].endswith(">= 1")

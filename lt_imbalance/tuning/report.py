@@ -109,11 +109,14 @@ def write_report(tuner) -> Path:
     else:
         why = ""
         save(importance_figure(importances), out / "importances.png", dpi=100)
-    records = []
+    records, failed = [], []
     if s.seeds:
         runs = sweep.build_grid([str(out / "best.yaml"), str(out / "base.yaml")], [], s.seeds)
         records = sweep.run_grid(runs, out / "retrain", None, s.jobs, [], log=lambda line: print(f"tune: retrain {line}", flush=True))
-        sweep.plot_per_class(records, out / "per_class.png")
+        failed = [r for r in records if "error" in r]
+        records = [r for r in records if "error" not in r]
+        if records:
+            sweep.plot_per_class(records, out / "per_class.png")
     lines = [f"# Study '{study.study_name}'", "", f"Base config `{' + '.join(s.configs)}`" + (f" (+ `{' '.join(s.overrides)}`)" if s.overrides else "") + f", space `{s.space or 'the default space'}`, "
              f"{len(rows)} trials ({sum(r['state'] == 'complete' for r in rows)} complete, {sum(r['state'] == 'pruned' for r in rows)} pruned, "
              f"{sum(r['state'] == 'fail' for r in rows)} failed), objective {s.monitor} ({s.direction}) on {_validation(data)}.", ""]  # fmt: skip
@@ -124,7 +127,14 @@ def write_report(tuner) -> Path:
             sweep.summary_table(records),
             "",
         ]
-        lines += ["`best` = best.yaml, `base` = base.yaml.", ""]
+        lines += [
+            "`best` = best.yaml, `base` = base.yaml. Every retrain trains on the study's own training split (the base "
+            "config's split_seed) and is tested on one and the same test set; the seeds vary the weights' initialisation, "
+            "the data order and the augmentation, not the split.",
+            "",
+        ]
+    if failed:
+        lines += ["Retrains that failed: " + "; ".join(f"{r['cell']} seed {r['seed']}: {r['error']}" for r in failed), ""]
     lines += ["## Top trials", "", f"| trial | {s.monitor} | seconds | values |", "|---:|---:|---:|---|"]
     done = sorted((r for r in rows if r["state"] == "complete"), key=lambda r: r["value"], reverse=s.direction == "maximize")
     for r in done[:10]:

@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import queue
-import re
 import subprocess
 import sys
 import threading
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import yaml
 
+from lt_imbalance.commands.fit_process import failure_reason
 from lt_imbalance.errors import BadValue, UnsupportedCombination
 from lt_imbalance.tuning.space import SearchSpace, apply_overrides, describe
 from lt_imbalance.tuning.storage import default_url, fail_orphaned_trials, open_storage, trial_id, worker_id
@@ -252,15 +252,6 @@ class Tuner:
             trial.set_user_attr("error", f"no validation ran, so {s.monitor} was never reported (check trainer.limit_val_batches)")
             raise TrialFailed(f"trial {trial.number}: no objective")
         return float(json.loads(last.read_text())["value"])
-
-
-def failure_reason(output: str, returncode: int) -> str:
-    """The error line of a failed fit's output (the last ``...Error: message`` line), else its last line."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [
-        line for line in lines if re.match(r"^[\w.]*(Error|Exception|Interrupt)\b.*:", line) or line.startswith("lt-imbalance: error:")
-    ]
-    return (errors or lines or [f"exit {returncode}"])[-1][:500]
 
 
 # ---- the command ---------------------------------------------------------------------------------------------
