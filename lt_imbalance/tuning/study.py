@@ -48,6 +48,23 @@ class TrialFailed(Exception):
     """A trial's fit ended with an error (recorded on the trial; the study goes on)."""
 
 
+#: a study stops when this many trials in a row fail with the same error before any has completed
+SAME_FAILURES_TO_STOP = 3
+
+
+def repeated_failure(trials: list, n: int = SAME_FAILURES_TO_STOP) -> str | None:
+    """The error of the last ``n`` finished trials when they all failed with it and no trial has
+    completed (the config cannot work, whatever the sampler draws), else ``None``."""
+    from optuna.trial import TrialState
+
+    if any(t.state == TrialState.COMPLETE for t in trials):
+        return None
+    done = [t for t in sorted(trials, key=lambda t: t.number) if t.state in (TrialState.FAIL, TrialState.PRUNED)]
+    errors = [str(t.user_attrs.get("error", "")) for t in done[-n:] if t.state == TrialState.FAIL]
+    own = [e for e in errors if not e.startswith(("interrupted", "surplus"))]
+    return own[0] if len(own) == n and len(set(own)) == 1 else None
+
+
 def make_pruner(spec: str, direction: str = "maximize"):
     """The pruner of ``--pruner``: ``median`` (``median:N`` waits for N complete trials, default 5),
     ``hyperband``, ``threshold:X`` (stop a trial once its value is worse than X) or ``none``. The trial
@@ -133,6 +150,9 @@ class Tuner:
         for slot in self._slots(s.jobs):
             self.slots.put(slot)
         self.lock = threading.Lock()
+        self.errors_seen: set[str] = set()
+        #: the error that stopped the study (:func:`repeated_failure`), if one did
+        self.stopped_by: str | None = None
 
     @staticmethod
     def _slots(jobs: int) -> list[dict[str, str]]:
@@ -154,6 +174,12 @@ class Tuner:
             return not str(trial.user_attrs.get("error", "")).startswith(("interrupted", "surplus"))
         return trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or (running and trial.state == TrialState.RUNNING)
 
+    def completed(self) -> int:
+        """Trials that completed (reported a final value)."""
+        from optuna.trial import TrialState
+
+        return len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
     def finished(self) -> int:
         """Trials that count towards ``n_trials``."""
         return sum(self.counts(t) for t in self.study.get_trials(deepcopy=False))
@@ -172,12 +198,18 @@ class Tuner:
             print(f"tune: trials {orphaned} lost their worker (interrupted); marked failed, their places are run again", flush=True)
         remaining = s.n_trials - self.finished()
         if remaining > 0:
+            self.preflight()
             print(
                 f"tune: {self.finished()} of {s.n_trials} trials done; running {remaining} more ({s.jobs} at a time) in {s.out}", flush=True
             )
             self.study.optimize(
                 self.objective, n_trials=remaining, timeout=s.timeout, n_jobs=s.jobs, catch=(TrialFailed,), callbacks=[self._progress],
             )  # fmt: skip
+        if self.stopped_by is not None:
+            raise BadValue(
+                f"the study stopped: {SAME_FAILURES_TO_STOP} trials in a row failed with the same error before any completed: "
+                f"{self.stopped_by} (the trials' fit.log in {s.out / 'trials'} has the rest); fix the base config or the space"
+            )
         if not s.report:
             return None
         if self.finished() < s.n_trials:
@@ -186,6 +218,26 @@ class Tuner:
         from lt_imbalance.tuning.report import write_report
 
         return write_report(self)
+
+    def preflight(self) -> None:
+        """Run the base config for one batch (data, model, callbacks: ``fit --trainer.fast_dev_run``)
+        before the first trial; a base config that cannot start is refused with its error, not run
+        into every trial."""
+        folder = self.settings.out / "preflight"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.yaml").write_text(yaml.safe_dump(self.base, sort_keys=False))
+        cmd = [
+            sys.executable, "-m", "lt_imbalance", "fit", "--config", str(folder / "config.yaml"), "--trainer.fast_dev_run", "true",
+            "--test_after_fit", "false", "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(folder / "run"),
+        ]  # fmt: skip
+        proc = subprocess.run(cmd, env={**os.environ, ROOT_ENV: "1"}, capture_output=True, text=True)
+        (folder / "fit.log").write_text(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            reason = failure_reason(proc.stdout + proc.stderr, proc.returncode).removeprefix("lt-imbalance: error: ")
+            raise BadValue(
+                f"the base config cannot start (one batch, before any trial): {reason} (full log: {folder / 'fit.log'}); "
+                "fix it, then run the same command again"
+            )
 
     def _progress(self, study, trial) -> None:
         from optuna.trial import TrialState
@@ -198,7 +250,13 @@ class Tuner:
             value = "-" if trial.value is None else f"{trial.value:.4f}"
             line = f"trial {trial.number} ({self.finished()} of {self.settings.n_trials} done): {trial.state.name.lower()}, {self.settings.monitor} {value}"
             if trial.state == TrialState.FAIL:
-                line += f" ({trial.user_attrs.get('error', 'no reason recorded')})"
+                error = trial.user_attrs.get("error", "no reason recorded")
+                line += " (the same error as before)" if error in self.errors_seen else f" ({error})"
+                self.errors_seen.add(error)
+                repeated = repeated_failure(study.get_trials(deepcopy=False))
+                if repeated is not None and self.stopped_by is None:
+                    self.stopped_by = repeated
+                    study.stop()
             completed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
             if completed:
                 best = study.best_trial
@@ -290,9 +348,14 @@ def parse_args(argv: list[str]) -> TuneSettings:
     )  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``lt-imbalance tune ...``."""
+def main(argv: list[str] | None = None) -> int:
+    """``lt-imbalance tune ...``: 0 when the study ran (or waits for other workers), 1 when no trial completed."""
     settings = parse_args(sys.argv[2:] if argv is None else argv)
-    report = Tuner(settings).run()
+    tuner = Tuner(settings)
+    report = tuner.run()
     if report is not None:
         print(f"tune: report in {report}", flush=True)
+    if settings.report and report is not None and not tuner.completed():
+        print(f"tune: no trial completed; see {settings.out / 'trials.csv'} for their states and errors", flush=True)
+        return 1
+    return 0

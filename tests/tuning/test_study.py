@@ -202,3 +202,37 @@ def test_data_with_its_own_validation_list_can_be_tuned(tmp_path, monkeypatch):
     assert tuner.base["data"]["init_args"]["val_list"]
     with pytest.raises(ValueError, match="tuning would select on the test set: ImageNetLT"):
         Tuner(parse_args([*args, "--data.init_args.val_list", "null", "--out", str(tmp_path / "t2")]))
+
+
+def test_three_same_failures_in_a_row_before_any_completion_stop_the_study():
+    from types import SimpleNamespace
+
+    from optuna.trial import TrialState
+
+    from lt_imbalance.tuning.study import repeated_failure
+
+    def trial(number, state, error=""):
+        return SimpleNamespace(number=number, state=state, user_attrs={"error": error} if error else {})
+
+    fail, pruned, complete = TrialState.FAIL, TrialState.PRUNED, TrialState.COMPLETE
+    same = [trial(k, fail, "ValueError: boom") for k in range(3)]
+    assert repeated_failure(same) == "ValueError: boom"
+    assert repeated_failure(same[:2]) is None  # only two
+    assert repeated_failure([*same[:2], trial(2, fail, "OSError: other")]) is None  # not the same error
+    assert repeated_failure([same[0], trial(1, pruned), *same[1:]]) is None  # a pruned trial between them: it trained
+    assert repeated_failure([trial(9, complete), *same]) is None  # one completed: the config can work
+    assert repeated_failure([*same[:2], trial(5, fail, "interrupted: worker lost")]) is None
+
+
+def test_a_base_config_that_cannot_start_stops_before_any_trial(tmp_path, monkeypatch, capfd):
+    from lt_imbalance.cli import main
+
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "study"
+    args = ["tune", "--config", "configs/digits_lt.yaml", "--out", str(out), "--n_trials", "5", "--trainer.precision", "bf16-true"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capfd.readouterr().err
+    assert exit_info.value.code == 2 and err.count("SAM does not support trainer.precision='bf16-true'") == 1
+    assert "the base config cannot start (one batch, before any trial)" in err
+    assert not (out / "trials").exists() and (out / "preflight" / "fit.log").is_file()
