@@ -32,7 +32,8 @@ def trial_rows(study) -> list[dict]:
     rows = []
     for t in study.get_trials(deepcopy=False):
         rows.append({
-            "number": t.number, "state": t.state.name.lower(), "value": t.value, "seconds": t.user_attrs.get("seconds"),
+            "number": t.number, "recipe": t.user_attrs.get("recipe", ""), "state": t.state.name.lower(), "value": t.value,
+            "seconds": t.user_attrs.get("seconds"),
             "overrides": t.user_attrs.get("overrides", "{}"), "error": t.user_attrs.get("error", ""),
         })  # fmt: skip
     return rows
@@ -135,6 +136,17 @@ def write_report(tuner) -> Path:
         ]
     if failed:
         lines += ["Retrains that failed: " + "; ".join(f"{r['cell']} seed {r['seed']}: {r['error']}" for r in failed), ""]
+    recipes = [r for r in rows if r["recipe"]]
+    if recipes:
+        lines += [
+            "## Portfolio (tried first) and the winner",
+            "",
+            f"| recipe | trial | state | {s.monitor} |",
+            "|---|---:|---|---:|",
+            *(f"| {r['recipe']} | {r['number']} | {r['state']} | {_value(r['value'])} |" for r in recipes),
+            f"| **winner** | {best.number} | complete | {best.value:.4f} |",
+            "",
+        ]
     lines += ["## Top trials", "", f"| trial | {s.monitor} | seconds | values |", "|---:|---:|---:|---|"]
     done = sorted((r for r in rows if r["state"] == "complete"), key=lambda r: r["value"], reverse=s.direction == "maximize")
     for r in done[:10]:
@@ -144,6 +156,10 @@ def write_report(tuner) -> Path:
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
+
+
+def _value(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def _validation(data: dict) -> str:

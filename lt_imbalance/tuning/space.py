@@ -22,6 +22,12 @@ command line, ``data.init_args.batch_size``) and one distribution:
 - ``callbacks.<Class>``: ``true`` / ``false`` adds or removes the callback of that class in
   ``trainer.callbacks``; ``callbacks.<Class>.<argument>`` sets one of its init arguments.
 
+A ``portfolio:`` section (optional) names recipes to try first, before the sampler: each a mapping
+of the same dotted keys to fixed values (values outside the space's choices are allowed; a value
+``{fraction: 0.8, of: trainer.max_epochs}`` is a share of a config number). The base config
+unchanged (``base``) is always the first. The default space ships the recipes a user would compare
+against: Balanced Softmax, LDAM-DRW, the paper's routine, and that routine with Balanced Softmax.
+
 The space is checked before the first trial (:meth:`SearchSpace.check`): the shape of every
 entry, empty choices, low > high, log ranges through 0, ``when`` and ``of`` references, and every
 key against the config parser, each error naming the entry.
@@ -129,8 +135,31 @@ class SearchSpace:
         source: where they came from, for messages.
     """
 
-    def __init__(self, entries: list[Entry], source: str = "<space>"):
+    def __init__(self, entries: list[Entry], source: str = "<space>", portfolio: dict[str, dict[str, Any]] | None = None):
         self.entries, self.source = entries, source
+        #: recipe name -> its overrides, tried first, in order; ``base`` (no override) leads
+        self.portfolio: dict[str, dict[str, Any]] = {"base": {}, **(portfolio or {})}
+
+    def recipe(self, name: str, config: dict) -> dict[str, Any]:
+        """The overrides of portfolio recipe ``name`` for ``config`` (``fraction`` / ``of`` values resolved)."""
+        values = {}
+        for key, value in self.portfolio[name].items():
+            if isinstance(value, dict) and set(value) == {"fraction", "of"}:
+                value = int(round(float(value["fraction"]) * float(get_dotted(config, value["of"]))))
+            values[key] = value
+        return values
+
+    def check_portfolio(self, config: dict, parse: Any) -> None:
+        """Refuse a recipe whose overrides the config parser rejects (the error names the recipe)."""
+        for name in self.portfolio:
+            try:
+                overrides = self.recipe(name, config)
+                for key in overrides:
+                    if key.startswith("callbacks."):
+                        _check_callback_key(key)
+                parse(apply_overrides(config, overrides))
+            except Exception as err:  # the parser's message (or a missing `of` key) names the problem
+                raise SpaceError(f"portfolio recipe {name!r} does not fit the config: {_first_line(err)}") from err
 
     @classmethod
     def from_yaml(cls, path: str | Path | None = None) -> SearchSpace:
@@ -141,10 +170,15 @@ class SearchSpace:
         spec = read_yaml_file(path, "search space") or {}
         if not isinstance(spec, dict) or not spec:
             raise SpaceError(f"search space '{path}' is empty or not a mapping of dotted keys to distributions")
+        portfolio = spec.pop("portfolio", None) or {}
+        if not isinstance(portfolio, dict) or not all(isinstance(v, dict) for v in portfolio.values()) or "base" in portfolio:
+            raise SpaceError(
+                f"search space '{path}': portfolio must map recipe names (not 'base', which is always first) to mappings of dotted keys to values"
+            )
         entries: list[Entry] = []
         for key, value in spec.items():
             entries.append(_entry(str(key), value, [e.key for e in entries]))
-        return cls(entries, str(path))
+        return cls(entries, str(path), portfolio)
 
     def sample(self, trial, config: dict) -> dict[str, Any]:
         """The trial's values of every entry that applies, in order (Optuna define-by-run)."""

@@ -138,6 +138,7 @@ class Tuner:
         refuse_test_validation(self.base)
         self.space = SearchSpace.from_yaml(s.space)
         self.space.check(self.base, check_config)
+        self.space.check_portfolio(self.base, check_config)
         (s.out / "base.yaml").write_text(yaml.safe_dump(self.base, sort_keys=False))
         self.url = s.storage or default_url(s.out)
         self.storage = open_storage(self.url)
@@ -199,6 +200,8 @@ class Tuner:
         remaining = s.n_trials - self.finished()
         if remaining > 0:
             self.preflight()
+            if s.report:  # the reporting worker (one per study) enqueues the portfolio, once
+                self.enqueue_portfolio()
             print(
                 f"tune: {self.finished()} of {s.n_trials} trials done; running {remaining} more ({s.jobs} at a time) in {s.out}", flush=True
             )
@@ -218,6 +221,13 @@ class Tuner:
         from lt_imbalance.tuning.report import write_report
 
         return write_report(self)
+
+    def enqueue_portfolio(self) -> None:
+        """Queue the space's portfolio recipes as the study's first trials, each once per study."""
+        present = {t.user_attrs.get("recipe") for t in self.study.get_trials(deepcopy=False)}
+        for name in self.space.portfolio:
+            if name not in present:
+                self.study.enqueue_trial({}, user_attrs={"recipe": name})
 
     def preflight(self) -> None:
         """Run the base config for one batch (data, model, callbacks: ``fit --trainer.fast_dev_run``)
@@ -248,7 +258,8 @@ class Tuner:
             study.stop()
         with self.lock:
             value = "-" if trial.value is None else f"{trial.value:.4f}"
-            line = f"trial {trial.number} ({self.finished()} of {self.settings.n_trials} done): {trial.state.name.lower()}, {self.settings.monitor} {value}"
+            recipe = f" [{trial.user_attrs['recipe']}]" if trial.user_attrs.get("recipe") else ""
+            line = f"trial {trial.number}{recipe} ({self.finished()} of {self.settings.n_trials} done): {trial.state.name.lower()}, {self.settings.monitor} {value}"
             if trial.state == TrialState.FAIL:
                 error = trial.user_attrs.get("error", "no reason recorded")
                 line += " (the same error as before)" if error in self.errors_seen else f" ({error})"
@@ -264,9 +275,12 @@ class Tuner:
             print(line, flush=True)
 
     def trial_config(self, trial) -> tuple[dict, dict]:
-        """``(overrides, config)`` of an Optuna trial."""
-        chosen = self.space.sample(trial, self.base)
-        overrides = self.space.overrides(chosen, self.base)
+        """``(overrides, config)`` of an Optuna trial: a portfolio recipe's, or the sampler's draw."""
+        recipe = trial.user_attrs.get("recipe")
+        if recipe is not None:
+            overrides = self.space.recipe(recipe, self.base)
+        else:
+            overrides = self.space.overrides(self.space.sample(trial, self.base), self.base)
         return overrides, apply_overrides(self.base, overrides)
 
     def objective(self, trial) -> float:
@@ -288,7 +302,7 @@ class Tuner:
             "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(folder / "run"),
             "--trainer.callbacks+=lt_imbalance.tuning.trial_reporter.TrialReporter", f"--trainer.callbacks.storage={self.url}",
             f"--trainer.callbacks.study={self.study.study_name}", f"--trainer.callbacks.trial_id={trial_id(self.storage, self.study, trial.number)}",
-            f"--trainer.callbacks.monitor={s.monitor}", f"--trainer.callbacks.out={folder}", f"--trainer.callbacks.pruner={s.pruner}",
+            f"--trainer.callbacks.monitor={s.monitor}", f"--trainer.callbacks.out={folder}", f"--trainer.callbacks.pruner={'none' if trial.user_attrs.get('recipe') else s.pruner}",
             f"--trainer.callbacks.direction={s.direction}",
         ]  # fmt: skip
         slot = self.slots.get()

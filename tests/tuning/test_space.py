@@ -117,6 +117,10 @@ def test_the_default_space_fits_the_digits_config():
     base = resolve_config(["--config", "configs/digits_lt_erm.yaml"])
     space = SearchSpace.from_yaml(DEFAULT_SPACE)
     space.check(base, check_config)
+    space.check_portfolio(base, check_config)
+    assert list(space.portfolio) == ["base", "balanced_softmax", "ldam_drw", "paper_routine", "paper_routine+balanced_softmax"]
+    assert space.recipe("ldam_drw", base)["model.init_args.reweighting.start_epoch"] == 24  # 0.8 of 30 epochs
+    assert space.recipe("base", base) == {}
     keys = [e.key for e in space.entries]
     for component in (
         "data.init_args.batch_size",
@@ -134,3 +138,18 @@ def test_the_tabular_space_fits_the_tabular_config():
     SearchSpace.from_yaml("configs/tune/tabular_space.yaml").check(resolve_config(["--config", "configs/tabular/erm.yaml"]), check_config)
     with pytest.raises(SpaceError, match="'data.init_args.augmentation' does not fit the config"):
         SearchSpace.from_yaml(DEFAULT_SPACE).check(resolve_config(["--config", "configs/tabular/erm.yaml"]), check_config)
+
+
+def test_a_portfolio_recipe_that_does_not_fit_is_named(tmp_path):
+    from lt_imbalance.commands.config import check_config, resolve_config
+
+    base = resolve_config(["--config", "configs/digits_lt_erm.yaml"])
+    path = tmp_path / "space.yaml"
+    path.write_text(
+        yaml.safe_dump({"data.init_args.batch_size": {"categorical": [16]}, "portfolio": {"mine": {"data.init_args.nosuch": 1}}})
+    )
+    with pytest.raises(SpaceError, match="portfolio recipe 'mine' does not fit the config"):
+        SearchSpace.from_yaml(path).check_portfolio(base, check_config)
+    path.write_text(yaml.safe_dump({"data.init_args.batch_size": {"categorical": [16]}, "portfolio": {"base": {}}}))
+    with pytest.raises(SpaceError, match="not 'base', which is always first"):
+        SearchSpace.from_yaml(path)

@@ -236,3 +236,17 @@ def test_a_base_config_that_cannot_start_stops_before_any_trial(tmp_path, monkey
     assert exit_info.value.code == 2 and err.count("SAM does not support trainer.precision='bf16-true'") == 1
     assert "the base config cannot start (one batch, before any trial)" in err
     assert not (out / "trials").exists() and (out / "preflight" / "fit.log").is_file()
+
+
+def test_the_portfolio_comes_first_and_is_enqueued_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    tuner = Tuner(parse_args(["--config", "configs/digits_lt_erm.yaml", "--n_trials", "8", "--out", str(tmp_path)]))
+    tuner.enqueue_portfolio()
+    tuner.enqueue_portfolio()  # a resumed study (or a second call) enqueues nothing again
+    waiting = tuner.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    assert [t.user_attrs["recipe"] for t in waiting] == list(tuner.space.portfolio)
+    first, second = tuner.study.ask(), tuner.study.ask()
+    assert tuner.trial_config(first) == ({}, tuner.base)  # the base config unchanged
+    overrides, config = tuner.trial_config(second)
+    assert overrides == {"model.init_args.loss.class_path": "BalancedSoftmaxLoss"}
+    assert config["model"]["init_args"]["loss"]["class_path"] == "BalancedSoftmaxLoss"
