@@ -3,10 +3,13 @@ stopping it early when the pruner says so.
 
 ``lt-imbalance tune`` runs every trial as its own ``lt-imbalance fit`` process and adds this
 callback: after every validation it reports the monitored metric (``val/balanced_acc``) at the
-epoch to the study's storage and writes it to ``objective.json`` in ``out`` (the trial's value
-is the last one); when the study's pruner (median or Hyperband) says the trial is worse than its
+epoch to the study's storage and writes ``objective.json`` in ``out``: the trial's value is the
+mean of the last :data:`OBJECTIVE_LAST` validations (:func:`objective_value`; one epoch's value
+moves with a handful of tail images). When the study's pruner says the trial is worse than its
 peers at that epoch, the trainer stops and ``pruned.json`` says at which epoch, so that the tuner
-marks the trial pruned. Under DDP rank 0 reports and the decision is
+marks the trial pruned. The default ``median`` pruner decides only from :func:`prune_from` on:
+after the learning-rate warm-up and after a third of the epochs (early values rank the final
+ones poorly, above all inside the warm-up); ``hyperband`` and ``threshold:X`` keep their own rules. Under DDP rank 0 reports and the decision is
 broadcast to every rank. The same job as optuna-integration's Lightning callback, for a trial
 that lives in another process.
 """
@@ -19,6 +22,25 @@ from pathlib import Path
 import lightning.pytorch as pl
 
 from lt_imbalance.errors import BadValue
+
+#: the trial's value: the mean of the monitored metric over this many last validations
+OBJECTIVE_LAST = 3
+#: the default (median) pruner decides from this share of the epochs on (and not inside the warm-up)
+PRUNE_FROM_SHARE = 1 / 3
+
+
+def objective_value(values: list[float], last: int = OBJECTIVE_LAST) -> float:
+    """The mean of the last ``last`` values (all of them when there are fewer)."""
+    tail = values[-last:]
+    return sum(tail) / len(tail)
+
+
+def prune_from(max_epochs: int, warmup_epochs: float, share: float = PRUNE_FROM_SHARE) -> int:
+    """The first epoch (0-based) at which the default pruner may stop a trial: after the warm-up
+    and after ``share`` of the epochs."""
+    import math
+
+    return max(math.ceil(warmup_epochs), math.ceil(share * max(1, max_epochs)))
 
 
 class TrialReporter(pl.Callback):
@@ -40,6 +62,13 @@ class TrialReporter(pl.Callback):
         self.storage, self.study_name, self.trial_id, self.monitor = storage, study, trial_id, monitor
         self.out, self.pruner, self.direction = Path(out), pruner, direction
         self._trial = None
+        self.values: list[float] = []
+        self.first_decision = 0
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.pruner.split(":")[0] == "median":
+            warmup = getattr(getattr(pl_module, "lr_schedule", None), "warmup_epochs", 0.0)
+            self.first_decision = prune_from(trainer.max_epochs or 1, warmup)
 
     def _optuna_trial(self):
         if self._trial is None:
@@ -62,12 +91,16 @@ class TrialReporter(pl.Callback):
         if value is None:
             raise BadValue(f"the tuner's objective {self.monitor!r} was not logged; logged metrics: {sorted(trainer.callback_metrics)}")
         stop = False
+        self.values.append(float(value))
         if trainer.is_global_zero:
             trial = self._optuna_trial()
             trial.report(float(value), step=trainer.current_epoch)
-            stop = self.pruner != "none" and trial.should_prune()
+            decide = self.pruner != "none" and trainer.current_epoch >= self.first_decision
+            stop = decide and trial.should_prune()
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "objective.json").write_text(json.dumps({"epoch": trainer.current_epoch, "value": float(value)}))
+            record = {"epoch": trainer.current_epoch, "value": objective_value(self.values), "last": float(value),
+                      "over": self.values[-OBJECTIVE_LAST:]}  # fmt: skip
+            (self.out / "objective.json").write_text(json.dumps(record))
         stop = trainer.strategy.broadcast(stop)
         if stop:
             trainer.should_stop = True
