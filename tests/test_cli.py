@@ -156,3 +156,10 @@ def test_ckpt_path_last_resumes_or_is_refused(tmp_path, monkeypatch):
     assert first.trainer.global_step > 0
     resumed = build_cli([*base, "--trainer.max_epochs", "2", "--ckpt_path", "last"])
     assert resumed.trainer.global_step == 2 * first.trainer.global_step  # continued: one more epoch, not two
+
+
+def test_fast_dev_run_leaves_nothing_that_blocks_the_next_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    args = ["fit", "--config", "configs/digits_lt_erm.yaml", "--trainer.fast_dev_run", "true", "--trainer.default_root_dir", str(tmp_path)]
+    build_cli(args)
+    assert build_cli(args).trainer.global_step == 1  # the same smoke test again, same folder

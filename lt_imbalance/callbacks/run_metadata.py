@@ -51,7 +51,7 @@ class RunMetadata(WritesRunFiles):
         path = Path(log_dir) / self.filename
         if path.exists() and path not in self._written and resuming_from(trainer):
             path = next_free(path)  # a resumed run in the same directory (SLURM requeue) keeps the first record
-        if path.exists() and path not in self._written:
+        if path.exists() and path not in self._written and not trainer.fast_dev_run:  # a smoke test's folder is a throwaway
             raise FileInTheWay(
                 f"{path} exists from another run; refusing to overwrite it. Choose a new log directory "
                 "(e.g. drop a fixed trainer.logger.init_args.version) or move the old run away."

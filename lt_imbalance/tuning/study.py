@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import threading
@@ -42,6 +43,10 @@ from lt_imbalance.tuning.space import SearchSpace, apply_overrides, describe
 from lt_imbalance.tuning.storage import default_url, fail_orphaned_trials, open_storage, trial_id, worker_id
 
 ROOT_ENV = "LT_IMBALANCE_TUNE_WORKER"
+#: after SIGINT / SIGTERM, how long a running trial gets to stop by itself before it is killed
+STOP_GRACE_SECONDS = 20
+#: a running trial prints a line at least this often
+HEARTBEAT_SECONDS = 60
 
 
 class TrialFailed(Exception):
@@ -150,8 +155,11 @@ class Tuner:
         self.slots: queue.Queue = queue.Queue()
         for slot in self._slots(s.jobs):
             self.slots.put(slot)
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # re-entrant: the signal handler may run while the main thread holds it
         self.errors_seen: set[str] = set()
+        #: the trial processes running now, and the signal that stopped the tuner (0: none)
+        self.running: set[subprocess.Popen] = set()
+        self.stopping = 0
         #: the error that stopped the study (:func:`repeated_failure`), if one did
         self.stopped_by: str | None = None
 
@@ -205,9 +213,13 @@ class Tuner:
             print(
                 f"tune: {self.finished()} of {s.n_trials} trials done; running {remaining} more ({s.jobs} at a time) in {s.out}", flush=True
             )
-            self.study.optimize(
-                self.objective, n_trials=remaining, timeout=s.timeout, n_jobs=s.jobs, catch=(TrialFailed,), callbacks=[self._progress],
-            )  # fmt: skip
+            with _stopping_on_signals(self.stop):
+                self.study.optimize(
+                    self.objective, n_trials=remaining, timeout=s.timeout, n_jobs=s.jobs, catch=(TrialFailed,), callbacks=[self._progress],
+                )  # fmt: skip
+        if self.stopping:
+            print("tune: stopped; the running trials are recorded as interrupted. The same command resumes the study.", flush=True)
+            return None
         if self.stopped_by is not None:
             raise BadValue(
                 f"the study stopped: {SAME_FAILURES_TO_STOP} trials in a row failed with the same error before any completed: "
@@ -224,7 +236,11 @@ class Tuner:
 
     def enqueue_portfolio(self) -> None:
         """Queue the space's portfolio recipes as the study's first trials, each once per study."""
-        present = {t.user_attrs.get("recipe") for t in self.study.get_trials(deepcopy=False)}
+        present = {
+            t.user_attrs.get("recipe")
+            for t in self.study.get_trials(deepcopy=False)
+            if self.counts(t, running=True) or t.state.name == "WAITING"
+        }
         for name in self.space.portfolio:
             if name not in present:
                 self.study.enqueue_trial({}, user_attrs={"recipe": name})
@@ -234,6 +250,7 @@ class Tuner:
         before the first trial; a base config that cannot start is refused with its error, not run
         into every trial."""
         folder = self.settings.out / "preflight"
+        shutil.rmtree(folder / "run", ignore_errors=True)  # the tuner's own scratch folder, from an earlier call
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "config.yaml").write_text(yaml.safe_dump(self.base, sort_keys=False))
         cmd = [
@@ -254,7 +271,7 @@ class Tuner:
 
         if str(trial.user_attrs.get("error", "")).startswith("surplus"):
             return
-        if self.finished() >= self.settings.n_trials:
+        if self.finished() >= self.settings.n_trials or self.stopping:
             study.stop()
         with self.lock:
             value = "-" if trial.value is None else f"{trial.value:.4f}"
@@ -308,13 +325,19 @@ class Tuner:
         slot = self.slots.get()
         start = time.perf_counter()
         try:
-            proc = subprocess.run(cmd, env={**os.environ, **slot, ROOT_ENV: "1"}, capture_output=True, text=True)
+            if self.stopping:
+                trial.set_user_attr("error", "interrupted: the tuner was stopped before this trial started")
+                raise TrialFailed("interrupted")
+            returncode = self._run_trial(trial.number, cmd, {**os.environ, **slot, ROOT_ENV: "1"}, folder)
         finally:
             self.slots.put(slot)
         trial.set_user_attr("seconds", round(time.perf_counter() - start, 1))
-        (folder / "fit.log").write_text(proc.stdout + proc.stderr)
-        if proc.returncode != 0:
-            trial.set_user_attr("error", failure_reason(proc.stdout + proc.stderr, proc.returncode))
+        output = (folder / "fit.log").read_text(errors="replace")
+        if self.stopping and returncode != 0:
+            trial.set_user_attr("error", "interrupted: the tuner was stopped (SIGINT / SIGTERM); the same command runs it again")
+            raise TrialFailed(f"trial {trial.number} interrupted")
+        if returncode != 0:
+            trial.set_user_attr("error", failure_reason(output, returncode))
             raise TrialFailed(f"trial {trial.number} failed: see {folder / 'fit.log'}")
         pruned = folder / "pruned.json"
         if pruned.is_file():
@@ -325,8 +348,96 @@ class Tuner:
             raise TrialFailed(f"trial {trial.number}: no objective")
         return float(json.loads(last.read_text())["value"])
 
+    def _run_trial(self, number: int, cmd: list[str], env: dict, folder: Path) -> int:
+        """Run a trial's fit in its own process group (it and its loader workers are stopped together),
+        its output in ``fit.log``; print its epoch and validation value after every epoch and a
+        heartbeat at least every :data:`HEARTBEAT_SECONDS`. Returns the exit status."""
+        objective = folder / "objective.json"
+        with open(folder / "fit.log", "w") as log:
+            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            with self.lock:
+                self.running.add(proc)
+            try:
+                seen, last_line, start = None, time.monotonic(), time.monotonic()
+                while proc.poll() is None:
+                    time.sleep(0.5)
+                    if objective.is_file() and objective.stat().st_mtime != seen:
+                        seen = objective.stat().st_mtime
+                        try:
+                            record = json.loads(objective.read_text())
+                        except ValueError:  # being written
+                            continue
+                        print(f"  trial {number}: epoch {record['epoch']}, {self.settings.monitor} {record['last']:.4f}", flush=True)
+                        last_line = time.monotonic()
+                    elif time.monotonic() - last_line >= HEARTBEAT_SECONDS:
+                        print(f"  trial {number}: running, {time.monotonic() - start:.0f} s", flush=True)
+                        last_line = time.monotonic()
+            finally:
+                with self.lock:
+                    self.running.discard(proc)
+        return proc.returncode
+
+    def stop(self, signum: int, frame=None) -> None:
+        """SIGINT / SIGTERM: start no new trial; ask the running trials to stop (SIGTERM to their
+        process groups), kill the groups of those still running after :data:`STOP_GRACE_SECONDS`."""
+        import signal
+
+        if self.stopping:
+            return
+        self.stopping = signum
+        print(f"tune: {signal.Signals(signum).name}: starting no new trial; stopping {len(self.running)} running", flush=True)
+        try:
+            self.study.stop()
+        except RuntimeError:  # not on the optimize loop's thread: the next trial's callback stops it
+            pass
+        with self.lock:
+            running = list(self.running)
+        for proc in running:
+            _signal_group(proc, signal.SIGTERM)
+
+        def kill_late() -> None:
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+            while time.monotonic() < deadline and any(p.poll() is None for p in running):
+                time.sleep(0.2)
+            for proc in running:
+                _signal_group(proc, signal.SIGKILL)  # the fit and its loader workers, if any is left
+
+        threading.Thread(target=kill_late, daemon=True).start()
+
+
+class _stopping_on_signals:
+    """Within the block, SIGINT and SIGTERM call ``handler(signum, frame)`` (main thread only)."""
+
+    def __init__(self, handler):
+        self.handler, self.previous = handler, {}
+
+    def __enter__(self):
+        import signal
+
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.previous[signum] = signal.signal(signum, self.handler)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous)
+        return False
+
+
+def _signal_group(proc: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(proc.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
 
 # ---- the command ---------------------------------------------------------------------------------------------
+
+
+# ---- running and stopping trial processes ---------------------------------------------------------------------------------------------------------------------------------------------------------
 def parse_args(argv: list[str]) -> TuneSettings:
     parser = argparse.ArgumentParser(prog="lt-imbalance tune", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -367,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = parse_args(sys.argv[2:] if argv is None else argv)
     tuner = Tuner(settings)
     report = tuner.run()
+    if tuner.stopping:
+        return 128 + tuner.stopping  # the shell's status for a process stopped by that signal
     if report is not None:
         print(f"tune: report in {report}", flush=True)
     if settings.report and report is not None and not tuner.completed():

@@ -250,3 +250,44 @@ def test_the_portfolio_comes_first_and_is_enqueued_once(tmp_path, monkeypatch):
     overrides, config = tuner.trial_config(second)
     assert overrides == {"model.init_args.loss.class_path": "BalancedSoftmaxLoss"}
     assert config["model"]["init_args"]["loss"]["class_path"] == "BalancedSoftmaxLoss"
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            line = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in line:
+            found.append(line)
+    return found
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_running_trial_and_its_workers_and_the_same_command_resumes(tmp_path):
+    out = tmp_path / "study"
+    cmd = [
+        sys.executable, "-m", "lt_imbalance", "tune", "--config", "configs/digits_lt_erm.yaml", "--space", _space(tmp_path),
+        "--out", str(out), "--n_trials", "2", "--seeds", "--trainer.max_epochs", "8", "--data.init_args.num_workers", "1",
+    ]  # fmt: skip
+    tuner = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    while not (out / "trials" / "0000" / "objective.json").is_file():  # the first trial has trained an epoch
+        assert time.time() < deadline and tuner.poll() is None, tuner.stdout.read() if tuner.poll() is not None else "no trial started"
+        time.sleep(0.5)
+    assert _processes_mentioning(str(out / "trials" / "0000"))  # the trial's fit (and its loader worker) run
+    tuner.send_signal(signal.SIGTERM)
+    printed, _ = tuner.communicate(timeout=120)
+    assert tuner.returncode == 128 + signal.SIGTERM, printed
+    assert "starting no new trial" in printed and "The same command resumes the study" in printed
+    time.sleep(1)
+    assert _processes_mentioning(str(out)) == []  # no orphaned trial process or loader worker
+    first = {t.number: t for t in _trials(out)}[0]
+    assert first.state == optuna.trial.TrialState.FAIL and first.user_attrs["error"].startswith("interrupted")
+    resumed = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    trials = _trials(out)
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 2
+    assert [t.user_attrs.get("recipe") for t in trials if t.state == optuna.trial.TrialState.COMPLETE][0] == "base"  # re-run
+    assert "  trial 1: epoch 0, val/balanced_acc" in resumed.stdout  # progress after every epoch
