@@ -11,7 +11,7 @@ CONFIG ?= configs/digits_lt.yaml
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install train test test-slow lint format bench gpu-wheels gpu-check clean
+.PHONY: install train test test-slow postgres lint format bench gpu-wheels gpu-check clean
 
 install: $(STAMP)
 
@@ -41,8 +41,14 @@ PYTEST = OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --maxschedchunk 1 --durations
 test: lint
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
-test-slow: install
+test-slow: install postgres
 	$(PYTEST) -m slow $(PYTEST_ARGS)
+
+# the PostgreSQL server the shared-study test starts (Debian's package; needs root, else that test is skipped)
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else echo "make: postgresql is not installed and this is not root: the PostgreSQL test will be skipped"; fi
 
 # throughput of the framework vs a hand-written PyTorch loop (GPU if present, else a CPU-sized run)
 bench: install

@@ -208,8 +208,7 @@ class Tuner:
         remaining = s.n_trials - self.finished()
         if remaining > 0:
             self.preflight()
-            if s.report:  # the reporting worker (one per study) enqueues the portfolio, once
-                self.enqueue_portfolio()
+            self.enqueue_portfolio()
             print(
                 f"tune: {self.finished()} of {s.n_trials} trials done; running {remaining} more ({s.jobs} at a time) in {s.out}", flush=True
             )
@@ -235,7 +234,9 @@ class Tuner:
         return write_report(self)
 
     def enqueue_portfolio(self) -> None:
-        """Queue the space's portfolio recipes as the study's first trials, each once per study."""
+        """Queue the space's portfolio recipes as the study's first trials. Every worker queues those
+        the study lacks; should two workers starting at the same moment both queue one, the later
+        trial of it is skipped as surplus (:meth:`objective`), so each recipe runs once per study."""
         present = {
             t.user_attrs.get("recipe")
             for t in self.study.get_trials(deepcopy=False)
@@ -249,8 +250,7 @@ class Tuner:
         """Run the base config for one batch (data, model, callbacks: ``fit --trainer.fast_dev_run``)
         before the first trial; a base config that cannot start is refused with its error, not run
         into every trial."""
-        folder = self.settings.out / "preflight"
-        shutil.rmtree(folder / "run", ignore_errors=True)  # the tuner's own scratch folder, from an earlier call
+        folder = self.settings.out / "preflight" / worker_id().replace(":", "_")  # this worker's own scratch folder
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "config.yaml").write_text(yaml.safe_dump(self.base, sort_keys=False))
         cmd = [
@@ -265,6 +265,7 @@ class Tuner:
                 f"the base config cannot start (one batch, before any trial): {reason} (full log: {folder / 'fit.log'}); "
                 "fix it, then run the same command again"
             )
+        shutil.rmtree(folder)  # kept only to show why it failed
 
     def _progress(self, study, trial) -> None:
         from optuna.trial import TrialState
@@ -309,6 +310,11 @@ class Tuner:
             trial.set_user_attr("error", f"surplus: the study already has its {s.n_trials} trials")
             self.study.stop()
             raise TrialFailed("surplus trial")
+        recipe = trial.user_attrs.get("recipe")
+        earlier = [t for t in self.study.get_trials(deepcopy=False) if t.number < trial.number and t.user_attrs.get("recipe") == recipe]
+        if recipe and any(self.counts(t, running=True) for t in earlier):
+            trial.set_user_attr("error", f"surplus: recipe {recipe!r} already ran in this study")
+            raise TrialFailed("surplus recipe")
         overrides, config = self.trial_config(trial)
         trial.set_user_attr("overrides", json.dumps(overrides))
         folder = s.out / "trials" / f"{trial.number:04d}"
