@@ -211,6 +211,19 @@ def per_class_mean(values: torch.Tensor, targets: torch.Tensor, num_classes: int
     return torch.where(counts > 0, sums / counts.clamp_min(1), torch.full_like(sums, float("nan")))
 
 
+def balanced_accuracy_se(confusion: torch.Tensor) -> float:
+    """Standard error of the balanced accuracy from the evaluation images' binomial noise:
+    SE = sqrt(sum_c p_c (1 - p_c) / n_c) / C over the C classes with n_c > 0 images, with
+    p_c = (k_c + 1) / (n_c + 2) for k_c right of n_c (Laplace's estimate, so that a class got all
+    right or all wrong on a few images still counts as uncertain). Small validation sets make it
+    large (one image of a class with 3 moves its recall by 1/3)."""
+    counts = confusion.sum(dim=1).double()
+    present = counts > 0
+    p = (confusion.diagonal().double()[present] + 1) / (counts[present] + 2)
+    variance = (p * (1 - p) / counts[present]).sum()
+    return float(variance.sqrt() / int(present.sum()))
+
+
 @dataclass(frozen=True)
 class EvaluationResult:
     """One stage's evaluation at the end of an epoch, all from one (synchronised) confusion matrix.

@@ -161,13 +161,18 @@ def execute(run: Run, out: Path, device: str | None, extra: list[str], threads: 
         (folder / "failed.json").write_text(json.dumps({**failure, "log": str(folder / "fit.log")}, indent=2) + "\n")
         return failure
     results = [p for p in folder.rglob("results_test.json") if p.stat().st_mtime >= start]
-    result = json.loads(max(results, key=lambda p: p.stat().st_mtime).read_text())
+    newest = max(results, key=lambda p: p.stat().st_mtime)
+    result = json.loads(newest.read_text())
+    metadata = newest.parent / "run_metadata.json"
+    data = (json.loads(metadata.read_text()).get("data") or {}) if metadata.is_file() else {}
     record = {
         "cell": run.cell,
         "config": run.config,
         "overrides": dict(run.overrides),
         "seed": run.seed,
         "split": "redrawn per seed" if run.redraw_split else "the config's",
+        "split_hash": data.get("split_hash"),
+        "test_hash": data.get("test_hash"),
         "config_hash": digest,
         "seconds": round(time.time() - start, 1),
         **result,

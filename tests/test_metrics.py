@@ -103,3 +103,14 @@ def test_auroc_state_does_not_grow_with_the_evaluation_set():
     assert len(set(sizes)) == 1  # binned: the same state after 500 and after 2,500 samples
     exact = roc_auc_score(torch.cat(targets_all).numpy(), torch.cat(probs_all).numpy(), multi_class="ovr", average="macro")
     assert m.compute()["auroc"].item() == pytest.approx(exact, abs=2e-3)
+
+
+def test_balanced_accuracy_standard_error_against_a_hand_computation():
+    from lt_imbalance.metrics import balanced_accuracy_se
+
+    # class 0: 3 of 4 right (p = 4/6, n = 4); class 1: 1 of 2 right (p = 2/4, n = 2); class 2: no images
+    confusion = torch.tensor([[3, 1, 0], [1, 1, 0], [0, 0, 0]])
+    expected = (((4 / 6) * (2 / 6) / 4 + 0.5 * 0.5 / 2) ** 0.5) / 2
+    assert balanced_accuracy_se(confusion) == pytest.approx(expected)
+    all_right = ((6 / 7) * (1 / 7) / 5 * 3) ** 0.5 / 3  # 5 of 5 per class: still uncertain, not 0
+    assert balanced_accuracy_se(torch.eye(3, dtype=torch.long) * 5) == pytest.approx(all_right)

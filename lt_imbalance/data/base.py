@@ -309,6 +309,21 @@ class LongTailedDataModule(pl.LightningDataModule):
     def split_hash(self) -> str:
         return self.split.hash
 
+    @cached_property
+    def test_hash(self) -> str:
+        """SHA-256 (16 hex digits) of the test set as loaded (labels and samples: file paths, or the
+        samples' bytes): equal across runs exactly when they test on the same images."""
+        import hashlib
+
+        test = self.parts.test
+        digest = hashlib.sha256(np.ascontiguousarray(test.labels).tobytes())
+        samples = test.samples
+        if isinstance(samples, torch.Tensor):
+            digest.update(samples.contiguous().numpy().tobytes())
+        else:
+            digest.update("\n".join(str(s) for s in samples).encode())
+        return digest.hexdigest()[:16]
+
     # ---- Lightning hooks ------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -450,4 +465,5 @@ class LongTailedDataModule(pl.LightningDataModule):
         }
         if hasattr(self, "test_counts"):
             info["test_counts"] = self.test_counts
+            info["test_hash"] = self.test_hash
         return info

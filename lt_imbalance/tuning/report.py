@@ -27,6 +27,9 @@ from lt_imbalance import sweep
 from lt_imbalance.plotting import save
 from lt_imbalance.tuning.space import apply_overrides, describe
 
+#: below this many complete sampled trials the parameter importances are flagged as rough
+IMPORTANCE_MIN_TRIALS = 20
+
 
 def trial_rows(study) -> list[dict]:
     rows = []
@@ -112,7 +115,13 @@ def write_report(tuner) -> Path:
         save(importance_figure(importances), out / "importances.png", dpi=100)
     records, failed = [], []
     if s.seeds:
-        runs = sweep.build_grid([str(out / "best.yaml"), str(out / "base.yaml")], [], s.seeds)
+        configs = [str(out / "best.yaml"), str(out / "base.yaml")]
+        for name in list(tuner.space.portfolio)[1:]:  # the other recipes, for the comparison the user would make
+            path = out / "recipes" / f"{name}.yaml"
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(yaml.safe_dump(apply_overrides(tuner.base, tuner.space.recipe(name, tuner.base)), sort_keys=False))
+            configs.append(str(path))
+        runs = sweep.build_grid(configs, [], s.seeds)
         records = sweep.run_grid(runs, out / "retrain", None, s.jobs, [], log=lambda line: print(f"tune: retrain {line}", flush=True))
         failed = [r for r in records if "error" in r]
         records = [r for r in records if "error" not in r]
@@ -121,6 +130,7 @@ def write_report(tuner) -> Path:
     lines = [f"# Study '{study.study_name}'", "", f"Base config `{' + '.join(s.configs)}`" + (f" (+ `{' '.join(s.overrides)}`)" if s.overrides else "") + f", space `{s.space or 'the default space'}`, "
              f"{len(rows)} trials ({sum(r['state'] == 'complete' for r in rows)} complete, {sum(r['state'] == 'pruned' for r in rows)} pruned, "
              f"{sum(r['state'] == 'fail' for r in rows)} failed), objective {s.monitor} ({s.direction}) on {_validation(data)}.", ""]  # fmt: skip
+    lines += _selection(study, rows, s.monitor)
     if records:
         lines += [
             "## Best vs base on the test set (mean ± standard error over seeds " + ", ".join(map(str, s.seeds)) + ")",
@@ -128,6 +138,15 @@ def write_report(tuner) -> Path:
             sweep.summary_table(records),
             "",
         ]
+        split_hashes = sorted({str(r.get("split_hash")) for r in records})
+        test_hashes = sorted({str(r.get("test_hash")) for r in records})
+        lines += [
+            f"Split hash of every retrain: {', '.join(split_hashes)}; test-set hash: {', '.join(test_hashes)} "
+            + ("(one each: every retrain trained on the study's split and was tested on the same test set, which holds no image "
+               "the trials trained or validated on)." if len(split_hashes) == len(test_hashes) == 1 else
+               "(**more than one: the retrains did not all use the same split or test set**)."),
+            "",
+        ]  # fmt: skip
         lines += [
             "`best` = best.yaml, `base` = base.yaml. Every retrain trains on the study's own training split (the base "
             "config's split_seed) and is tested on one and the same test set; the seeds vary the weights' initialisation, "
@@ -152,10 +171,44 @@ def write_report(tuner) -> Path:
     for r in done[:10]:
         lines.append(f"| {r['number']} | {r['value']:.4f} | {r['seconds']} | {describe(json.loads(r['overrides']))} |")
     lines += ["", "## Parameter importances", ""]
-    lines += [f"- {k.replace('.init_args', '')}: {v:.3f}" for k, v in importances.items()] or [f"not computed: {why}"]
+    sampled = sum(1 for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.params)
+    if importances and sampled < IMPORTANCE_MIN_TRIALS:
+        lines.append(f"Rough: from {sampled} complete sampled trials (below {IMPORTANCE_MIN_TRIALS}, importances are mostly noise).")
+    lines += [f"- {k.replace('.init_args', '')}: {v:.3f}" for k, v in importances.items()] or [
+        f"not computed: {why or f'{sampled} complete trials with sampled values (the portfolio recipes have none)'}"
+    ]
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
+
+
+def _selection(study, rows: list[dict], monitor: str) -> list[str]:
+    """The winner and the runner-up with the standard error of their validation values, and whether
+    they are within noise of each other (difference below two standard errors of the difference)."""
+    from optuna.trial import TrialState
+
+    done = sorted(
+        study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.value, reverse=study.direction.name == "MAXIMIZE"
+    )
+    if len(done) < 2:
+        return []
+
+    def show(t) -> str:
+        se = t.user_attrs.get("se")
+        name = t.user_attrs.get("recipe") or describe(json.loads(t.user_attrs.get("overrides", "{}")))
+        return f"trial {t.number} ({name}): {t.value:.4f}" + (f" ± {se:.4f}" if se is not None else "")
+
+    winner, runner_up = done[0], done[1]
+    lines = ["## Selection", "", f"- winner: {show(winner)}", f"- runner-up: {show(runner_up)}"]
+    se_w, se_r = winner.user_attrs.get("se"), runner_up.user_attrs.get("se")
+    if se_w is not None and se_r is not None:
+        gap, noise = abs(winner.value - runner_up.value), 2 * (se_w**2 + se_r**2) ** 0.5
+        verdict = "within noise of each other" if gap < noise else "apart by more than the noise"
+        lines.append(
+            f"- the gap {gap:.4f} against two standard errors of the difference {noise:.4f}: {verdict} (the ± is the binomial "
+            f"standard error of {monitor} over the validation images at the last epoch; values are means over the last validations)"
+        )
+    return [*lines, ""]
 
 
 def _value(value: float | None) -> str:

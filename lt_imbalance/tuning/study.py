@@ -352,7 +352,10 @@ class Tuner:
         if not last.is_file():
             trial.set_user_attr("error", f"no validation ran, so {s.monitor} was never reported (check trainer.limit_val_batches)")
             raise TrialFailed(f"trial {trial.number}: no objective")
-        return float(json.loads(last.read_text())["value"])
+        record = json.loads(last.read_text())
+        if record.get("se") is not None:
+            trial.set_user_attr("se", record["se"])
+        return float(record["value"])
 
     def _run_trial(self, number: int, cmd: list[str], env: dict, folder: Path) -> int:
         """Run a trial's fit in its own process group (it and its loader workers are stopped together),

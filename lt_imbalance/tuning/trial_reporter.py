@@ -84,6 +84,15 @@ class TrialReporter(pl.Callback):
             self._trial = optuna.trial.Trial(study, self.trial_id)
         return self._trial
 
+    def _standard_error(self, pl_module: pl.LightningModule) -> float | None:
+        """The binomial standard error of the last validation's balanced accuracy (when that is the monitor)."""
+        from lt_imbalance.metrics import balanced_accuracy_se
+
+        result = getattr(pl_module, "evaluations", {}).get("val")
+        if self.monitor != "val/balanced_acc" or result is None:
+            return None
+        return balanced_accuracy_se(result.confusion)
+
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return
@@ -99,7 +108,7 @@ class TrialReporter(pl.Callback):
             stop = decide and trial.should_prune()
             self.out.mkdir(parents=True, exist_ok=True)
             record = {"epoch": trainer.current_epoch, "value": objective_value(self.values), "last": float(value),
-                      "over": self.values[-OBJECTIVE_LAST:]}  # fmt: skip
+                      "over": self.values[-OBJECTIVE_LAST:], "se": self._standard_error(pl_module)}  # fmt: skip
             (self.out / "objective.json").write_text(json.dumps(record))
         stop = trainer.strategy.broadcast(stop)
         if stop:

@@ -80,14 +80,17 @@ def test_a_tiny_study_reports_and_its_best_config_runs(tmp_path, monkeypatch):
         ]
     )
     report = Tuner(settings).run()
-    assert report.is_file() and "## Best vs base on the test set" in report.read_text() and "| best | 1 |" in report.read_text()
+    text = report.read_text()
+    assert report.is_file() and "## Best vs base on the test set" in text and "| best | 1 |" in text
+    assert "## Selection" in text and "- runner-up: trial" in text and "| base | 0 | complete |" in text  # the base config first
+    assert "(one each: every retrain trained on the study's split and was tested on the same test set" in text
     rows = (out / "trials.csv").read_text().splitlines()
     assert len(rows) == 3 and all(",complete," in r for r in rows[1:])
     for name in ("history.png", "per_class.png", "base.yaml", "best.yaml"):
         assert (out / name).is_file(), name
     best = yaml.safe_load((out / "best.yaml").read_text())
     trial = {t.value: t for t in _trials(out)}[max(t.value for t in _trials(out))]
-    assert best["data"]["init_args"]["batch_size"] == trial.params["data.init_args.batch_size"]
+    assert best["data"]["init_args"]["batch_size"] == trial.params.get("data.init_args.batch_size", 64)  # (64: the base recipe's)
     cli = build_cli(
         ["fit", "--config", str(out / "best.yaml"), "--trainer.fast_dev_run", "true", "--trainer.default_root_dir", str(tmp_path / "run")]
     )
