@@ -41,12 +41,9 @@ from lt_imbalance.commands.fit_process import failure_reason
 from lt_imbalance.errors import BadValue, UnsupportedCombination
 from lt_imbalance.tuning.space import SearchSpace, apply_overrides, describe
 from lt_imbalance.tuning.storage import default_url, fail_orphaned_trials, open_storage, trial_id, worker_id
+from lt_imbalance.tuning.trial_processes import TrialProcesses, on_stop_signals
 
 ROOT_ENV = "LT_IMBALANCE_TUNE_WORKER"
-#: after SIGINT / SIGTERM, how long a running trial gets to stop by itself before it is killed
-STOP_GRACE_SECONDS = 20
-#: a running trial prints a line at least this often
-HEARTBEAT_SECONDS = 60
 
 
 class TrialFailed(Exception):
@@ -157,9 +154,8 @@ class Tuner:
             self.slots.put(slot)
         self.lock = threading.RLock()  # re-entrant: the signal handler may run while the main thread holds it
         self.errors_seen: set[str] = set()
-        #: the trial processes running now, and the signal that stopped the tuner (0: none)
-        self.running: set[subprocess.Popen] = set()
-        self.stopping = 0
+        #: the trial processes running now
+        self.processes = TrialProcesses(s.monitor)
         #: the error that stopped the study (:func:`repeated_failure`), if one did
         self.stopped_by: str | None = None
 
@@ -212,11 +208,11 @@ class Tuner:
             print(
                 f"tune: {self.finished()} of {s.n_trials} trials done; running {remaining} more ({s.jobs} at a time) in {s.out}", flush=True
             )
-            with _stopping_on_signals(self.stop):
+            with on_stop_signals(self.stop):
                 self.study.optimize(
                     self.objective, n_trials=remaining, timeout=s.timeout, n_jobs=s.jobs, catch=(TrialFailed,), callbacks=[self._progress],
                 )  # fmt: skip
-        if self.stopping:
+        if self.processes.stopping:
             print("tune: stopped; the running trials are recorded as interrupted. The same command resumes the study.", flush=True)
             return None
         if self.stopped_by is not None:
@@ -272,7 +268,7 @@ class Tuner:
 
         if str(trial.user_attrs.get("error", "")).startswith("surplus"):
             return
-        if self.finished() >= self.settings.n_trials or self.stopping:
+        if self.finished() >= self.settings.n_trials or self.processes.stopping:
             study.stop()
         with self.lock:
             value = "-" if trial.value is None else f"{trial.value:.4f}"
@@ -331,15 +327,15 @@ class Tuner:
         slot = self.slots.get()
         start = time.perf_counter()
         try:
-            if self.stopping:
+            if self.processes.stopping:
                 trial.set_user_attr("error", "interrupted: the tuner was stopped before this trial started")
                 raise TrialFailed("interrupted")
-            returncode = self._run_trial(trial.number, cmd, {**os.environ, **slot, ROOT_ENV: "1"}, folder)
+            returncode = self.processes.run(trial.number, cmd, {**os.environ, **slot, ROOT_ENV: "1"}, folder)
         finally:
             self.slots.put(slot)
         trial.set_user_attr("seconds", round(time.perf_counter() - start, 1))
         output = (folder / "fit.log").read_text(errors="replace")
-        if self.stopping and returncode != 0:
+        if self.processes.stopping and returncode != 0:
             trial.set_user_attr("error", "interrupted: the tuner was stopped (SIGINT / SIGTERM); the same command runs it again")
             raise TrialFailed(f"trial {trial.number} interrupted")
         if returncode != 0:
@@ -357,90 +353,13 @@ class Tuner:
             trial.set_user_attr("se", record["se"])
         return float(record["value"])
 
-    def _run_trial(self, number: int, cmd: list[str], env: dict, folder: Path) -> int:
-        """Run a trial's fit in its own process group (it and its loader workers are stopped together),
-        its output in ``fit.log``; print its epoch and validation value after every epoch and a
-        heartbeat at least every :data:`HEARTBEAT_SECONDS`. Returns the exit status."""
-        objective = folder / "objective.json"
-        with open(folder / "fit.log", "w") as log:
-            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            with self.lock:
-                self.running.add(proc)
-            try:
-                seen, last_line, start = None, time.monotonic(), time.monotonic()
-                while proc.poll() is None:
-                    time.sleep(0.5)
-                    if objective.is_file() and objective.stat().st_mtime != seen:
-                        seen = objective.stat().st_mtime
-                        try:
-                            record = json.loads(objective.read_text())
-                        except ValueError:  # being written
-                            continue
-                        print(f"  trial {number}: epoch {record['epoch']}, {self.settings.monitor} {record['last']:.4f}", flush=True)
-                        last_line = time.monotonic()
-                    elif time.monotonic() - last_line >= HEARTBEAT_SECONDS:
-                        print(f"  trial {number}: running, {time.monotonic() - start:.0f} s", flush=True)
-                        last_line = time.monotonic()
-            finally:
-                with self.lock:
-                    self.running.discard(proc)
-        return proc.returncode
-
     def stop(self, signum: int, frame=None) -> None:
-        """SIGINT / SIGTERM: start no new trial; ask the running trials to stop (SIGTERM to their
-        process groups), kill the groups of those still running after :data:`STOP_GRACE_SECONDS`."""
-        import signal
-
-        if self.stopping:
-            return
-        self.stopping = signum
-        print(f"tune: {signal.Signals(signum).name}: starting no new trial; stopping {len(self.running)} running", flush=True)
-        try:
-            self.study.stop()
-        except RuntimeError:  # not on the optimize loop's thread: the next trial's callback stops it
-            pass
-        with self.lock:
-            running = list(self.running)
-        for proc in running:
-            _signal_group(proc, signal.SIGTERM)
-
-        def kill_late() -> None:
-            deadline = time.monotonic() + STOP_GRACE_SECONDS
-            while time.monotonic() < deadline and any(p.poll() is None for p in running):
-                time.sleep(0.2)
-            for proc in running:
-                _signal_group(proc, signal.SIGKILL)  # the fit and its loader workers, if any is left
-
-        threading.Thread(target=kill_late, daemon=True).start()
-
-
-class _stopping_on_signals:
-    """Within the block, SIGINT and SIGTERM call ``handler(signum, frame)`` (main thread only)."""
-
-    def __init__(self, handler):
-        self.handler, self.previous = handler, {}
-
-    def __enter__(self):
-        import signal
-
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self.previous[signum] = signal.signal(signum, self.handler)
-        return self
-
-    def __exit__(self, *exc):
-        import signal
-
-        for signum, previous in self.previous.items():
-            signal.signal(signum, previous)
-        return False
-
-
-def _signal_group(proc: subprocess.Popen, signum: int) -> None:
-    try:
-        os.killpg(proc.pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
+        """SIGINT / SIGTERM: start no new trial and stop the running ones (:class:`TrialProcesses`)."""
+        if self.processes.stop_all(signum):
+            try:
+                self.study.stop()
+            except RuntimeError:  # not on the optimize loop's thread: the next trial's callback stops it
+                pass
 
 
 # ---- the command ---------------------------------------------------------------------------------------------
@@ -487,8 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = parse_args(sys.argv[2:] if argv is None else argv)
     tuner = Tuner(settings)
     report = tuner.run()
-    if tuner.stopping:
-        return 128 + tuner.stopping  # the shell's status for a process stopped by that signal
+    if tuner.processes.stopping:
+        return 128 + tuner.processes.stopping  # the shell's status for a process stopped by that signal
     if report is not None:
         print(f"tune: report in {report}", flush=True)
     if settings.report and report is not None and not tuner.completed():

@@ -1,0 +1,115 @@
+"""The trial fits a tuner runs: each in its own process group, printing its progress, and stopped
+together (loader workers included) when the tuner is asked to stop.
+
+Each trial's ``lt-imbalance fit`` starts in a new session, so the trial and the loader workers it
+forks form one process group that a signal reaches as a whole. While it runs, the tuner prints
+the trial's epoch and validation value after every epoch (from the ``objective.json`` the trial's
+reporter writes) and a heartbeat at least every :data:`HEARTBEAT_SECONDS`. On SIGINT or SIGTERM,
+:meth:`TrialProcesses.stop_all` sends SIGTERM to every running group and SIGKILL to those still
+alive after :data:`STOP_GRACE_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+#: after SIGINT / SIGTERM, how long a running trial gets to stop by itself before it is killed
+STOP_GRACE_SECONDS = 20
+#: a running trial prints a line at least this often
+HEARTBEAT_SECONDS = 60
+
+
+class TrialProcesses:
+    """The running trial fits (module docstring).
+
+    Args:
+        monitor: the metric the progress lines show.
+    """
+
+    def __init__(self, monitor: str):
+        self.monitor = monitor
+        self.running: set[subprocess.Popen] = set()
+        self.lock = threading.RLock()  # re-entrant: a signal handler may run while the main thread holds it
+        #: the signal that stopped the tuner (0: none)
+        self.stopping = 0
+
+    def run(self, number: int, cmd: list[str], env: dict, folder: Path) -> int:
+        """Run trial ``number``'s fit with its output in ``folder/fit.log``, printing its progress;
+        returns the exit status."""
+        objective = folder / "objective.json"
+        with open(folder / "fit.log", "w") as log:
+            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            with self.lock:
+                self.running.add(proc)
+            try:
+                seen, last_line, start = None, time.monotonic(), time.monotonic()
+                while proc.poll() is None:
+                    time.sleep(0.5)
+                    if objective.is_file() and objective.stat().st_mtime != seen:
+                        seen = objective.stat().st_mtime
+                        try:
+                            record = json.loads(objective.read_text())
+                        except ValueError:  # being written
+                            continue
+                        print(f"  trial {number}: epoch {record['epoch']}, {self.monitor} {record['last']:.4f}", flush=True)
+                        last_line = time.monotonic()
+                    elif time.monotonic() - last_line >= HEARTBEAT_SECONDS:
+                        print(f"  trial {number}: running, {time.monotonic() - start:.0f} s", flush=True)
+                        last_line = time.monotonic()
+            finally:
+                with self.lock:
+                    self.running.discard(proc)
+        return proc.returncode
+
+    def stop_all(self, signum: int) -> bool:
+        """Ask every running trial to stop (SIGTERM to its group) and kill the groups still running
+        after :data:`STOP_GRACE_SECONDS`. Returns ``False`` when already stopping."""
+        if self.stopping:
+            return False
+        self.stopping = signum
+        with self.lock:
+            running = list(self.running)
+        print(f"tune: {signal.Signals(signum).name}: starting no new trial; stopping {len(running)} running", flush=True)
+        for proc in running:
+            _signal_group(proc, signal.SIGTERM)
+
+        def kill_late() -> None:
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+            while time.monotonic() < deadline and any(p.poll() is None for p in running):
+                time.sleep(0.2)
+            for proc in running:
+                _signal_group(proc, signal.SIGKILL)  # the fit and its loader workers, whatever is left
+
+        threading.Thread(target=kill_late, daemon=True).start()
+        return True
+
+
+class on_stop_signals:  # noqa: N801 (used as a context manager, like contextlib's)
+    """Within the block, SIGINT and SIGTERM call ``handler(signum, frame)`` (set from the main thread only)."""
+
+    def __init__(self, handler):
+        self.handler, self.previous = handler, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.previous[signum] = signal.signal(signum, self.handler)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous)
+        return False
+
+
+def _signal_group(proc: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(proc.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
