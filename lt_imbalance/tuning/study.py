@@ -204,7 +204,6 @@ class Tuner:
         remaining = s.n_trials - self.finished()
         if remaining > 0:
             self.preflight()
-            self.enqueue_portfolio()
             print(
                 f"tune: {self.finished()} of {s.n_trials} trials done; running {remaining} more ({s.jobs} at a time) in {s.out}", flush=True
             )
@@ -222,6 +221,7 @@ class Tuner:
             )
         if not s.report:
             return None
+        self.wait_for_other_workers()
         if self.finished() < s.n_trials:
             print(f"tune: {self.finished()} of {s.n_trials} trials done (timeout); the report waits for the rest", flush=True)
             return None
@@ -229,18 +229,34 @@ class Tuner:
 
         return write_report(self)
 
-    def enqueue_portfolio(self) -> None:
-        """Queue the space's portfolio recipes as the study's first trials. Every worker queues those
-        the study lacks; should two workers starting at the same moment both queue one, the later
-        trial of it is skipped as surplus (:meth:`objective`), so each recipe runs once per study."""
-        present = {
-            t.user_attrs.get("recipe")
-            for t in self.study.get_trials(deepcopy=False)
-            if self.counts(t, running=True) or t.state.name == "WAITING"
-        }
-        for name in self.space.portfolio:
-            if name not in present:
-                self.study.enqueue_trial({}, user_attrs={"recipe": name})
+    def wait_for_other_workers(self, poll_seconds: float = 5.0) -> None:
+        """The reporting worker waits while other workers' trials still run (the study's last trials
+        may be theirs), so that the report covers every trial."""
+        from optuna.trial import TrialState
+
+        announced = False
+        while self.finished() < self.settings.n_trials and not self.processes.stopping:
+            running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if not running:
+                return
+            if not announced:
+                print(f"tune: waiting for {len(running)} trials other workers run, then the report", flush=True)
+                announced = True
+            time.sleep(poll_seconds)
+
+    def claim_recipe(self, trial) -> str | None:
+        """The first portfolio recipe no trial of the study has run or is running, now taken by
+        ``trial`` (recorded as its ``recipe``); ``None`` once every recipe is taken. Claims in one
+        worker are serialised; should two workers claim the same recipe at the same moment, the later
+        trial is skipped as surplus (:meth:`objective`), so each recipe runs once per study."""
+        with self.lock:
+            others = [t for t in self.study.get_trials(deepcopy=False) if t.number != trial.number and self.counts(t, running=True)]
+            taken = {t.user_attrs.get("recipe") for t in others}
+            for name in self.space.portfolio:
+                if name not in taken:
+                    trial.set_user_attr("recipe", name)
+                    return name
+        return None
 
     def preflight(self) -> None:
         """Run the base config for one batch (data, model, callbacks: ``fit --trainer.fast_dev_run``)
@@ -306,7 +322,7 @@ class Tuner:
             trial.set_user_attr("error", f"surplus: the study already has its {s.n_trials} trials")
             self.study.stop()
             raise TrialFailed("surplus trial")
-        recipe = trial.user_attrs.get("recipe")
+        recipe = self.claim_recipe(trial)
         earlier = [t for t in self.study.get_trials(deepcopy=False) if t.number < trial.number and t.user_attrs.get("recipe") == recipe]
         if recipe and any(self.counts(t, running=True) for t in earlier):
             trial.set_user_attr("error", f"surplus: recipe {recipe!r} already ran in this study")

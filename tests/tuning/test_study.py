@@ -157,9 +157,11 @@ def test_pruned_and_failing_trials_do_not_stop_the_study(tmp_path, monkeypatch):
     ]
     Tuner(parse_args([*args, "--trainer.max_epochs", "3", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2"])).run()
     trials = _trials(out)
-    states = {t.state for t in trials}
+    assert trials[0].user_attrs["recipe"] == "base" and trials[0].state == optuna.trial.TrialState.COMPLETE  # recipes are never pruned
+    sampled = trials[1:]
+    states = {t.state for t in sampled}
     assert states <= {optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL} and len(trials) == 4
-    for t in trials:
+    for t in sampled:
         if t.state == optuna.trial.TrialState.PRUNED:  # balanced accuracy is always below 2: stopped after the first epoch of 3
             assert list(t.intermediate_values) == [0]
             assert json.loads((out / "trials" / f"{t.number:04d}" / "pruned.json").read_text())["epoch"] == 0
@@ -241,18 +243,18 @@ def test_a_base_config_that_cannot_start_stops_before_any_trial(tmp_path, monkey
     assert not (out / "trials").exists() and len(list((out / "preflight").rglob("fit.log"))) == 1
 
 
-def test_the_portfolio_comes_first_and_is_enqueued_once(tmp_path, monkeypatch):
+def test_the_portfolio_comes_first_each_recipe_once(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     tuner = Tuner(parse_args(["--config", "configs/digits_lt_erm.yaml", "--n_trials", "8", "--out", str(tmp_path)]))
-    tuner.enqueue_portfolio()
-    tuner.enqueue_portfolio()  # a resumed study (or a second call) enqueues nothing again
-    waiting = tuner.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-    assert [t.user_attrs["recipe"] for t in waiting] == list(tuner.space.portfolio)
-    first, second = tuner.study.ask(), tuner.study.ask()
-    assert tuner.trial_config(first) == ({}, tuner.base)  # the base config unchanged
-    overrides, config = tuner.trial_config(second)
+    trials = [tuner.study.ask() for _ in range(len(tuner.space.portfolio) + 1)]
+    assert [tuner.claim_recipe(t) for t in trials] == [*tuner.space.portfolio, None]  # then the sampler
+    assert tuner.trial_config(trials[0]) == ({}, tuner.base)  # the base config unchanged
+    overrides, config = tuner.trial_config(trials[1])
     assert overrides == {"model.init_args.loss.class_path": "BalancedSoftmaxLoss"}
     assert config["model"]["init_args"]["loss"]["class_path"] == "BalancedSoftmaxLoss"
+    trials[0].set_user_attr("error", "interrupted: stopped")  # an interrupted recipe is claimed again
+    tuner.study.tell(trials[0], state=optuna.trial.TrialState.FAIL)
+    assert tuner.claim_recipe(tuner.study.ask()) == "base"
 
 
 def _processes_mentioning(text: str) -> list[str]:
