@@ -135,7 +135,11 @@ def test_the_default_space_fits_the_digits_config():
 def test_the_tabular_space_fits_the_tabular_config():
     from lt_imbalance.commands.config import check_config, resolve_config
 
-    SearchSpace.from_yaml("configs/tune/tabular_space.yaml").check(resolve_config(["--config", "configs/tabular/erm.yaml"]), check_config)
+    tabular = resolve_config(["--config", "configs/tabular/erm.yaml"])
+    space = SearchSpace.from_yaml("configs/tune/tabular_space.yaml")
+    space.check(tabular, check_config)
+    space.check_portfolio(tabular, check_config)
+    assert len(space.portfolio) == 5
     with pytest.raises(SpaceError, match="'data.init_args.augmentation' does not fit the config"):
         SearchSpace.from_yaml(DEFAULT_SPACE).check(resolve_config(["--config", "configs/tabular/erm.yaml"]), check_config)
 
