@@ -346,12 +346,12 @@ class Tuner:
             if self.processes.stopping:
                 trial.set_user_attr("error", "interrupted: the tuner was stopped before this trial started")
                 raise TrialFailed("interrupted")
-            returncode = self.processes.run(trial.number, cmd, {**os.environ, **slot, ROOT_ENV: "1"}, folder)
+            returncode, interrupted = self.processes.run(trial.number, cmd, {**os.environ, **slot, ROOT_ENV: "1"}, folder)
         finally:
             self.slots.put(slot)
         trial.set_user_attr("seconds", round(time.perf_counter() - start, 1))
         output = (folder / "fit.log").read_text(errors="replace")
-        if self.processes.stopping and returncode != 0:
+        if interrupted or (self.processes.stopping and returncode != 0):
             trial.set_user_attr("error", "interrupted: the tuner was stopped (SIGINT / SIGTERM); the same command runs it again")
             raise TrialFailed(f"trial {trial.number} interrupted")
         if returncode != 0:

@@ -35,13 +35,15 @@ class TrialProcesses:
     def __init__(self, monitor: str):
         self.monitor = monitor
         self.running: set[subprocess.Popen] = set()
+        self.interrupted: set[int] = set()  # pids of the fits running when the stop came
         self.lock = threading.RLock()  # re-entrant: a signal handler may run while the main thread holds it
         #: the signal that stopped the tuner (0: none)
         self.stopping = 0
 
-    def run(self, number: int, cmd: list[str], env: dict, folder: Path) -> int:
+    def run(self, number: int, cmd: list[str], env: dict, folder: Path) -> tuple[int, bool]:
         """Run trial ``number``'s fit with its output in ``folder/fit.log``, printing its progress;
-        returns the exit status."""
+        returns the exit status and whether the stop signal reached it (a fit stopped by SIGTERM may
+        exit 0 after a partial training, which is no result)."""
         objective = folder / "objective.json"
         with open(folder / "fit.log", "w") as log:
             proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -65,7 +67,7 @@ class TrialProcesses:
             finally:
                 with self.lock:
                     self.running.discard(proc)
-        return proc.returncode
+        return proc.returncode, proc.pid in self.interrupted
 
     def stop_all(self, signum: int) -> bool:
         """Ask every running trial to stop (SIGTERM to its group) and kill the groups still running
@@ -75,6 +77,7 @@ class TrialProcesses:
         self.stopping = signum
         with self.lock:
             running = list(self.running)
+            self.interrupted |= {p.pid for p in running}
         print(f"tune: {signal.Signals(signum).name}: starting no new trial; stopping {len(running)} running", flush=True)
         for proc in running:
             _signal_group(proc, signal.SIGTERM)
