@@ -163,3 +163,12 @@ def test_fast_dev_run_leaves_nothing_that_blocks_the_next_one(tmp_path, monkeypa
     args = ["fit", "--config", "configs/digits_lt_erm.yaml", "--trainer.fast_dev_run", "true", "--trainer.default_root_dir", str(tmp_path)]
     build_cli(args)
     assert build_cli(args).trainer.global_step == 1  # the same smoke test again, same folder
+
+
+def test_fit_with_zero_epochs_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(ValueError, match="max_epochs is 0: fit would train nothing"):
+        build_cli(
+            ["fit", "--config", "configs/digits_lt_erm.yaml", "--trainer.max_epochs", "0", "--trainer.default_root_dir", str(tmp_path)]
+        )
+    assert not list(tmp_path.rglob("results_test.md"))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 
-from lt_imbalance.errors import MissingFile
+from lt_imbalance.errors import BadValue, MissingFile
 
 # Lightning 2.6 calls jsonargparse APIs that jsonargparse >= 4.49 flags as deprecated; those
 # warnings concern Lightning, not the user's config, so they are off unless asked for.
@@ -94,6 +94,11 @@ class LTImbalanceCLI(LightningCLI):
         )  # fmt: skip
 
     def before_fit(self) -> None:
+        if self.trainer.max_epochs == 0:
+            raise BadValue(
+                "trainer.max_epochs is 0: fit would train nothing and then test an untrained model; set it to 1 or "
+                "more, or evaluate a trained checkpoint with `lt-imbalance test --ckpt_path ...`"
+            )
         check_run_directory(self.trainer.default_root_dir)
         config = self.config_init[self.subcommand]
         root = self.trainer.default_root_dir

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lt_imbalance.errors import BadValue
+from lt_imbalance.errors import BadValue, FileInTheWay, UnsupportedCombination
 from lt_imbalance.inference.trained_model import load_trained
 from lt_imbalance.inputs import InputSpec, Preprocessor
 
@@ -49,13 +49,37 @@ class ExportedClassifier(nn.Module):
 def exportable(ckpt_path: str | Path) -> tuple[ExportedClassifier, InputSpec]:
     """The checkpoint's model wrapped for export, and its input description."""
     model, spec = load_trained(ckpt_path)
-    return ExportedClassifier(Preprocessor(spec), model.net, model.output_adjustment).eval(), spec
+    wrapper = ExportedClassifier(Preprocessor(spec), model.net, model.output_adjustment).eval().requires_grad_(False)
+    return wrapper, spec  # inference only: the exported outputs track no gradients
 
 
-def export(ckpt_path: str | Path, fmt: str, out: str | Path) -> dict:
-    """Write the exported model and its ``.json`` description; returns the description."""
-    wrapper, spec = exportable(ckpt_path)
+#: file suffix -> export format
+SUFFIXES = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".torchscript": "torchscript"}
+
+
+def export_format(fmt: str | None, out: Path) -> str:
+    """The format of ``--format``, or of ``out``'s suffix when it is not given; a contradiction is refused."""
+    implied = SUFFIXES.get(out.suffix.lower())
+    if fmt is None:
+        if implied is None:
+            raise BadValue(
+                f"--out {out}: cannot tell the format from the suffix; end it in .onnx or .pt, or give --format onnx|torchscript"
+            )
+        return implied
+    if implied is not None and implied != fmt:
+        raise UnsupportedCombination(f"--format {fmt} but --out {out} names a {implied} file; change the suffix or the format")
+    return fmt
+
+
+def export(ckpt_path: str | Path, fmt: str | None, out: str | Path, overwrite: bool = False) -> dict:
+    """Write the exported model and its ``.json`` description; returns the description. The format
+    comes from ``fmt`` or ``out``'s suffix; an existing file is kept unless ``overwrite``."""
     out = Path(out)
+    fmt = export_format(fmt, out)
+    taken = [p for p in (out, out.with_name(out.name + ".json")) if p.exists()]
+    if taken and not overwrite:
+        raise FileInTheWay(f"{', '.join(map(str, taken))} exists; choose another --out, or pass --overwrite to replace it")
+    wrapper, spec = exportable(ckpt_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     images = spec.images
     name = "images" if images else "features"
@@ -101,9 +125,10 @@ def export(ckpt_path: str | Path, fmt: str, out: str | Path) -> dict:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="lt-imbalance export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--ckpt_path", required=True, help="a checkpoint written by training")
-    parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    parser.add_argument("--format", choices=["onnx", "torchscript"], default=None, help="default: from the suffix of --out (.onnx, .pt)")
     parser.add_argument("--out", required=True, help="the file to write (e.g. model.onnx or model.pt)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing file (kept otherwise)")
     args = parser.parse_args(argv)
-    description = export(args.ckpt_path, args.format, args.out)
+    description = export(args.ckpt_path, args.format, args.out, args.overwrite)
     size = Path(args.out).stat().st_size / 2**20
     print(f"export: {args.out} ({size:.2f} MiB, {len(description['class_names'])} classes) and {args.out}.json", file=sys.stderr)

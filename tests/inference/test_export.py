@@ -50,6 +50,7 @@ def test_torchscript_equals_pytorch(digits_checkpoint, tmp_path):
     x = _raw_images(5)
     with torch.no_grad():
         np.testing.assert_allclose(loaded(x).numpy(), wrapper(x).numpy(), atol=1e-5)
+    assert not loaded(x).requires_grad  # exported in inference mode
     with pytest.raises(SystemExit):
         main(["export", "--ckpt_path", str(digits_checkpoint), "--format", "tflite", "--out", str(out)])
     assert Path(out).stat().st_size > 10_000
@@ -67,3 +68,22 @@ def test_the_readme_onnxruntime_example_runs(digits_checkpoint, tmp_path, monkey
     printed = []
     exec(compile(block, "README.md", "exec"), {"print": lambda *a: printed.append(a)})
     assert printed and printed[0][0] in [str(d) for d in range(10)] and 0 < printed[0][1] <= 1
+
+
+def test_the_format_follows_the_suffix_and_nothing_is_overwritten(digits_checkpoint, tmp_path, capsys):
+    from lt_imbalance.inference.export import export
+
+    assert export(digits_checkpoint, None, tmp_path / "m.pt")["format"] == "torchscript"  # no --format: from the suffix
+    torch.jit.load(str(tmp_path / "m.pt"))
+    before = (tmp_path / "m.pt").read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "--ckpt_path", str(digits_checkpoint), "--out", str(tmp_path / "m.pt")])
+    assert exit_info.value.code == 2 and "exists; choose another --out, or pass --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "m.pt").read_bytes() == before
+    main(["export", "--ckpt_path", str(digits_checkpoint), "--out", str(tmp_path / "m.pt"), "--overwrite"])
+    with pytest.raises(SystemExit):
+        main(["export", "--ckpt_path", str(digits_checkpoint), "--format", "torchscript", "--out", str(tmp_path / "m.onnx")])
+    assert "names a onnx file" in capsys.readouterr().err and not (tmp_path / "m.onnx").exists()
+    with pytest.raises(SystemExit):
+        main(["export", "--ckpt_path", str(digits_checkpoint), "--out", str(tmp_path / "model.bin")])
+    assert "cannot tell the format from the suffix" in capsys.readouterr().err

@@ -134,3 +134,17 @@ def test_checkpoints_of_the_previous_version_still_load(digits_checkpoint, tmp_p
     torch.save({**checkpoint, INPUTS_KEY: old}, tmp_path / "old.ckpt")
     _, read = load_trained(tmp_path / "old.ckpt")
     assert read == spec
+
+
+def test_predict_fails_when_nothing_could_be_predicted_and_keeps_an_existing_csv(digits_checkpoint, tmp_path, capsys):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"not an image")
+    out = tmp_path / "p.csv"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "--ckpt_path", str(digits_checkpoint), "--input", str(folder), "--output", str(out)])
+    assert exit_info.value.code == 1 and "nothing could be predicted" in capsys.readouterr().err
+    out.write_text("mine\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "--ckpt_path", str(digits_checkpoint), "--input", str(folder), "--output", str(out)])
+    assert exit_info.value.code == 2 and out.read_text() == "mine\n" and "pass --overwrite" in capsys.readouterr().err
