@@ -46,6 +46,7 @@ def sam_job(ascent: str, out_dir: str) -> None:
         strategy="ddp_fork",
         max_epochs=2,
         callbacks=[SAM(rho=0.5, ascent=ascent), DumpWeights(out_dir)],
+        default_root_dir=out_dir,  # the module's run files (metadata, tables) go with the job's own output
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
