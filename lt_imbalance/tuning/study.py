@@ -258,6 +258,11 @@ class Tuner:
                     return name
         return None
 
+    def recipe_ran_before(self, trial, recipe: str) -> bool:
+        """Whether an earlier trial (another worker's claim at the same moment) runs or ran ``recipe``."""
+        trials = self.study.get_trials(deepcopy=False)
+        return any(t.number < trial.number and t.user_attrs.get("recipe") == recipe and self.counts(t, running=True) for t in trials)
+
     def preflight(self) -> None:
         """Run the base config for one batch (data, model, callbacks: ``fit --trainer.fast_dev_run``)
         before the first trial; a base config that cannot start is refused with its error, not run
@@ -323,8 +328,7 @@ class Tuner:
             self.study.stop()
             raise TrialFailed("surplus trial")
         recipe = self.claim_recipe(trial)
-        earlier = [t for t in self.study.get_trials(deepcopy=False) if t.number < trial.number and t.user_attrs.get("recipe") == recipe]
-        if recipe and any(self.counts(t, running=True) for t in earlier):
+        if recipe is not None and self.recipe_ran_before(trial, recipe):
             trial.set_user_attr("error", f"surplus: recipe {recipe!r} already ran in this study")
             raise TrialFailed("surplus recipe")
         overrides, config = self.trial_config(trial)
