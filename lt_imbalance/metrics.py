@@ -21,11 +21,14 @@ uniform, or inverted), from the balanced test set's matrix with its rows rescale
 From the predicted probabilities (validation and test, :func:`probability_metrics`):
 
 - ``auroc``: one-vs-rest AUROC averaged over the classes that have positive and negative samples
-  (for two classes, the binary AUROC), from per-class histograms of the scores in
-  :data:`AUROC_BINS` equal bins of [0, 1] (:class:`BinnedAUROC`): AUROC_c = P(s+ > s-) +
-  P(s+ = s-) / 2 with scores in one bin counted as tied, so the state is 2 x C x 200 counts
-  whatever the size of the evaluation set, and exact when no positive and negative score share a
-  bin (width 0.005);
+  (for two classes, the binary AUROC), AUROC_c = P(s+ > s-) + P(s+ = s-) / 2, from per-class
+  histograms (:class:`BinnedAUROC`) of the scores' log-odds z = log p - log(1 - p) (a monotone
+  map, so the AUROC is unchanged) in :data:`AUROC_BINS` bins that adapt to where each class's
+  scores lie: the bins of class c have a power-of-two width w_c and edges at multiples of w_c, and
+  when a score falls outside them the width doubles and pairs of old bins merge exactly. Scores in
+  one bin count as tied, so the error is at most half the share of positive-negative pairs that
+  share a bin; the state is C x (2 x 1024 + 2) float64 numbers (16.4 KB per class) whatever the
+  size of the evaluation set;
 - ``ece``: expected calibration error over 15 equal-width confidence bins,
   sum_b (n_b / N) |accuracy_b - mean confidence_b| (Guo et al. 2017).
 """
@@ -44,7 +47,9 @@ from lt_imbalance.errors import BadValue
 
 MANY_SHOT_ABOVE = 100
 FEW_SHOT_BELOW = 20
-AUROC_BINS = 200
+AUROC_BINS = 1024
+_SMALLEST = 2.0**-160  # p and 1 - p floored here (below float32's smallest number): |z| <= 111
+_MIN_WIDTH = 2.0**-30
 
 
 def shot_groups(class_counts: Sequence[int]) -> dict[str, list[int]]:
@@ -145,18 +150,20 @@ def reweighted_metrics(confmat: torch.Tensor, prior: torch.Tensor) -> dict[str, 
 
 
 class BinnedAUROC(Metric):
-    """One-vs-rest macro AUROC from per-class score histograms (module docstring).
+    """One-vs-rest macro AUROC from per-class adaptive histograms of the log-odds (module docstring).
 
-    Updated with ``(probabilities [N, C], targets [N])``; the counts are summed across devices.
-    Integer ``bincount`` keeps it exact and deterministic on every device.
+    Updated with ``(probabilities [N, C], targets [N])``. The state is one ``[C, 2 + 2 * bins]``
+    float64 tensor per class row: the lower edge a_c, the width w_c (0 before any score), the
+    positives' and the negatives' counts. Devices' histograms are merged exactly onto a common grid
+    (the widest width, an edge that is a multiple of it).
 
     Args:
         num_classes: C.
-        bins: equal-width score bins on [0, 1].
+        bins: bins per class (even).
 
     Examples:
         >>> auroc = BinnedAUROC(2)
-        >>> auroc.update(torch.tensor([[0.9, 0.1], [0.2, 0.8]]), torch.tensor([0, 1]))
+        >>> auroc.update(torch.tensor([[0.502, 0.498], [0.501, 0.499]]), torch.tensor([0, 1]))
         >>> auroc.compute().item()
         1.0
     """
@@ -165,26 +172,93 @@ class BinnedAUROC(Metric):
 
     def __init__(self, num_classes: int, bins: int = AUROC_BINS):
         super().__init__()
+        if bins < 2 or bins % 2:
+            raise BadValue(f"BinnedAUROC needs an even number of bins >= 2, got {bins}")
         self.num_classes, self.bins = num_classes, bins
-        self.add_state("positives", torch.zeros(num_classes, bins, dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("negatives", torch.zeros(num_classes, bins, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("histogram", torch.zeros(num_classes, 2 + 2 * bins, dtype=torch.float64), dist_reduce_fx=self._merge)
 
     def update(self, probabilities: torch.Tensor, targets: torch.Tensor) -> None:
-        n, c = probabilities.shape
-        bin_of = (probabilities.detach().float().clamp(0, 1) * self.bins).long().clamp_max(self.bins - 1)
+        p = probabilities.detach().double()
+        z = p.clamp_min(_SMALLEST).log() - (1 - p).clamp_min(_SMALLEST).log()  # [N, C] log-odds
+        grown = _grow(self.histogram, z.min(0).values, z.max(0).values, self.bins)
+        n, c = z.shape
+        edge, width = grown[:, 0], grown[:, 1]
+        bin_of = ((z - edge) / width).floor().long().clamp(0, self.bins - 1)  # [N, C]
         positive = torch.nn.functional.one_hot(targets, c).bool()
-        cell = torch.arange(c, device=bin_of.device) * self.bins + bin_of  # [N, C]: class c's bin of each score
+        cell = torch.arange(c, device=z.device) * self.bins + bin_of
         size = c * self.bins
-        self.positives += torch.bincount(cell[positive], minlength=size).view(c, self.bins)
-        self.negatives += torch.bincount(cell[~positive], minlength=size).view(c, self.bins)
+        grown[:, 2 : 2 + self.bins] += torch.bincount(cell[positive], minlength=size).view(c, self.bins)
+        grown[:, 2 + self.bins :] += torch.bincount(cell[~positive], minlength=size).view(c, self.bins)
+        self.histogram = grown
+
+    def _merge(self, stacked: torch.Tensor) -> torch.Tensor:
+        """The devices' histograms ``[W, C, 2 + 2 * bins]`` on one grid, summed."""
+        merged = torch.zeros_like(stacked[0])
+        for histogram in stacked:
+            merged = _absorb(merged, histogram, self.bins)
+        return merged
 
     def compute(self) -> torch.Tensor:
-        pos, neg = self.positives.double(), self.negatives.double()
+        pos, neg = self.histogram[:, 2 : 2 + self.bins], self.histogram[:, 2 + self.bins :]
         above = pos.flip(1).cumsum(1).flip(1) - pos  # positives in strictly higher bins
         wins = (neg * (above + 0.5 * pos)).sum(1)
         pairs = pos.sum(1) * neg.sum(1)
         valid = pairs > 0
         return (wins[valid] / pairs[valid]).mean().float() if valid.any() else torch.tensor(float("nan"))
+
+
+def _fit_grid(low: torch.Tensor, high: torch.Tensor, min_width: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per class, the narrowest grid whose ``bins`` bins hold [low, high]: a power-of-two width of at
+    least ``min_width`` and an edge that is a multiple of it."""
+    guess = torch.exp2(torch.ceil(torch.log2(((high - low) / (bins - 1)).clamp_min(_MIN_WIDTH))))
+    width = torch.maximum(guess, min_width)
+    while True:
+        edge = torch.floor(low / width) * width
+        too_narrow = edge + bins * width <= high
+        if not too_narrow.any():
+            return edge, width
+        width = torch.where(too_narrow, 2 * width, width)
+
+
+def _span(histogram: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per class, the left edges of the first and the last bin (+inf and -inf before any score)."""
+    edge, width = histogram[:, 0], histogram[:, 1]
+    has_grid = width > 0
+    inf = torch.full_like(edge, float("inf"))
+    return torch.where(has_grid, edge, inf), torch.where(has_grid, edge + (bins - 1) * width, -inf)
+
+
+def _regrid(histogram: torch.Tensor, new_edge: torch.Tensor, new_width: torch.Tensor, bins: int) -> torch.Tensor:
+    """``histogram`` moved onto the grids (``new_edge``, ``new_width``); exact, since every old bin
+    lies inside one new bin (widths are powers of two, edges multiples of the width)."""
+    edge, width = histogram[:, :1], histogram[:, 1:2]
+    old_left = edge + width * torch.arange(bins, dtype=histogram.dtype, device=histogram.device)  # [C, B]
+    target = ((old_left - new_edge[:, None]) / new_width[:, None]).floor().long().clamp(0, bins - 1)
+    moved = torch.zeros_like(histogram)
+    moved[:, 0], moved[:, 1] = new_edge, new_width
+    moved[:, 2 : 2 + bins].scatter_add_(1, target, histogram[:, 2 : 2 + bins])
+    moved[:, 2 + bins :].scatter_add_(1, target, histogram[:, 2 + bins :])
+    return moved
+
+
+def _grow(histogram: torch.Tensor, low: torch.Tensor, high: torch.Tensor, bins: int) -> torch.Tensor:
+    """``histogram`` on grids that also hold every value in [low, high] per class."""
+    first, last = _span(histogram, bins)
+    new_edge, new_width = _fit_grid(torch.minimum(low, first), torch.maximum(high, last), histogram[:, 1], bins)
+    return _regrid(histogram, new_edge, new_width, bins)
+
+
+def _absorb(histogram: torch.Tensor, other: torch.Tensor, bins: int) -> torch.Tensor:
+    """The sum of two histograms, on a grid that holds both (classes without scores stay empty)."""
+    (first, last), (other_first, other_last) = _span(histogram, bins), _span(other, bins)
+    low, high = torch.minimum(first, other_first), torch.maximum(last, other_last)
+    empty = torch.isinf(low)
+    low, high = torch.where(empty, 0.0, low), torch.where(empty, 0.0, high)
+    new_edge, new_width = _fit_grid(low, high, torch.maximum(histogram[:, 1], other[:, 1]), bins)
+    merged = _regrid(histogram, new_edge, new_width, bins)
+    merged[:, 2:] += _regrid(other, new_edge, new_width, bins)[:, 2:]
+    merged[empty] = 0.0
+    return merged
 
 
 def probability_metrics(num_classes: int) -> MetricCollection:

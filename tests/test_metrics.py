@@ -101,8 +101,64 @@ def test_auroc_state_does_not_grow_with_the_evaluation_set():
         targets_all.append(targets)
         sizes.append(sum(v.numel() for v in auroc.metric_state.values() if isinstance(v, torch.Tensor)))
     assert len(set(sizes)) == 1  # binned: the same state after 500 and after 2,500 samples
+    assert sizes[0] == 4 * (2 + 2 * 1024)  # 16.4 KB per class
     exact = roc_auc_score(torch.cat(targets_all).numpy(), torch.cat(probs_all).numpy(), multi_class="ovr", average="macro")
     assert m.compute()["auroc"].item() == pytest.approx(exact, abs=2e-3)
+
+
+def _auroc_in_batches(probs: torch.Tensor, targets: torch.Tensor, batch: int = 1000) -> float:
+    from lt_imbalance.metrics import BinnedAUROC
+
+    m = BinnedAUROC(probs.shape[1])
+    for i in range(0, len(targets), batch):
+        m.update(probs[i : i + batch], targets[i : i + batch])
+    return m.compute().item()
+
+
+@pytest.mark.parametrize(("shift", "scale"), [(3.0, 5.0), (3.0, 10.0), (5.0, 8.0), (1.5, 20.0)])
+def test_auroc_matches_sklearn_on_1000_classes(shift, scale):
+    """Low (5%), middling (41%) and high (95%) top-1 on 1,000 classes; peaked softmaxes put most
+    negative scores near 0 (the old equal-width bins reported 0.90 where sklearn gives 0.98)."""
+    from sklearn.metrics import roc_auc_score
+
+    g = torch.Generator().manual_seed(0)
+    targets = torch.arange(5000) % 1000
+    logits = torch.randn(5000, 1000, generator=g)
+    logits[torch.arange(5000), targets] += shift
+    probs = (logits * scale).softmax(1)
+    exact = roc_auc_score(targets.numpy(), probs.double().numpy(), multi_class="ovr", average="macro")
+    assert _auroc_in_batches(probs, targets) == pytest.approx(exact, abs=2e-3)
+
+
+def test_auroc_of_a_separable_binary_problem_inside_one_old_bin_and_of_ties():
+    from sklearn.metrics import roc_auc_score
+
+    g = torch.Generator().manual_seed(0)
+    positive = torch.cat([torch.zeros(50), torch.ones(50)]).long()
+    score = 0.5001 + 2e-4 * positive + 1e-4 * torch.rand(100, generator=g)  # all within [0.5, 0.5005)
+    assert _auroc_in_batches(torch.stack([1 - score, score], 1), positive, batch=30) == pytest.approx(1.0)
+    tied = torch.tensor([0.3, 0.3, 0.7, 0.7, 0.5, 0.5])
+    labels = torch.tensor([0, 1, 0, 1, 0, 1])
+    assert _auroc_in_batches(torch.stack([1 - tied, tied], 1), labels) == pytest.approx(roc_auc_score(labels, tied)) == 0.5
+
+
+@pytest.mark.filterwarnings("ignore:The ``compute`` method")
+def test_auroc_merged_across_devices_equals_one_device():
+    """DDP's merge (the metric's reduce function on the stacked states) onto a common grid."""
+    from lt_imbalance.metrics import BinnedAUROC
+
+    g = torch.Generator().manual_seed(1)
+    targets = torch.randint(0, 5, (600,), generator=g)
+    probs = (3 * torch.randn(600, 5, generator=g) + 4 * torch.nn.functional.one_hot(targets, 5)).softmax(1)
+    probs[:300] = probs[:300] ** 0.2 / (probs[:300] ** 0.2).sum(1, keepdim=True)  # ranges differ per device
+    whole, parts = BinnedAUROC(5), [BinnedAUROC(5), BinnedAUROC(5), BinnedAUROC(5)]
+    whole.update(probs, targets)
+    parts[0].update(probs[:300], targets[:300])
+    parts[1].update(probs[300:], targets[300:])  # parts[2] saw nothing
+    merged = BinnedAUROC(5)
+    merged.histogram = merged._merge(torch.stack([p.histogram for p in parts]))
+    assert merged.histogram[:, 2:].sum() == whole.histogram[:, 2:].sum() == 600 * 5  # no count lost
+    assert merged.compute().item() == pytest.approx(whole.compute().item(), abs=1e-4)
 
 
 def test_balanced_accuracy_standard_error_against_a_hand_computation():
