@@ -13,7 +13,8 @@ import os
 import sys
 from importlib import import_module
 
-from lt_imbalance.commands import BY_NAME, COMMANDS, LIGHTNING
+from lt_imbalance.commands import BY_NAME, CHECKPOINT_PREDICT, COMMANDS, LIGHTNING
+from lt_imbalance.commands.predict import from_checkpoint
 from lt_imbalance.user_errors import TRACEBACK_VARIABLE, describe_user_error
 
 
@@ -24,16 +25,11 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def from_checkpoint(argv: list[str]) -> bool:
-    """``predict`` with ``--input``: from a checkpoint alone (else LightningCLI's ``predict`` on a data config)."""
-    return any(a == "--input" or a.startswith("--input=") for a in argv)
-
-
 def command_main(argv: list[str], from_command_line: bool):
     """The function that runs ``argv`` (``argv[0]`` is the command name), and the arguments it takes."""
     name = argv[0]
-    if name == "predict" and from_checkpoint(argv):
-        return import_module("lt_imbalance.inference.predict").main, argv[1:]
+    if name == "predict" and from_checkpoint(argv[1:]):
+        return import_module(CHECKPOINT_PREDICT).main, argv[1:]
     command = BY_NAME[name]
     if command.module == LIGHTNING:  # LightningCLI reads sys.argv itself when run from the command line
         return import_module(LIGHTNING).build_cli, None if from_command_line else argv

@@ -43,11 +43,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from matplotlib.figure import Figure
-
 from lt_imbalance.commands.fit_process import failure_reason
 from lt_imbalance.errors import BadValue, MissingFile
-from lt_imbalance.plotting import save
 
 TABLE_METRICS = (
     ("balanced_acc", "balanced acc."),
@@ -244,6 +241,10 @@ def write_csv(records: list[dict], path: Path) -> None:
 
 
 def plot_per_class(records: list[dict], path: Path) -> None:
+    from matplotlib.figure import Figure  # matplotlib and torch (plotting): only when a sweep reports
+
+    from lt_imbalance.plotting import save
+
     fig = Figure(figsize=(8, 5))
     ax = fig.subplots()
     for cell in dict.fromkeys(r["cell"] for r in records):
@@ -262,6 +263,10 @@ def plot_per_class(records: list[dict], path: Path) -> None:
 
 
 def plot_groups(records: list[dict], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    from lt_imbalance.plotting import save
+
     cells = list(dict.fromkeys(r["cell"] for r in records))
     groups = [g for g in ("many_acc", "medium_acc", "few_acc") if any(g in r["metrics"] for r in records)]
     fig = Figure(figsize=(max(6, 0.6 * len(cells) * max(1, len(groups))), 4.5))

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "lt_imbalance"
 
@@ -102,3 +104,37 @@ def test_help_lists_every_command_quickly():
             [sys.executable, "-c", "import sys, lt_imbalance.cli; print(' '.join(sys.modules))"], cwd=ROOT, capture_output=True, text=True
         ).stdout.split()
     )  # the entry point itself loads no framework
+
+
+SHORT_HELP = [
+    ["--help"],
+    ["configs"],
+    ["configs", "--help"],
+    ["export", "--help"],
+    ["tune", "--help"],
+    ["sweep", "--help"],
+    ["predict", "--help"],
+]
+
+
+@pytest.mark.parametrize("argv", SHORT_HELP, ids=" ".join)
+def test_small_commands_and_their_help_load_no_framework(argv):
+    """What makes them start in well under 2 s (scripts/startup_times.py measures it): neither torch
+    nor Lightning nor matplotlib is imported; each command shows its own options, shortly."""
+    code = (
+        "import sys\nfrom lt_imbalance.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "print('MODULES', ' '.join(sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, *argv], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    loaded = set(out.rsplit("MODULES", 1)[1].split())
+    assert not loaded & {"torch", "lightning", "matplotlib", "optuna"}, argv
+    assert len(out.splitlines()) < 90, argv
+
+
+def test_predict_help_is_the_checkpoint_command_and_names_the_config_form():
+    out = subprocess.run(
+        [sys.executable, "-m", "lt_imbalance", "predict", "--help"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    for option in ("--ckpt_path", "--input", "--output", "--top_k", "--strict", "--overwrite"):
+        assert option in out
+    assert "lt-imbalance predict --config CFG --help" in out

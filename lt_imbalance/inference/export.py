@@ -16,9 +16,7 @@ describes the input. ONNX export needs the ``export`` extra (onnx, onnxscript; o
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -120,15 +118,3 @@ def export(ckpt_path: str | Path, fmt: str | None, out: str | Path, overwrite: b
         description["input"]["preprocessing"] = spec.preprocessing
     out.with_name(out.name + ".json").write_text(json.dumps(description, indent=2))
     return description
-
-
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="lt-imbalance export", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ckpt_path", required=True, help="a checkpoint written by training")
-    parser.add_argument("--format", choices=["onnx", "torchscript"], default=None, help="default: from the suffix of --out (.onnx, .pt)")
-    parser.add_argument("--out", required=True, help="the file to write (e.g. model.onnx or model.pt)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing file (kept otherwise)")
-    args = parser.parse_args(argv)
-    description = export(args.ckpt_path, args.format, args.out, args.overwrite)
-    size = Path(args.out).stat().st_size / 2**20
-    print(f"export: {args.out} ({size:.2f} MiB, {len(description['class_names'])} classes) and {args.out}.json", file=sys.stderr)

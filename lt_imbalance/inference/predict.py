@@ -18,9 +18,7 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
-import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -33,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from lt_imbalance.data.datasets import ImageFileDataset
 from lt_imbalance.data.files import IMAGE_SUFFIXES
-from lt_imbalance.errors import BadValue, FileInTheWay, MissingFile
+from lt_imbalance.errors import BadValue, MissingFile
 from lt_imbalance.inference.trained_model import load_trained
 from lt_imbalance.inputs import InputSpec, Preprocessor
 
@@ -196,31 +194,3 @@ def _table_inputs(source: Path, spec: InputSpec) -> tuple[Dataset, list[str]]:
     frame = read_table(source)
     features = torch.from_numpy(encode_table(frame, spec.preprocessing))
     return TableRows(features), [f"{source.name}:{i}" for i in range(len(frame))]
-
-
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="lt-imbalance predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ckpt_path", required=True, help="a checkpoint written by training (e.g. <run>/checkpoints/last.ckpt)")
-    parser.add_argument("--input", required=True, help="a folder of images, a text file of image paths, or a .csv / .parquet table")
-    parser.add_argument("--output", default="predictions.csv", help="the CSV to write")
-    parser.add_argument("--top_k", type=int, default=3, help="classes per row with their probabilities")
-    parser.add_argument("--batch_size", type=int, default=256)
-    parser.add_argument("--num_workers", type=int, default=0, help="loader processes decoding images")
-    parser.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
-    parser.add_argument("--accelerator", default="auto")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output (kept otherwise)")
-    args = parser.parse_args(argv)
-    if args.top_k < 1 or args.batch_size < 1:
-        parser.error("--top_k and --batch_size must be at least 1")
-    if Path(args.output).exists() and not args.overwrite:
-        raise FileInTheWay(f"'{args.output}' exists; choose another --output, or pass --overwrite to replace it")
-    result = predict(args.ckpt_path, args.input, args.output, args.top_k, args.batch_size, args.num_workers, args.strict, args.accelerator)
-    rate = result["written"] / max(result["seconds"], 1e-9)
-    print(f"predict: {result['written']} predictions written to {result['output']} ({rate:,.0f} per second)", file=sys.stderr)
-    if result["skipped"]:
-        shown = ", ".join(result["skipped"][:5]) + (f" and {len(result['skipped']) - 5} more" if len(result["skipped"]) > 5 else "")
-        print(f"predict: {len(result['skipped'])} unreadable inputs skipped: {shown} (--strict fails instead)", file=sys.stderr)
-    if result["written"] == 0:
-        print(f"predict: nothing could be predicted; {result['output']} holds only its header", file=sys.stderr)
-        return 1
-    return 0
