@@ -38,3 +38,20 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
         raise BadValue(f"'{path}' is not a Lightning checkpoint of an lt_imbalance model (no state_dict / hyper_parameters)")
     return checkpoint
+
+
+def check_fits(path: str | Path, num_classes: int, input_shape: tuple[int, ...] | None, what: str) -> None:
+    """Refuse a checkpoint trained on another number of classes or another input shape than ``what``
+    (the data of this run, named in the message) gives, before anything runs."""
+    hyper_parameters = read_checkpoint(path)["hyper_parameters"]
+    saved_counts, saved_shape = hyper_parameters.get("class_counts"), hyper_parameters.get("input_shape")
+    if saved_counts is not None and len(saved_counts) != num_classes:
+        raise BadValue(
+            f"checkpoint '{path}' was trained on {len(saved_counts)} classes, but {what} has {num_classes}; "
+            "give the data the model was trained on, or a checkpoint trained on this data"
+        )
+    if saved_shape is not None and input_shape is not None and tuple(saved_shape) != tuple(input_shape):
+        raise BadValue(
+            f"checkpoint '{path}' takes inputs of shape {tuple(saved_shape)}, but {what} gives {tuple(input_shape)}; "
+            "set the data's image size / channels as in training, or use a checkpoint trained on this data"
+        )

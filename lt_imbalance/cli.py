@@ -10,18 +10,21 @@ functions raise; only this entry point exits.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from importlib import import_module
 
 from lt_imbalance.commands import BY_NAME, CHECKPOINT_PREDICT, COMMANDS, LIGHTNING
 from lt_imbalance.commands.predict import from_checkpoint
-from lt_imbalance.user_errors import TRACEBACK_VARIABLE, describe_user_error
+from lt_imbalance.console import quiet_libraries, take_verbose_flag
+from lt_imbalance.user_errors import TRACEBACK_VARIABLE, check_config_files, describe_user_error
 
 
 def usage() -> str:
     width = max(len(c.name) for c in COMMANDS)
     lines = ["usage: lt-imbalance <command> [options]   (lt-imbalance <command> --help for its options)", "", "commands:"]
     lines += [f"  {c.name:<{width}}  {c.summary}" for c in COMMANDS]
+    lines += ["", "every command: --verbose shows the libraries' own messages and warnings (hidden by default)"]
     return "\n".join(lines)
 
 
@@ -38,16 +41,26 @@ def command_main(argv: list[str], from_command_line: bool):
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``lt-imbalance`` and ``python -m lt_imbalance`` (module docstring)."""
-    argv = sys.argv[1:] if args is None else list(args)
+    argv = take_verbose_flag(sys.argv[1:] if args is None else list(args))
+    if args is None:
+        sys.argv[1:] = argv  # LightningCLI reads sys.argv itself
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return
     if argv[0] not in BY_NAME:
         print(f"lt-imbalance: error: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         sys.exit(2)
+    quiet_libraries()
     try:
+        check_config_files(argv[1:])
         run, rest = command_main(argv, from_command_line=args is None)
         status = run(rest)
+    except SystemExit as stop:
+        if type(stop).__name__ != "SIGTERMException":
+            raise
+        # Lightning's stop on SIGTERM (its callbacks have run): a SystemExit without a code, exit 0 otherwise
+        print(f"lt-imbalance {argv[0]}: stopped by SIGTERM", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
     except Exception as err:
         message = describe_user_error(err)
         if message is None or os.environ.get(TRACEBACK_VARIABLE):

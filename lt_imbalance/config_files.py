@@ -11,6 +11,7 @@ the repository's ``configs/``. A copy never overwrites an existing file.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from importlib import resources
@@ -43,7 +44,7 @@ def main(argv: list[str]) -> None:
     sub = parser.add_subparsers(dest="action")
     copy = sub.add_parser("copy", help="copy a shipped config to a file of your own")
     copy.add_argument("name", help="as listed, e.g. cifar10_lt/tuned.yaml")
-    copy.add_argument("dest", nargs="?", default=None, help="target file (default: ./<file name>)")
+    copy.add_argument("dest", nargs="?", default=None, help="target file, or a folder to copy into (default: ./<file name>)")
     args = parser.parse_args(argv)
     configs = shipped_configs()
     if not configs:
@@ -56,6 +57,8 @@ def main(argv: list[str]) -> None:
     if args.name not in configs:
         raise MissingFile(f"no shipped config {args.name!r}; `lt-imbalance configs` lists them")
     dest = Path(args.dest or Path(args.name).name)
+    if dest.is_dir() or (args.dest or "").endswith(("/", os.sep)):  # into a folder, as cp does
+        dest = dest / Path(args.name).name
     if dest.exists():
         raise FileInTheWay(f"'{dest}' exists; choose another target (nothing is overwritten)")
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -415,7 +415,8 @@ class ImbalancedClassifier(pl.LightningModule):
     def configure_callbacks(self) -> list[pl.Callback]:
         """The run defaults, so that a run from Python (``Trainer().fit(model, datamodule=...)``) writes
         and resumes as the ``lt-imbalance`` command does: the results table, the per-class figures,
-        ``run_metadata.json``, the RNG state in checkpoints, and a resumable ``last.ckpt``.
+        ``run_metadata.json``, the RNG state in checkpoints, and a resumable ``last.ckpt`` (also when
+        Ctrl-C or SIGTERM stops ``fit``).
 
         A callback of the same kind that the trainer already has is kept and nothing is added for it.
         A checkpoint callback configured as Lightning's default (the one ``Trainer`` adds itself) also
@@ -428,12 +429,11 @@ class ImbalancedClassifier(pl.LightningModule):
             return []
         from lightning.pytorch.callbacks import ModelCheckpoint
 
-        from lt_imbalance.callbacks import PerClassPlots, ResultsTable, RNGState, RunMetadata
+        from lt_imbalance.callbacks import CheckpointOnInterrupt, PerClassPlots, ResultsTable, RNGState, RunMetadata
 
         present = self.trainer.callbacks
-        added = [
-            cb for cb in (ResultsTable(), PerClassPlots(), RunMetadata(), RNGState()) if not any(isinstance(c, type(cb)) for c in present)
-        ]
+        run_callbacks = (ResultsTable(), PerClassPlots(), RunMetadata(), RNGState(), CheckpointOnInterrupt())
+        added = [cb for cb in run_callbacks if not any(isinstance(c, type(cb)) for c in present)]
         checkpoints = [c for c in present if isinstance(c, ModelCheckpoint)]
         if not checkpoints or any(c.save_last for c in checkpoints):
             return added

@@ -160,3 +160,18 @@ def read_yaml_file(path: str | Path, what: str = "YAML file"):
     except yaml.YAMLError as err:
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise UnreadableData(f"{what} '{path}' is not valid YAML: {problem}{_yaml_position(err)}; fix the file") from err
+
+
+def check_config_files(argv: list[str]) -> None:
+    """Read every ``--config FILE`` (``-c FILE``, ``--config=FILE``) of a command line as YAML first,
+    so that a malformed file is named (the parser itself reads the text and cannot say which file)."""
+    for i, arg in enumerate(argv):
+        value = (
+            arg.split("=", 1)[1]
+            if arg.startswith("--config=")
+            else argv[i + 1]
+            if arg in ("--config", "-c") and i + 1 < len(argv)
+            else None
+        )
+        if value is not None and Path(value).is_file():
+            read_yaml_file(value, "config")

@@ -1,9 +1,13 @@
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from fakes import (
@@ -172,3 +176,56 @@ def test_fit_with_zero_epochs_is_refused(tmp_path, monkeypatch):
             ["fit", "--config", "configs/digits_lt_erm.yaml", "--trainer.max_epochs", "0", "--trainer.default_root_dir", str(tmp_path)]
         )
     assert not list(tmp_path.rglob("results_test.md"))
+
+
+QUIET_RUN = ["fit", "--config", "configs/digits_lt_erm.yaml", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2"]
+CHATTER = ("Seed set to", "GPU available", "Tip:", "Loading `train_dataloader`", "Test metric", "| Name", "deprecated")
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["default", "verbose"])
+def test_fit_says_where_its_run_is_and_nothing_else_twice(verbose, tmp_path):
+    """Default: the progress bar, one results table per stage and the run folder (at the start, and
+    at the end with the results tables and the checkpoint); --verbose brings Lightning's own lines back."""
+    argv = [*QUIET_RUN, "--trainer.default_root_dir", str(tmp_path), *(["--verbose"] if verbose else [])]
+    out = subprocess.run(
+        [sys.executable, "-m", "lt_imbalance", *argv],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=True,
+        env={**os.environ, "LT_IMBALANCE_VERBOSE": ""},
+    )
+    text = out.stdout
+    run_dir = next(tmp_path.glob("lightning_logs/version_*"))
+    if verbose:
+        assert "Test metric" in text and "Seed set to" in text
+        return
+    assert [line for line in text.splitlines() if any(c in line for c in CHATTER)] == []
+    assert text.count("### ImbalancedClassifier on DigitsLT: test set") == 1
+    assert text.count("### ImbalancedClassifier on DigitsLT: validation split") == 1
+    assert text.index(f"run folder: {run_dir}") < text.index("Epoch 0")
+    end = text[text.rindex(f"run folder: {run_dir}") :]
+    assert f"results: {run_dir / 'results_test.md'}" in end and f"checkpoint: {run_dir / 'checkpoints' / 'last.ckpt'}" in end
+
+
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 1), (signal.SIGTERM, 128 + signal.SIGTERM)], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_fit_saves_last_ckpt_and_resume_continues_from_it(sig, status, tmp_path, monkeypatch):
+    argv = ["fit", "--config", "configs/digits_lt_erm.yaml", "--trainer.max_epochs", "200", "--trainer.default_root_dir", str(tmp_path)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lt_imbalance", *argv], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    for line in proc.stdout:  # the run folder is said before training starts
+        if line.startswith("run folder:"):
+            break
+    time.sleep(6)  # into training
+    proc.send_signal(sig)
+    out = proc.stdout.read()
+    assert proc.wait(timeout=120) == status, out
+    last = next(tmp_path.glob("lightning_logs/version_0/checkpoints/last.ckpt"))
+    assert f"saved {last}; the same command with --resume true continues from it" in out
+    saved = torch.load(last, map_location="cpu", weights_only=False)
+    assert saved["global_step"] > 0 and saved["epoch"] < 199
+    monkeypatch.chdir(ROOT)
+    resumed = build_cli([*argv[:4], str(saved["epoch"] + 2), *argv[5:], "--resume", "true", "--test_after_fit", "false"])
+    assert resumed.trainer.global_step > saved["global_step"] and resumed.trainer.current_epoch == saved["epoch"] + 2

@@ -125,3 +125,45 @@ def test_programming_errors_keep_their_traceback():
         check_imbalance_ratio(0.5)
     except ValueError as err:
         assert describe_user_error(err).startswith("lt-imbalance: error: imbalance_ratio must be")
+
+
+@pytest.mark.parametrize("command", ["fit", "test", "tune"])
+def test_a_malformed_config_file_is_named(command, tmp_path, capfd):
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("trainer:\n  max_epochs: 3\n model: [\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--config", str(bad), *(["--out", str(tmp_path / "t")] if command == "tune" else [])])
+    _check_short(
+        exit_info.value.code, "".join(capfd.readouterr()), rf"config '{re.escape(str(bad))}' is not valid YAML: .* line 3, column 2"
+    )
+
+
+def test_configs_copy_into_a_folder_as_cp_does(tmp_path, capfd):
+    main(["configs", "copy", "digits_lt.yaml", str(tmp_path)])
+    assert (tmp_path / "digits_lt.yaml").read_text() == (ROOT / "configs" / "digits_lt.yaml").read_text()
+    main(["configs", "copy", "tabular/erm.yaml", f"{tmp_path}/new/"])
+    assert (tmp_path / "new" / "erm.yaml").is_file()
+    with pytest.raises(SystemExit):  # never over a file
+        main(["configs", "copy", "digits_lt.yaml", str(tmp_path)])
+    assert "exists; choose another target" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        (["--config", "configs/tabular/erm.yaml"], r"was trained on 10 classes, but the data of this config \(TabularLT\) has 3"),
+        (
+            ["--config", "configs/digits_lt_erm.yaml", "--data", "ImageFolderLT", "--data.image_size", "16", "--data.batch_size", "8"],
+            r"takes inputs of shape \(1, 8, 8\), .* gives \(3, 16, 16\)",
+        ),
+    ],
+    ids=["classes", "input-shape"],
+)
+def test_a_checkpoint_that_does_not_fit_the_data_is_named_first(config, says, digits_checkpoint, tmp_path, capfd, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    if "ImageFolderLT" in config:  # ten classes, as the checkpoint, but RGB 16 x 16 images
+        config = [*config, "--data.root", str(write_image_folder(tmp_path / "images", {f"c{k}": 12 for k in range(10)}))]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["test", *config, "--ckpt_path", str(digits_checkpoint), "--trainer.default_root_dir", str(tmp_path)])
+    _check_short(exit_info.value.code, "".join(capfd.readouterr()), says)
+    assert not list(tmp_path.rglob("results_test.md"))

@@ -1,8 +1,9 @@
 """Lightning callbacks (the plugins): SAM / SAM-A, the label-smoothing schedule, per-class figures,
-the results table, shifted test distributions, run metadata, RNG state for exact resume, backbone
+the results table, shifted test distributions, run metadata, RNG state for exact resume, a checkpoint when fit is interrupted, backbone
 transfer / freezing (two-stage training), and the overfitting / margin diagnostics. What each
 needs from the module is declared in :mod:`lt_imbalance.contracts`."""
 
+from lt_imbalance.callbacks.checkpoint_on_interrupt import CheckpointOnInterrupt
 from lt_imbalance.callbacks.margin_statistics import MarginStatistics
 from lt_imbalance.callbacks.overfitting_monitor import OverfittingMonitor
 from lt_imbalance.callbacks.per_class_plots import PerClassPlots
@@ -16,6 +17,7 @@ from lt_imbalance.callbacks.transfer_backbone import TransferBackbone
 
 __all__ = [
     "SAM",
+    "CheckpointOnInterrupt",
     "LabelSmoothingSchedule",
     "MarginStatistics",
     "OverfittingMonitor",

@@ -58,11 +58,20 @@ def format_results_table(
     (``images``, ``rows``)."""
     names = list(class_names) if class_names else [str(c) for c in range(len(per_class_acc))]
     groups = {**shot_groups(class_counts), **head_tail_halves(class_counts)} if class_counts else {}
+    evaluated = {c for c in range(len(per_class_acc)) if eval_counts is None or eval_counts[c] > 0}
     lines = [f"### {title}", "", "| metric | % | classes |", "|---|---:|---:|"]
     for key, label, group in SUMMARY_ROWS:
         if key in metrics:
-            n = len(groups[group]) if group else len(per_class_acc)
+            n = len(evaluated.intersection(groups[group] if group else range(len(per_class_acc))))
             lines.append(f"| {label} | {_pct(metrics[key])} | {n} |")
+    missing = [names[c] for c in range(len(per_class_acc)) if c not in evaluated]
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        lines += [
+            "",
+            f"**{len(missing)} of {len(per_class_acc)} classes have no evaluation {unit}** ({shown}): every average above "
+            f"is over the {len(evaluated)} classes that have some; the classes column says how many.",
+        ]
     lines += ["", f"| class | train {unit} | eval {unit} | accuracy % |", "|---|---:|---:|---:|"]
     order = by_count(class_counts) if class_counts else range(len(per_class_acc))
     for c in order:
@@ -97,7 +106,7 @@ class ResultsTable(WritesRunFiles):
         unit = getattr(dm, "sample_unit", "samples")
         eval_counts = result.eval_counts
         where = "validation split" if stage == "val" else "test set"
-        balance = "balanced" if len(set(eval_counts)) == 1 else "imbalanced"
+        balance = "balanced" if len(set(eval_counts)) == 1 else "imbalanced" if all(eval_counts) else "classes missing"
         title = f"{type(pl_module).__name__} on {type(dm).__name__ if dm else 'data'}: {where} ({balance}, {sum(eval_counts)} {unit})"
         names = getattr(dm, "class_names", None)
         table = format_results_table(title, metrics, result.per_class_acc, result.class_counts, names, eval_counts, unit)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 
 from lt_imbalance.callbacks.run_files import WritesRunFiles, log_files
 from lt_imbalance.errors import FileInTheWay
@@ -56,6 +57,8 @@ class RunMetadata(WritesRunFiles):
                 f"{path} exists from another run; refusing to overwrite it. Choose a new log directory "
                 "(e.g. drop a fixed trainer.logger.init_args.version) or move the old run away."
             )
+        if not self._written:
+            rank_zero_info(f"run folder: {log_dir}")
         dm = trainer.datamodule
         stages = json.loads(path.read_text())["stages"] + [stage] if path in self._written else [stage]
         record = {

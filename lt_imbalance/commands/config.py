@@ -3,7 +3,7 @@
 :func:`resolve_config` runs ``fit``'s own parser (several ``--config`` files merged in order,
 then dotted overrides; defaults filled in, values checked) and stops before anything is
 instantiated. ``tune`` and ``sweep`` use it, so a config means the same to them as to ``fit``.
-:func:`instantiate_data` builds just the data module of a resolved config, to ask it questions
+:func:`~lt_imbalance.commands.lightning_cli.instantiate_data` builds just the data module of a resolved config, to ask it questions
 (does validation use the test set?) without building the model or a trainer.
 """
 
@@ -53,13 +53,3 @@ def resolve_config(args: list[str]) -> dict[str, Any]:
 def check_config(config: dict[str, Any]) -> dict[str, Any]:
     """``config`` resolved again (raises the parser's error when it is not a valid ``fit`` config)."""
     return resolve_config(["--config", yaml.safe_dump(config, sort_keys=False)])
-
-
-def instantiate_data(config: dict[str, Any]):
-    """The data module of a resolved config (its ``data`` entry), built alone."""
-    from jsonargparse import ArgumentParser
-    from lightning.pytorch import LightningDataModule
-
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_subclass_arguments(LightningDataModule, "data")
-    return parser.instantiate_classes(parser.parse_object({"data": config["data"]})).data

@@ -22,6 +22,7 @@ commands resolve configs through it (:mod:`lt_imbalance.commands.config`); it im
 from __future__ import annotations
 
 import os
+import sys
 
 from lt_imbalance.errors import BadValue, MissingFile
 
@@ -30,6 +31,7 @@ from lt_imbalance.errors import BadValue, MissingFile
 os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback  # noqa: E402
 from lightning.pytorch.utilities import rank_zero_info  # noqa: E402
@@ -37,7 +39,9 @@ from lightning.pytorch.utilities import rank_zero_info  # noqa: E402
 import lt_imbalance.callbacks  # noqa: E402, F401  (short callback names)
 import lt_imbalance.losses  # noqa: E402, F401  (short names for the losses)
 import lt_imbalance.models  # noqa: E402, F401  (short names for the backbones)
-from lt_imbalance.callbacks.run_files import log_files  # noqa: E402
+from lt_imbalance.callbacks.run_files import WritesRunFiles, log_files  # noqa: E402
+from lt_imbalance.checkpoint_file import check_fits  # noqa: E402
+from lt_imbalance.console import verbose  # noqa: E402
 from lt_imbalance.data import (  # noqa: E402, F401  (imported so that configs can name them by class name)
     CIFAR10LT,
     CIFAR100LT,
@@ -117,12 +121,49 @@ class LTImbalanceCLI(LightningCLI):
             if found:
                 config["ckpt_path"] = str(found)
 
+    def before_instantiate_classes(self) -> None:
+        """A ``ckpt_path`` file trained on other classes or inputs than this config's data is refused
+        before anything is built (LightningCLI takes the model's settings from the checkpoint, so
+        the data is what can disagree)."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        path = config.get("ckpt_path")
+        if path and path not in ("last", "best") and Path(path).is_file():
+            data = instantiate_data({"data": config.data.as_dict()})
+            check_fits(path, len(data.class_counts), data.input_shape, f"the data of this config ({type(data).__name__})")
+
     def before_test(self) -> None:
         check_run_directory(self.trainer.default_root_dir)
+        if not verbose():  # our results table gives the same numbers
+            self.config_init[self.subcommand]["verbose"] = False
 
     def after_fit(self) -> None:
         if self.config[self.subcommand].get("test_after_fit") and not self.trainer.interrupted:
-            self.trainer.test(self.model, datamodule=self.datamodule)
+            self.trainer.test(self.model, datamodule=self.datamodule, verbose=verbose())
+        self.say_where_results_are()
+
+    def say_where_results_are(self) -> None:
+        """The run folder, its results tables and the checkpoint to resume or deploy from (rank 0)."""
+        folders = {c.run_dir for c in self.trainer.callbacks if isinstance(c, WritesRunFiles) and c.run_dir}
+        if not self.trainer.is_global_zero or not folders:
+            return
+        folder = Path(folders.pop())
+        lines = [f"run folder: {folder}"]
+        lines += [f"  results: {path}" for path in sorted(folder.glob("results_*.md"))]
+        checkpoint = self.trainer.checkpoint_callback
+        last = checkpoint.last_model_path if checkpoint is not None else ""
+        if last:
+            lines.append(f"  checkpoint: {last}   (lt-imbalance fit ... --resume true continues from it)")
+        print("\n".join(lines), file=sys.stderr)
+
+
+def instantiate_data(config: dict[str, Any]):
+    """The data module of a resolved config (its ``data`` entry), built alone."""
+    from jsonargparse import ArgumentParser
+    from lightning.pytorch import LightningDataModule
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(LightningDataModule, "data")
+    return parser.instantiate_classes(parser.parse_object({"data": config["data"]})).data
 
 
 def build_cli(args: list[str] | None = None, run: bool = True, cli_class: type[LTImbalanceCLI] = LTImbalanceCLI) -> LTImbalanceCLI:
@@ -131,6 +172,7 @@ def build_cli(args: list[str] | None = None, run: bool = True, cli_class: type[L
     return cli_class(
         ImbalancedClassifier,
         LongTailedDataModule,
+        trainer_defaults={} if verbose() else {"enable_model_summary": False},
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_callback=RunConfigSaver,

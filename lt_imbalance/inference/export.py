@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lt_imbalance.console import verbose
 from lt_imbalance.errors import BadValue, FileInTheWay, UnsupportedCombination
 from lt_imbalance.inference.trained_model import load_trained
 from lt_imbalance.inputs import InputSpec, Preprocessor
@@ -92,7 +93,7 @@ def export(ckpt_path: str | Path, fmt: str | None, out: str | Path, overwrite: b
         batch = torch.export.Dim("batch", min=1)
         torch.onnx.export(
             wrapper, (example,), str(out), input_names=[name], output_names=["probabilities"], dynamic_shapes=({0: batch},),
-            dynamo=True, external_data=False,
+            dynamo=True, external_data=False, verbose=None if verbose() else False,  # None: the exporter's progress lines
         )  # fmt: skip
     elif fmt == "torchscript":
         torch.jit.save(torch.jit.trace(wrapper, example), str(out))

@@ -113,7 +113,7 @@ class TuneSettings:
 def refuse_test_validation(config: dict) -> None:
     """Tuning selects on the validation metric, so it must not be the test set: the data module of
     ``config`` is asked (data with its own validation list, such as ImageNet-LT's, passes)."""
-    from lt_imbalance.commands.config import instantiate_data
+    from lt_imbalance.commands.lightning_cli import instantiate_data
 
     data = instantiate_data(config)
     if getattr(data, "validates_on_test", False):

@@ -2,6 +2,7 @@
 TorchScript likewise; normalisation inside the graph."""
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,13 @@ def _raw_images(n: int, seed: int = 0) -> torch.Tensor:
     return torch.randint(0, 256, (n, 1, 8, 8), generator=torch.Generator().manual_seed(seed)).float()
 
 
-def test_onnx_equals_pytorch(digits_checkpoint, tmp_path):
+def test_onnx_equals_pytorch(digits_checkpoint, tmp_path, capfd):
     import onnxruntime
 
     out = tmp_path / "model.onnx"
     main(["export", "--ckpt_path", str(digits_checkpoint), "--format", "onnx", "--out", str(out)])
+    said = capfd.readouterr()
+    assert "[torch.onnx]" not in said.out + said.err and said.err.startswith("export: ")  # one line, no exporter progress
     description = json.loads((tmp_path / "model.onnx.json").read_text())
     assert description["class_names"] == [str(d) for d in range(10)] and description["input"]["name"] == "images"
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
@@ -44,7 +47,10 @@ def test_onnx_equals_pytorch(digits_checkpoint, tmp_path):
 
 def test_torchscript_equals_pytorch(digits_checkpoint, tmp_path):
     out = tmp_path / "model.pt"
-    main(["export", "--ckpt_path", str(digits_checkpoint), "--format", "torchscript", "--out", str(out)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        main(["export", "--ckpt_path", str(digits_checkpoint), "--format", "torchscript", "--out", str(out)])
+    assert [w for w in caught if issubclass(w.category, FutureWarning)] == []  # the tracer's are hidden (--verbose shows them)
     loaded = torch.jit.load(str(out))
     wrapper, _ = exportable(digits_checkpoint)
     x = _raw_images(5)
