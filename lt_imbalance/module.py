@@ -416,7 +416,7 @@ class ImbalancedClassifier(pl.LightningModule):
         """The run defaults, so that a run from Python (``Trainer().fit(model, datamodule=...)``) writes
         and resumes as the ``lt-imbalance`` command does: the results table, the per-class figures,
         ``run_metadata.json``, the RNG state in checkpoints, and a resumable ``last.ckpt`` (also when
-        Ctrl-C or SIGTERM stops ``fit``).
+        Ctrl-C or SIGTERM stops ``fit``), with the checkpoints in the run's folder whatever the logger.
 
         A callback of the same kind that the trainer already has is kept and nothing is added for it.
         A checkpoint callback configured as Lightning's default (the one ``Trainer`` adds itself) also
@@ -429,10 +429,17 @@ class ImbalancedClassifier(pl.LightningModule):
             return []
         from lightning.pytorch.callbacks import ModelCheckpoint
 
-        from lt_imbalance.callbacks import CheckpointOnInterrupt, PerClassPlots, ResultsTable, RNGState, RunMetadata
+        from lt_imbalance.callbacks import (
+            CheckpointOnInterrupt,
+            CheckpointsInRunFolder,
+            PerClassPlots,
+            ResultsTable,
+            RNGState,
+            RunMetadata,
+        )
 
         present = self.trainer.callbacks
-        run_callbacks = (ResultsTable(), PerClassPlots(), RunMetadata(), RNGState(), CheckpointOnInterrupt())
+        run_callbacks = (ResultsTable(), PerClassPlots(), RunMetadata(), RNGState(), CheckpointOnInterrupt(), CheckpointsInRunFolder())
         added = [cb for cb in run_callbacks if not any(isinstance(c, type(cb)) for c in present)]
         checkpoints = [c for c in present if isinstance(c, ModelCheckpoint)]
         if not checkpoints or any(c.save_last for c in checkpoints):

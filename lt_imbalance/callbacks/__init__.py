@@ -4,6 +4,7 @@ transfer / freezing (two-stage training), and the overfitting / margin diagnosti
 needs from the module is declared in :mod:`lt_imbalance.contracts`."""
 
 from lt_imbalance.callbacks.checkpoint_on_interrupt import CheckpointOnInterrupt
+from lt_imbalance.callbacks.checkpoints_in_run_folder import CheckpointsInRunFolder
 from lt_imbalance.callbacks.margin_statistics import MarginStatistics
 from lt_imbalance.callbacks.overfitting_monitor import OverfittingMonitor
 from lt_imbalance.callbacks.per_class_plots import PerClassPlots
@@ -18,6 +19,7 @@ from lt_imbalance.callbacks.transfer_backbone import TransferBackbone
 __all__ = [
     "SAM",
     "CheckpointOnInterrupt",
+    "CheckpointsInRunFolder",
     "LabelSmoothingSchedule",
     "MarginStatistics",
     "OverfittingMonitor",

@@ -128,7 +128,10 @@ class TabularLT(LongTailedDataModule):
     ):
         super().__init__(batch_size=batch_size, imbalance_ratio=imbalance_ratio, profile=profile, **kwargs)
         if (path is None) == (builtin is None):
-            raise BadValue("give exactly one of path (a .csv / .parquet file) and builtin (penguins, wine, breast_cancer)")
+            raise BadValue(
+                "give exactly one of path (a .csv / .parquet file) and builtin (penguins, wine, breast_cancer); "
+                "a table of your own with a config that names a builtin one: add --data.init_args.builtin null"
+            )
         if test_path is None and not 0 < test_fraction < 1:
             raise BadValue(f"test_fraction must lie in (0, 1) when no test_path is given, got {test_fraction}")
         if not 0 <= corruption_rate <= 1:

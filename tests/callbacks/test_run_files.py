@@ -1,5 +1,6 @@
 """Two runs logging to one shared save directory each keep their own files, and the loggers that
-store files (MLflow, W&B) receive the figures and the results tables."""
+store files (MLflow, W&B) receive the figures and the results tables; the checkpoints are in the run folder
+whatever the logger."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ import yaml
 from lt_imbalance.commands.lightning_cli import build_cli
 
 ROOT = Path(__file__).resolve().parents[2]
-RUN_FILES = ("config.yaml", "run_metadata.json", "results_val.md", "results_test.json", "figures/test_per_class.png")
+RUN_FILES = (
+    "config.yaml",
+    "run_metadata.json",
+    "results_val.md",
+    "results_test.json",
+    "figures/test_per_class.png",
+    "checkpoints/last.ckpt",
+)
 
 
 def logger_args(kind: str, shared: Path) -> list[str]:

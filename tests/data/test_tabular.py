@@ -70,3 +70,8 @@ def test_bundled_penguins_table():
     dm = TabularLT(builtin="penguins")
     assert dm.class_names == ["Adelie", "Chinstrap", "Gentoo"] and dm.input_shape == (11,)
     assert dm.sample_unit == "rows"
+
+
+def test_a_table_of_ones_own_with_a_builtin_config_says_how(tmp_path):
+    with pytest.raises(ValueError, match="add --data.init_args.builtin null"):
+        TabularLT(path=str(tmp_path / "mine.csv"), builtin="penguins")
