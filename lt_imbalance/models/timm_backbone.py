@@ -20,12 +20,15 @@ In a config, ``backbone: timm/<name>`` (sized from the data: ``in_chans`` = its 
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
-from lt_imbalance.errors import BadValue
+from lt_imbalance.errors import BadValue, MissingFile
 
 #: prefix of a backbone name that :func:`lt_imbalance.models.build_backbone` hands to timm
 TIMM_PREFIX = "timm/"
@@ -67,6 +70,8 @@ class TimmBackbone(nn.Module):
             if not pretrained:
                 raise BadValue("pretrained_file is only read with pretrained: true")
             kwargs["pretrained_cfg_overlay"] = {"file": str(pretrained_file)}
+        elif pretrained:
+            _check_weights_obtainable(timm, name)
         self.name, self.pretrained = name, pretrained
         self.model = timm.create_model(name, pretrained=pretrained, in_chans=in_chans, num_classes=0, **kwargs)
         self.out_features = int(self.model.num_features)
@@ -84,3 +89,43 @@ class TimmBackbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+
+def _check_weights_obtainable(timm, name: str) -> None:
+    """Pretrained weights without ``pretrained_file`` come from timm's download cache or its source;
+    with neither (a machine without a network), fail at once naming the fix instead of retrying
+    the download for a minute."""
+    cfg = timm.models.get_pretrained_cfg(name)
+    if cfg is None:
+        raise BadValue(
+            f"timm has no pretrained weights for {name!r}; set pretrained: false or choose a tagged name (timm.list_pretrained())"
+        )
+    hosts = []
+    if cfg.hf_hub_id:
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        repo = cfg.hf_hub_id.split("@")[0]
+        if any(
+            isinstance(try_to_load_from_cache(repo, f), str)
+            for f in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+        ):
+            return
+        hosts.append(urlparse(constants.ENDPOINT).hostname)
+    if cfg.url:
+        if (Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(cfg.url).path).name).is_file():
+            return
+        hosts.append(urlparse(cfg.url).hostname)
+    if not any(_reachable(host) for host in hosts if host):
+        raise MissingFile(
+            f"the pretrained weights of {name!r} are not in the download cache and {', '.join(h for h in hosts if h)} cannot be "
+            "reached from this machine; download them where there is a network and give their path as "
+            "backbone_kwargs.pretrained_file (.pth / .safetensors), or train from scratch with pretrained: false"
+        )
+
+
+def _reachable(host: str, timeout_s: float = 3.0) -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False

@@ -78,3 +78,24 @@ def test_bad_timm_arguments_are_named(name, kwargs, message):
 def test_timm_backbones_need_images():
     with pytest.raises(ValueError, match="timm backbones take images"):
         build_backbone("timm/resnet18", (12,))
+
+
+def test_pretrained_without_a_network_fails_at_once_naming_pretrained_file(tmp_path, monkeypatch):
+    """No cached copy and no reachable source: an error that names the fix, not a minute of retries."""
+    import huggingface_hub.constants
+
+    from lt_imbalance.errors import MissingFile
+    from lt_imbalance.models import timm_backbone
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch_hub"))
+    asked = []
+    monkeypatch.setattr(timm_backbone, "_reachable", lambda host, timeout_s=3.0: asked.append(host) and False)
+    with pytest.raises(MissingFile, match="cannot be reached from this machine.*backbone_kwargs.pretrained_file"):
+        TimmBackbone("resnet18", pretrained=True)
+    assert asked == ["huggingface.co", "github.com"]
+    cfg = timm.get_pretrained_cfg("resnet18")
+    cached = tmp_path / "torch_hub" / "checkpoints" / cfg.url.rsplit("/", 1)[1]
+    cached.parent.mkdir(parents=True)
+    cached.touch()
+    timm_backbone._check_weights_obtainable(timm, "resnet18")  # a cached copy: no network needed, no error
