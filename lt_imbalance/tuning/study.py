@@ -11,7 +11,7 @@
    against that config before the first trial.
 3. Each trial is a full ``lt-imbalance fit`` of the base config with the trial's values, in its own
    process (``trials/<n>/``); :class:`~lt_imbalance.tuning.trial_reporter.TrialReporter` reports
-   the monitored validation metric after every epoch, and the pruner stops bad trials early (the default median pruner only after the warm-up and a third of
+   the monitored validation metric after every epoch, and the pruner stops bad trials early (the default median pruner only after the warm-up and two thirds of
    the epochs). The objective is that metric's mean over the last three validations. A trial that fails (NaN loss, out of memory, a
    combination the module refuses) is recorded with its reason and the study goes on.
 4. The study lives in ``--storage`` (default ``<out>/study.db``, SQLite): running the same command

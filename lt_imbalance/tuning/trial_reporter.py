@@ -8,8 +8,9 @@ mean of the last :data:`OBJECTIVE_LAST` validations (:func:`objective_value`; on
 moves with a handful of tail images). When the study's pruner says the trial is worse than its
 peers at that epoch, the trainer stops and ``pruned.json`` says at which epoch, so that the tuner
 marks the trial pruned. The default ``median`` pruner decides only from :func:`prune_from` on:
-after the learning-rate warm-up and after a third of the epochs (early values rank the final
-ones poorly, above all inside the warm-up); ``hyperband`` and ``threshold:X`` keep their own rules. Under DDP rank 0 reports and the decision is
+after the learning-rate warm-up and after two thirds of the epochs (measured on digits-LT, 24
+complete trials: the value at a third of the epochs ranks the objective with Spearman 0.61, at two
+thirds with 0.89, and the study's best trial stood below the median until half-way); ``hyperband`` and ``threshold:X`` keep their own rules. Under DDP rank 0 reports and the decision is
 broadcast to every rank. The same job as optuna-integration's Lightning callback, for a trial
 that lives in another process.
 """
@@ -25,8 +26,8 @@ from lt_imbalance.errors import BadValue
 
 #: the trial's value: the mean of the monitored metric over this many last validations
 OBJECTIVE_LAST = 3
-#: the default (median) pruner decides from this share of the epochs on (and not inside the warm-up)
-PRUNE_FROM_SHARE = 1 / 3
+#: the default (median) pruner decides from this share of the epochs on (and not inside the warm-up); module docstring
+PRUNE_FROM_SHARE = 2 / 3
 
 
 def objective_value(values: list[float], last: int = OBJECTIVE_LAST) -> float:

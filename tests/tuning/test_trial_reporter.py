@@ -10,7 +10,7 @@ def test_the_objective_is_the_mean_of_the_last_three_validations():
     assert objective_value([0.4]) == 0.4 and objective_value([0.2, 0.4]) == pytest.approx(0.3)
 
 
-def test_the_default_pruner_waits_for_the_warm_up_and_a_third_of_training():
-    assert prune_from(max_epochs=20, warmup_epochs=5) == 7  # a third of 20 epochs, rounded up
-    assert prune_from(max_epochs=20, warmup_epochs=10) == 10  # a long warm-up
-    assert prune_from(max_epochs=3, warmup_epochs=0) == 1
+def test_the_default_pruner_waits_for_the_warm_up_and_two_thirds_of_training():
+    assert prune_from(max_epochs=20, warmup_epochs=5) == 14  # two thirds of 20 epochs, rounded up
+    assert prune_from(max_epochs=30, warmup_epochs=25) == 25  # a long warm-up
+    assert prune_from(max_epochs=3, warmup_epochs=0) == 2
