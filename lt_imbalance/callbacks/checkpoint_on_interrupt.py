@@ -3,10 +3,9 @@
 Lightning stops a run on ``KeyboardInterrupt`` (Ctrl-C, SIGINT) and on SIGTERM (a scheduler's
 stop, ``kill``) by calling every callback's ``on_exception``; this one then saves the trainer's
 state where the run's checkpoint callback keeps ``last.ckpt`` and says where, so that
-``lt-imbalance fit ... --resume true`` continues from it. Stopped in the middle of an epoch, the
-resumed run finishes that epoch's remaining steps with a new data order (the batches already
-seen are not replayed), so it is no longer bit-identical to an uninterrupted run; stopped between
-epochs, it is.
+``lt-imbalance fit ... --resume true`` continues from it. The training order is a function of
+(seed, epoch) and the data modules skip the batches an interrupted epoch already trained on, so
+the resumed run continues where this one stopped.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ pool's labels alone, so it is the same on every rank.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -385,14 +386,17 @@ class LongTailedDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Epoch order and augmentation are functions of (seed, epoch), and after a mid-epoch resume
-        the batches already trained on are skipped, so a resumed run sees what an uninterrupted one would."""
+        the batches already trained on are skipped, so a resumed run sees what an uninterrupted one would.
+        A last batch of a single sample (BatchNorm cannot train on it) is dropped; other last batches are kept."""
         seed = self.split_seed * 1_000_003 + int(os.environ.get("PL_GLOBAL_SEED", 0))
         sampler = EpochSampler(self.train_set.labels.numpy(), self.sampler, seed, self._epoch)
         dataset, workers = self.training_items()
+        batch, world = self.per_device_batch_size, self.trainer.world_size if self.trainer is not None else 1
         return ResumingDataLoader(
             dataset,
-            batch_size=self.per_device_batch_size,
+            batch_size=batch,
             sampler=sampler,
+            drop_last=math.ceil(len(sampler) / world) % batch == 1,  # a last batch of one breaks BatchNorm: dropped (only then)
             num_workers=workers,
             persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),

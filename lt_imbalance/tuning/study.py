@@ -38,6 +38,7 @@ from pathlib import Path
 import yaml
 
 from lt_imbalance.commands.fit_process import failure_reason
+from lt_imbalance.console import verbose
 from lt_imbalance.errors import BadValue, UnsupportedCombination
 from lt_imbalance.tuning.space import SearchSpace, apply_overrides, describe
 from lt_imbalance.tuning.storage import default_url, fail_orphaned_trials, open_storage, trial_id, worker_id
@@ -144,7 +145,9 @@ class Tuner:
         (s.out / "base.yaml").write_text(yaml.safe_dump(self.base, sort_keys=False))
         self.url = s.storage or default_url(s.out)
         self.storage = open_storage(self.url)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)  # the tuner prints its own progress
+        # the tuner prints its own progress and one line per failed trial (the traceback is in its log): Optuna's
+        # warnings, with their tracebacks, only with --verbose
+        optuna.logging.set_verbosity(optuna.logging.WARNING if verbose() else optuna.logging.ERROR)
         self.study = optuna.create_study(
             storage=self.storage, study_name=s.study or "lt-imbalance", direction=s.direction, load_if_exists=True,
             sampler=optuna.samplers.TPESampler(seed=s.sampler_seed), pruner=make_pruner(s.pruner, s.direction),

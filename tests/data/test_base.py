@@ -19,7 +19,7 @@ IMAGE = ("augmentation", "device_data", "mean", "std")
 
 @pytest.fixture(scope="module")
 def help_texts() -> dict[str, str]:
-    """``lt-imbalance fit --data <Module> --help`` of every module, from one interpreter."""
+    """``lt-imbalance fit --data.help <Module>`` of every module, from one interpreter."""
     code = (
         "import contextlib, io, json, sys\n"
         "from lt_imbalance.commands.lightning_cli import build_cli\n"

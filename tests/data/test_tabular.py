@@ -75,3 +75,21 @@ def test_bundled_penguins_table():
 def test_a_table_of_ones_own_with_a_builtin_config_says_how(tmp_path):
     with pytest.raises(ValueError, match="add --data.init_args.builtin null"):
         TabularLT(path=str(tmp_path / "mine.csv"), builtin="penguins")
+
+
+def test_a_last_training_batch_of_one_is_dropped_so_batchnorm_trains(tmp_path, monkeypatch):
+    """151 training rows in batches of 30 leave one row: BatchNorm cannot train on it, so that batch
+    (and only such a batch) is dropped."""
+    from pathlib import Path
+
+    from lt_imbalance.commands.lightning_cli import build_cli
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    data = ["--config", "configs/tabular/erm.yaml", "--data.init_args.builtin", "breast_cancer", "--data.init_args.imbalance_ratio", "20"]
+    cli = build_cli(
+        ["fit", *data, "--data.init_args.batch_size", "30", "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path)]
+    )
+    assert sum(cli.datamodule.class_counts) == 151 and cli.trainer.num_training_batches == 5  # 5 x 30, the single row left out
+    other = build_cli([*data, "--data.init_args.batch_size", "32"], run=False).datamodule
+    other.setup("fit")
+    assert len(other.train_dataloader()) == 5  # 4 x 32 + 23: the short last batch is kept

@@ -138,7 +138,7 @@ def test_two_workers_share_one_study_without_extra_trials(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.long_running
-def test_pruned_and_failing_trials_do_not_stop_the_study(tmp_path, monkeypatch):
+def test_pruned_and_failing_trials_do_not_stop_the_study(tmp_path, monkeypatch, capfd):
     monkeypatch.chdir(ROOT)
     space = _space(tmp_path, {"model.init_args.optimizer.init_args.lr": {"categorical": [0.05, -1.0]}})  # lr < 0 is refused
     out = tmp_path / "study"
@@ -167,6 +167,8 @@ def test_pruned_and_failing_trials_do_not_stop_the_study(tmp_path, monkeypatch):
             assert json.loads((out / "trials" / f"{t.number:04d}" / "pruned.json").read_text())["epoch"] == 0
         else:
             assert "lr must be > 0" in t.user_attrs["error"] or "Invalid learning rate" in t.user_attrs["error"]
+    said = "".join(capfd.readouterr())
+    assert "Traceback" not in said and "[W " not in said  # a failed trial is one line; its traceback is in its fit.log
 
 
 def test_tuning_on_the_test_set_is_refused(tmp_path, monkeypatch):
