@@ -1,0 +1,60 @@
+"""Class-prior adaptation under label shift: the class mix changes, p(x | y) does not.
+
+A classifier's posterior p(y | x) reflects the class prior p_model(y) its training implies. For a
+target prior q (Saerens, Latinne and Decaestecker 2002, eq. 2.4):
+
+    p_q(y | x) = p(y | x) q(y) / p_model(y)  /  sum_k p(k | x) q(k) / p_model(k)
+
+When q is unknown, it is estimated from unlabelled inputs by EM (their section 2.3): starting
+from q_0 = p_model, alternate
+
+    E: w_i(y) = p_{q_t}(y | x_i)            (the re-weighting above with q_t)
+    M: q_{t+1}(y) = (1 / N) sum_i w_i(y)
+
+which increases the likelihood of the inputs under the mixture sum_y q(y) p(x | y) at each step
+and stops when the L1 change of q falls below ``tol``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lt_imbalance.errors import BadValue
+
+
+def _checked(probabilities: torch.Tensor, model_prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    p, prior = probabilities.double(), torch.as_tensor(model_prior, dtype=torch.float64)
+    if p.ndim != 2 or prior.shape != p.shape[1:]:
+        raise BadValue(f"probabilities [N, C] and a prior of C classes are needed, got {tuple(p.shape)} and {tuple(prior.shape)}")
+    if (prior <= 0).any():
+        raise BadValue("the model's prior must be positive for every class (a class it never predicts cannot be re-weighted)")
+    return p, prior / prior.sum()
+
+
+def adapt_to_prior(probabilities: torch.Tensor, model_prior: torch.Tensor, target_prior: torch.Tensor) -> torch.Tensor:
+    """``probabilities [N, C]`` re-weighted from ``model_prior`` to ``target_prior`` (module docstring).
+
+    Examples:
+        >>> adapt_to_prior(torch.tensor([[0.5, 0.5]]), torch.tensor([0.5, 0.5]), torch.tensor([0.9, 0.1]))
+        tensor([[0.9000, 0.1000]], dtype=torch.float64)
+    """
+    p, prior = _checked(probabilities, model_prior)
+    target = torch.as_tensor(target_prior, dtype=torch.float64)
+    weighted = p * (target / target.sum() / prior)
+    return weighted / weighted.sum(1, keepdim=True)
+
+
+def estimate_prior(
+    probabilities: torch.Tensor, model_prior: torch.Tensor, tol: float = 1e-6, max_iterations: int = 1000
+) -> tuple[torch.Tensor, int]:
+    """The class prior of the inputs behind ``probabilities [N, C]`` by EM (module docstring), and
+    the number of iterations it took."""
+    p, prior = _checked(probabilities, model_prior)
+    q = prior.clone()
+    for iteration in range(1, max_iterations + 1):
+        updated = adapt_to_prior(p, prior, q).mean(0)
+        change = (updated - q).abs().sum().item()
+        q = updated
+        if change < tol:
+            return q, iteration
+    return q, max_iterations
