@@ -218,7 +218,11 @@ def test_an_interrupted_fit_saves_last_ckpt_and_resume_continues_from_it(sig, st
     for line in proc.stdout:  # the run folder is said before training starts
         if line.startswith("run folder:"):
             break
-    time.sleep(6)  # into training
+    first = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not first.exists() and time.monotonic() < deadline:  # epoch 0 done: the signal lands in training
+        time.sleep(0.2)
+    time.sleep(1)
     proc.send_signal(sig)
     out = proc.stdout.read()
     assert proc.wait(timeout=120) == status, out
