@@ -213,7 +213,12 @@ def test_fit_says_where_its_run_is_and_nothing_else_twice(verbose, tmp_path):
 def test_an_interrupted_fit_saves_last_ckpt_and_resume_continues_from_it(sig, status, tmp_path, monkeypatch):
     argv = ["fit", "--config", "configs/digits_lt_erm.yaml", "--trainer.max_epochs", "200", "--trainer.default_root_dir", str(tmp_path)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lt_imbalance", *argv], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, "-m", "lt_imbalance", *argv],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a job started in the background inherits SIGINT ignored
     )
     for line in proc.stdout:  # the run folder is said before training starts
         if line.startswith("run folder:"):
