@@ -179,6 +179,9 @@ def test_fit_with_zero_epochs_is_refused(tmp_path, monkeypatch):
 
 
 QUIET_RUN = ["fit", "--config", "configs/digits_lt_erm.yaml", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2"]
+# `lt-imbalance` in a fresh interpreter, stdout and stderr merged in the order they were written
+COMMAND = [sys.executable, "-m", "lt_imbalance"]
+MERGED_OUTPUT = {"cwd": ROOT, "stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
 CHATTER = ("Seed set to", "GPU available", "Tip:", "Loading `train_dataloader`", "Test metric", "| Name", "deprecated")
 
 
@@ -187,15 +190,7 @@ def test_fit_says_where_its_run_is_and_nothing_else_twice(verbose, tmp_path):
     """Default: the progress bar, one results table per stage and the run folder (at the start, and
     at the end with the results tables and the checkpoint); --verbose brings Lightning's own lines back."""
     argv = [*QUIET_RUN, "--trainer.default_root_dir", str(tmp_path), *(["--verbose"] if verbose else [])]
-    out = subprocess.run(
-        [sys.executable, "-m", "lt_imbalance", *argv],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        check=True,
-        env={**os.environ, "LT_IMBALANCE_VERBOSE": ""},
-    )
+    out = subprocess.run([*COMMAND, *argv], **MERGED_OUTPUT, check=True, env={**os.environ, "LT_IMBALANCE_VERBOSE": ""})
     text = out.stdout
     run_dir = next(tmp_path.glob("lightning_logs/version_*"))
     if verbose:
@@ -213,11 +208,8 @@ def test_fit_says_where_its_run_is_and_nothing_else_twice(verbose, tmp_path):
 def test_an_interrupted_fit_saves_last_ckpt_and_resume_continues_from_it(sig, status, tmp_path, monkeypatch):
     argv = ["fit", "--config", "configs/digits_lt_erm.yaml", "--trainer.max_epochs", "200", "--trainer.default_root_dir", str(tmp_path)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lt_imbalance", *argv],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        [*COMMAND, *argv],
+        **MERGED_OUTPUT,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a job started in the background inherits SIGINT ignored
     )
     for line in proc.stdout:  # the run folder is said before training starts
