@@ -14,9 +14,58 @@ machine precision and deterministically; the argmax, and so accuracy, never chan
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
 import torch
 
 from lt_imbalance.errors import BadValue
+
+#: checkpoint key of the calibration record (written when ``fit`` ends)
+CALIBRATION_KEY = "lt_imbalance_calibration"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How a trained model's outputs are to be read: its temperature and the class prior they assume.
+
+    Args:
+        temperature: T of ``softmax(z / T)``; 1 when not calibrated.
+        model_prior: p_model(y), the class prior the (calibrated) outputs assume, or ``None`` when unknown.
+        prior_source: how ``model_prior`` was obtained, in words.
+        fitted_on: the split T was fitted on, or ``None``.
+        not_calibrated: why no temperature was fitted (``None`` when one was).
+        before: ``{"ece", "nll"}`` on ``fitted_on`` with T = 1.
+        after: the same with the fitted T.
+    """
+
+    temperature: float = 1.0
+    model_prior: tuple[float, ...] | None = None
+    prior_source: str = ""
+    fitted_on: str | None = None
+    not_calibrated: str | None = None
+    before: dict[str, float] = field(default_factory=dict)
+    after: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def calibrated(self) -> bool:
+        return self.fitted_on is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values, as checkpoints (loaded with ``weights_only=True``) and JSON hold them."""
+        values = asdict(self)
+        values["model_prior"] = list(self.model_prior) if self.model_prior is not None else None
+        return values
+
+    @classmethod
+    def read(cls, stored: dict[str, Any] | None) -> Calibration | None:
+        if stored is None:
+            return None
+        known = {k: v for k, v in stored.items() if k in cls.__dataclass_fields__}
+        if known.get("model_prior") is not None:
+            known["model_prior"] = tuple(float(v) for v in known["model_prior"])
+        return cls(**known)
+
 
 #: the temperatures searched: T in [1 / 1000, 1000]
 _LOG_S_RANGE = (-6.907755278982137, 6.907755278982137)

@@ -11,8 +11,13 @@
   The data module's evaluation and training batches, ``predict`` and the exported graph all apply
   this one module, so the formula is written once.
 - :class:`OutputAdjustment`: logits -> the logits the model is evaluated and deployed with,
-  ``z - tau * log prior`` (post-hoc logit adjustment; the identity at tau = 0), used by ``test``,
-  ``predict`` and ``export``.
+
+      evaluated:  z' = (z - tau * log pi) / T                (post-hoc logit adjustment, temperature)
+      deployed:   z' + log q - log p_model                   (re-weighted to a target prior q)
+
+  (the identity at tau = 0, T = 1 and no target prior), used by validation, ``test``, ``predict``
+  and ``export``; softmax(z') are the calibrated probabilities, softmax of the deployed logits
+  are p(y | x) q(y) / p_model(y), normalised (:mod:`lt_imbalance.label_shift`).
 """
 
 from __future__ import annotations
@@ -125,7 +130,7 @@ class Preprocessor(nn.Module):
 
 
 class OutputAdjustment(nn.Module):
-    """Logits -> the logits the model is evaluated and deployed with: ``z - tau * log prior``.
+    """Logits -> the logits the model is evaluated and deployed with (module docstring).
 
     Args:
         log_prior: ``log(n_c / n)`` per class, or ``None``.
@@ -135,6 +140,9 @@ class OutputAdjustment(nn.Module):
         >>> adjust = OutputAdjustment(torch.log(torch.tensor([0.75, 0.25])), tau=1.0)
         >>> adjust(torch.zeros(1, 2)).argmax(1).item()  # the rare class wins a tie
         1
+        >>> adjust.temperature = 2.0
+        >>> adjust(torch.tensor([[4.0, 0.0]])).tolist()  # (z - log pi) / 2
+        [[2.143841028213501, 0.6931471824645996]]
     """
 
     def __init__(self, log_prior: torch.Tensor | None, tau: float = 0.0):
@@ -142,6 +150,9 @@ class OutputAdjustment(nn.Module):
         self.tau = float(tau)
         shift = self.tau * log_prior if (self.tau and log_prior is not None) else None
         self.register_buffer("shift", shift, persistent=False)
+        #: T of temperature scaling (set from the model's calibration)
+        self.temperature = 1.0
+        self.register_buffer("prior_shift", None, persistent=False)
 
     @classmethod
     def from_counts(cls, class_counts: Sequence[int] | None, tau: float) -> OutputAdjustment:
@@ -149,8 +160,26 @@ class OutputAdjustment(nn.Module):
 
         return cls(log_prior(class_counts) if tau and class_counts is not None else None, tau)
 
+    def set_target_prior(self, model_prior: torch.Tensor | None, target_prior: torch.Tensor | None) -> None:
+        """Deploy for ``target_prior`` q, dividing out ``model_prior``; ``None`` deploys as evaluated."""
+        if target_prior is None:
+            self.prior_shift = None
+            return
+        shift = torch.log(torch.as_tensor(target_prior, dtype=torch.float64)) - torch.log(torch.as_tensor(model_prior, dtype=torch.float64))
+        self.prior_shift = shift.float()
+
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits - self.shift if self.shift is not None else logits
+        """The evaluated (calibrated) logits."""
+        adjusted = logits - self.shift if self.shift is not None else logits
+        return adjusted / self.temperature if self.temperature != 1.0 else adjusted
+
+    def adapted(self, evaluated: torch.Tensor) -> torch.Tensor:
+        """Evaluated logits moved to the target prior (unchanged when none is set)."""
+        return evaluated + self.prior_shift.to(evaluated.device) if self.prior_shift is not None else evaluated
+
+    def deployed(self, logits: torch.Tensor) -> torch.Tensor:
+        """What ``predict`` and ``export`` output before the softmax: :meth:`adapted` of :meth:`forward`."""
+        return self.adapted(self.forward(logits))
 
 
 torch.serialization.add_safe_globals([InputSpec])  # checkpoints carry it and load with weights_only=True

@@ -13,6 +13,13 @@ from q_0 = p_model, alternate
 
 which increases the likelihood of the inputs under the mixture sum_y q(y) p(x | y) at each step
 and stops when the L1 change of q falls below ``tol``.
+
+The same EM recovers p_model itself from a labelled validation split whose class mix v is known
+(for recipes without a closed form, :mod:`lt_imbalance.model_prior`): EM run on its posteriors
+with the model's prior taken to be v converges to q = v * v / p_model (the mixture it fits,
+q(y) p_model(y) / v(y), must equal v), so
+
+    p_model ∝ v^2 / q.
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ from __future__ import annotations
 import torch
 
 from lt_imbalance.errors import BadValue
+
+#: what ``--prior`` accepts besides a file
+NAMED_PRIORS = ("train", "uniform")
 
 
 def _checked(probabilities: torch.Tensor, model_prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,3 +68,63 @@ def estimate_prior(
         if change < tol:
             return q, iteration
     return q, max_iterations
+
+
+def prior_from_validation(probabilities: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
+    """p_model of a model whose ``probabilities [N, C]`` on a labelled validation split are given
+    (module docstring); ``None`` when a class has no validation sample."""
+    counts = torch.bincount(targets, minlength=probabilities.shape[1]).double()
+    if (counts == 0).any():
+        return None
+    mix = counts / counts.sum()
+    q, _ = estimate_prior(probabilities, mix)
+    weights = mix * mix / q.clamp_min(1e-12)
+    return weights / weights.sum()
+
+
+def bootstrap_prior(probabilities: torch.Tensor, model_prior: torch.Tensor, repeats: int = 100, seed: int = 0) -> torch.Tensor:
+    """Standard error of :func:`estimate_prior` per class over ``repeats`` resamples of the inputs with replacement."""
+    p = probabilities.double()
+    generator = torch.Generator().manual_seed(seed)
+    draws = [estimate_prior(p[torch.randint(0, len(p), (len(p),), generator=generator)], model_prior, tol=1e-5)[0] for _ in range(repeats)]
+    return torch.stack(draws).std(0)
+
+
+def read_target_prior(spec: str, class_names: list[str], class_counts: list[int]) -> torch.Tensor:
+    """The prior ``--prior`` names: ``train`` (the training mix), ``uniform``, or a file of class names and
+    shares (``name,share`` per line, a header line allowed; shares are normalised). Errors say the form."""
+    from pathlib import Path
+
+    if spec == "train":
+        counts = torch.tensor(class_counts, dtype=torch.float64)
+        return counts / counts.sum()
+    if spec == "uniform":
+        return torch.full((len(class_names),), 1 / len(class_names), dtype=torch.float64)
+    path = Path(spec)
+    if not path.is_file():
+        raise BadValue(f"--prior {spec}: give train, uniform, or a file of 'class name,share' lines (no such file)")
+    shares: dict[str, float] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, _, value = line.rpartition(",")
+        try:
+            share = float(value)
+        except ValueError:
+            if number == 1 and not shares:
+                continue  # a header
+            raise BadValue(f"--prior {spec}, line {number}: write 'class name,share' (e.g. cat,0.25), got {line!r}") from None
+        if share < 0 or share != share:
+            raise BadValue(f"--prior {spec}, line {number}: a share must be 0 or more, got {value.strip()}")
+        shares[name.strip()] = share
+    unknown = sorted(set(shares) - set(class_names))
+    missing = [n for n in class_names if n not in shares]
+    if unknown or missing:
+        raise BadValue(
+            f"--prior {spec} must give a share for each of the model's {len(class_names)} classes and no others: "
+            + "; ".join(filter(None, [f"unknown {unknown[:5]}" if unknown else "", f"missing {missing[:5]}" if missing else ""]))
+        )
+    values = torch.tensor([shares[n] for n in class_names], dtype=torch.float64)
+    if values.sum() <= 0:
+        raise BadValue(f"--prior {spec}: the shares sum to 0; give at least one class a positive share")
+    return values / values.sum()

@@ -30,7 +30,9 @@ From the predicted probabilities (validation and test, :func:`probability_metric
   share a bin; the state is C x (2 x 1024 + 2) float64 numbers (16.4 KB per class) whatever the
   size of the evaluation set;
 - ``ece``: expected calibration error over 15 equal-width confidence bins,
-  sum_b (n_b / N) |accuracy_b - mean confidence_b| (Guo et al. 2017).
+  sum_b (n_b / N) |accuracy_b - mean confidence_b| (Guo et al. 2017);
+- ``nll``: mean negative log-likelihood of the true class, -(1/N) sum_i log p_i,y_i (nats; a
+  probability below 1e-12 counts as 1e-12).
 """
 
 from __future__ import annotations
@@ -261,14 +263,41 @@ def _absorb(histogram: torch.Tensor, other: torch.Tensor, bins: int) -> torch.Te
     return merged
 
 
+class MeanNLL(Metric):
+    """Mean negative log-likelihood of the true class (module docstring), from ``(probabilities [N, C], targets [N])``.
+
+    Examples:
+        >>> nll = MeanNLL()
+        >>> nll.update(torch.tensor([[0.5, 0.5], [0.25, 0.75]]), torch.tensor([0, 1]))
+        >>> round(nll.compute().item(), 4)  # (log 2 + log 4/3) / 2
+        0.4904
+    """
+
+    full_state_update = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, probabilities: torch.Tensor, targets: torch.Tensor) -> None:
+        p = probabilities.double().gather(1, targets.view(-1, 1)).clamp_min(1e-12)
+        self.total += -p.log().sum()
+        self.count += len(targets)
+
+    def compute(self) -> torch.Tensor:
+        return self.total / self.count
+
+
+def calibration_metrics(num_classes: int, auroc: bool = False) -> MetricCollection:
+    """15-bin ECE and the mean NLL (and the AUROC when ``auroc``), updated with ``(probabilities [N, C], targets [N])``."""
+    metrics = {"ece": MulticlassCalibrationError(num_classes, n_bins=15, norm="l1"), "nll": MeanNLL()}
+    return MetricCollection({"auroc": BinnedAUROC(num_classes), **metrics} if auroc else metrics)
+
+
 def probability_metrics(num_classes: int) -> MetricCollection:
-    """AUROC (one-vs-rest, macro) and 15-bin ECE, updated with ``(probabilities [N, C], targets [N])``."""
-    return MetricCollection(
-        {
-            "auroc": BinnedAUROC(num_classes),
-            "ece": MulticlassCalibrationError(num_classes, n_bins=15, norm="l1"),
-        }
-    )
+    """AUROC (one-vs-rest, macro), 15-bin ECE and NLL, updated with ``(probabilities [N, C], targets [N])``."""
+    return calibration_metrics(num_classes, auroc=True)
 
 
 def logit_margins(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,10 @@ with l the per-sample supervised loss (``loss``: cross-entropy with class-condit
 smoothing, Balanced Softmax, LDAM, focal, or any per-sample loss by ``class_path``;
 :mod:`lt_imbalance.losses`), w the class weights of ``reweighting`` (1 when off or before its
 start epoch: DRW), h the backbone, g the projection head and lambda = ``ssl.weight`` (Joint-SSL;
-off at 0). ``posthoc_adjust_tau`` adjusts evaluation logits by - tau * log prior.
+off at 0). ``posthoc_adjust_tau`` adjusts evaluation logits by - tau * log prior; when ``fit``
+ends they are divided by the temperature fitted on the validation split, and ``target_prior``
+re-weights deployed outputs to another class mix
+(:class:`~lt_imbalance.inputs.OutputAdjustment`, :mod:`lt_imbalance.calibration`).
 
 Built torchgeo-style from three hooks called by ``__init__``; a subclass overrides one of them
 (or one of the finer hooks they call) and keeps SAM-A, the label-smoothing schedule and every
@@ -37,6 +40,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from lt_imbalance.calibration import CALIBRATION_KEY, Calibration
 from lt_imbalance.contracts import DescribesInputs, provides
 from lt_imbalance.errors import BadValue, TrainingDiverged, UnsupportedCombination
 from lt_imbalance.inputs import InputSpec, OutputAdjustment
@@ -50,7 +54,7 @@ from lt_imbalance.losses import (
     class_weights,
     weighted_mean,
 )
-from lt_imbalance.metrics import EvaluationResult, probability_metrics
+from lt_imbalance.metrics import EvaluationResult, calibration_metrics, probability_metrics
 from lt_imbalance.models import ClassifierNetwork, build_backbone, build_head, feature_dim
 from lt_imbalance.models.compile import compile_backbone
 from lt_imbalance.models.heads import HeadName
@@ -179,6 +183,10 @@ class ImbalancedClassifier(pl.LightningModule):
         self.posthoc_adjust_tau, self.on_nonfinite_loss = posthoc_adjust_tau, on_nonfinite_loss
         self.compile_mode = "default" if compile is True else (compile or None)
         self.evaluations: dict[str, EvaluationResult] = {}
+        #: temperature and the prior the outputs assume (fitted when ``fit`` ends; kept in checkpoints)
+        self.calibration = Calibration()
+        #: q of a deployment to another class mix (``--prior``), or None
+        self.target_prior: torch.Tensor | None = None
         #: what prediction needs to know about the inputs (from the data module; kept in checkpoints)
         self.input_spec: InputSpec | None = None
         self.backbone_compiled = False
@@ -240,6 +248,9 @@ class ImbalancedClassifier(pl.LightningModule):
         """A confusion matrix per stage and the probability metrics (AUROC, ECE) of validation and test."""
         self.confusion = nn.ModuleDict({f"{s}_cm": MulticlassConfusionMatrix(self.num_classes) for s in STAGES})
         self.probability = nn.ModuleDict({f"{s}_prob": probability_metrics(self.num_classes) for s in ("val", "test")})
+        # once calibrated: ECE and NLL at T = 1 too, and the test predictions re-weighted to target_prior
+        self.uncalibrated = nn.ModuleDict({f"{s}_uncal": calibration_metrics(self.num_classes) for s in ("val", "test")})
+        self.adapted_confusion = MulticlassConfusionMatrix(self.num_classes)
 
     # ---- model ------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -276,9 +287,40 @@ class ImbalancedClassifier(pl.LightningModule):
         return weighted_mean(losses, targets, self.loss_weights if reweight else None)
 
     def evaluation_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        """Logits used for evaluation and prediction: z - tau * log prior (post-hoc logit adjustment,
-        :class:`~lt_imbalance.inputs.OutputAdjustment`, the piece ``predict`` and ``export`` apply too)."""
+        """Logits used for evaluation: (z - tau * log prior) / T (post-hoc logit adjustment and the
+        fitted temperature, :class:`~lt_imbalance.inputs.OutputAdjustment`, the piece ``predict`` and
+        ``export`` apply too)."""
         return self.output_adjustment(logits)
+
+    def deployed_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """What ``predict`` writes and ``export`` computes: the calibrated probabilities, re-weighted
+        to :attr:`target_prior` when one is set."""
+        return self.output_adjustment.deployed(logits).float().softmax(1)
+
+    # ---- calibration and the target prior -----------------------------------------------------------
+    def set_calibration(self, calibration: Calibration) -> None:
+        """Read outputs with ``calibration``'s temperature and prior from now on."""
+        self.calibration = calibration
+        self.output_adjustment.temperature = calibration.temperature
+        self.apply_target_prior()
+
+    def model_prior(self) -> torch.Tensor:
+        """p_model, the class prior the calibrated outputs assume (float64); refused when not recorded."""
+        if self.calibration.model_prior is None:
+            raise BadValue(
+                "this model records no class prior for its outputs, so it cannot be re-weighted to another: the prior is "
+                "recorded in last.ckpt when `lt-imbalance fit` ends; use that checkpoint (or retrain with this version)"
+            )
+        return torch.tensor(self.calibration.model_prior, dtype=torch.float64)
+
+    def apply_target_prior(self) -> None:
+        """Deploy for :attr:`target_prior` (None: as trained), dividing out the model's prior."""
+        if self.target_prior is None:
+            self.output_adjustment.set_target_prior(None, None)
+            return
+        if len(self.target_prior) != self.num_classes:
+            raise BadValue(f"the target prior has {len(self.target_prior)} classes; the model has {self.num_classes}")
+        self.output_adjustment.set_target_prior(self.model_prior(), self.target_prior)
 
     def forward_loss(self, batch: Any) -> dict[str, torch.Tensor]:
         """The training objective of ``batch`` at the current weights, without logging or metric updates:
@@ -331,6 +373,11 @@ class ImbalancedClassifier(pl.LightningModule):
         if stage != "train":
             logits = self.evaluation_logits(logits)
             self.probability[f"{stage}_prob"].update(logits.float().softmax(1), targets)
+            temperature = self.output_adjustment.temperature
+            if temperature != 1.0:
+                self.uncalibrated[f"{stage}_uncal"].update((logits.float() * temperature).softmax(1), targets)
+            if stage == "test" and self.output_adjustment.prior_shift is not None:
+                self.adapted_confusion.update(self.output_adjustment.adapted(logits).argmax(1), targets)
         self.confusion[f"{stage}_cm"].update(logits.argmax(1), targets)
         on_step = stage == "train"
         log = {"on_step": on_step, "on_epoch": True, "batch_size": len(targets), "sync_dist": not on_step}
@@ -368,8 +415,8 @@ class ImbalancedClassifier(pl.LightningModule):
         self.record("test", self.forward_loss(batch), batch[1])
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        """Class probabilities (after post-hoc logit adjustment, when set)."""
-        return self.evaluation_logits(self(batch[0])).float().softmax(1)
+        """Class probabilities (:meth:`deployed_probabilities`)."""
+        return self.deployed_probabilities(self(batch[0]))
 
     def _end_epoch(self, stage: str) -> None:
         confusion = self.confusion[f"{stage}_cm"].compute()
@@ -378,6 +425,15 @@ class ImbalancedClassifier(pl.LightningModule):
         if stage != "train":
             extra = {k: v.item() for k, v in self.probability[f"{stage}_prob"].compute().items()}
             self.probability[f"{stage}_prob"].reset()
+            if self.output_adjustment.temperature != 1.0:
+                extra.update({f"{k}_uncalibrated": v.item() for k, v in self.uncalibrated[f"{stage}_uncal"].compute().items()})
+                self.uncalibrated[f"{stage}_uncal"].reset()
+        if stage == "test" and self.output_adjustment.prior_shift is not None:
+            adapted = self.adapted_confusion.compute()
+            self.adapted_confusion.reset()
+            self.evaluations["test_adapted"] = EvaluationResult.from_confusion(
+                "test_adapted", self.current_epoch, adapted, self.class_counts
+            )
         result = EvaluationResult.from_confusion(stage, self.current_epoch, confusion, self.class_counts, extra)
         self.evaluations[stage] = result
         self.log_dict({f"{stage}/{k}": v for k, v in result.metrics.items() if k != "balanced_acc"})
@@ -400,22 +456,31 @@ class ImbalancedClassifier(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         self._record_inputs()
+        self.set_calibration(Calibration())  # training evaluates uncalibrated; fit's end calibrates afresh
 
     def on_test_start(self) -> None:
         self._record_inputs()
+        self.apply_target_prior()
+
+    def on_predict_start(self) -> None:
+        self.apply_target_prior()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.input_spec is not None:
             checkpoint[INPUTS_KEY] = self.input_spec
+        if self.calibration != Calibration():
+            checkpoint[CALIBRATION_KEY] = self.calibration.as_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.input_spec = InputSpec.read(checkpoint.get(INPUTS_KEY)) or self.input_spec
+        self.set_calibration(Calibration.read(checkpoint.get(CALIBRATION_KEY)) or Calibration())
 
     # ---- the run's defaults ---------------------------------------------------------------
     def configure_callbacks(self) -> list[pl.Callback]:
         """The run defaults, so that a run from Python (``Trainer().fit(model, datamodule=...)``) writes
         and resumes as the ``lt-imbalance`` command does: the results table, the per-class figures,
-        ``run_metadata.json``, the RNG state in checkpoints, and a resumable ``last.ckpt`` (also when
+        ``run_metadata.json``, the RNG state in checkpoints, the calibration when ``fit`` ends, the
+        target-prior table of ``test``, and a resumable ``last.ckpt`` (also when
         Ctrl-C or SIGTERM stops ``fit``), with the checkpoints in the run's folder whatever the logger.
 
         A callback of the same kind that the trainer already has is kept and nothing is added for it.
@@ -430,16 +495,27 @@ class ImbalancedClassifier(pl.LightningModule):
         from lightning.pytorch.callbacks import ModelCheckpoint
 
         from lt_imbalance.callbacks import (
+            CalibrateAfterFit,
             CheckpointOnInterrupt,
             CheckpointsInRunFolder,
             PerClassPlots,
             ResultsTable,
             RNGState,
             RunMetadata,
+            TargetPriorReport,
         )
 
         present = self.trainer.callbacks
-        run_callbacks = (ResultsTable(), PerClassPlots(), RunMetadata(), RNGState(), CheckpointOnInterrupt(), CheckpointsInRunFolder())
+        run_callbacks = (
+            CalibrateAfterFit(),  # before the results table, which prints its ECE and NLL
+            ResultsTable(),
+            TargetPriorReport(),
+            PerClassPlots(),
+            RunMetadata(),
+            RNGState(),
+            CheckpointOnInterrupt(),
+            CheckpointsInRunFolder(),
+        )
         added = [cb for cb in run_callbacks if not any(isinstance(c, type(cb)) for c in present)]
         checkpoints = [c for c in present if isinstance(c, ModelCheckpoint)]
         if not checkpoints or any(c.save_last for c in checkpoints):

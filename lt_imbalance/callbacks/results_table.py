@@ -34,14 +34,28 @@ SUMMARY_ROWS = (
     ("head_acc", "head half", "head"),
     ("tail_acc", "tail half", "tail"),
     ("auroc", "AUROC (one-vs-rest, macro)", None),
+    ("ece_uncalibrated", "ECE (15 bins), before temperature scaling", None),
     ("ece", "ECE (15 bins)", None),
+    ("nll_uncalibrated", "NLL, before temperature scaling", None),
+    ("nll", "NLL", None),
+    ("temperature", "temperature T (fitted on the validation split)", None),
     ("gap_acc", "train - val accuracy gap", None),
     ("gap_acc_few", "train - val accuracy gap, few-shot", "few"),
 )
 
 
+#: rows that are not percentages, and how they print
+NOT_PERCENT = {"nll": "{:.3f} nats", "nll_uncalibrated": "{:.3f} nats", "temperature": "{:.3f}"}
+
+
 def _pct(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{100 * value:.2f}"
+
+
+def _cell(key: str, value: float) -> str:
+    if key in NOT_PERCENT and value is not None and not math.isnan(value):
+        return NOT_PERCENT[key].format(value)
+    return _pct(value)
 
 
 def format_results_table(
@@ -63,7 +77,7 @@ def format_results_table(
     for key, label, group in SUMMARY_ROWS:
         if key in metrics:
             n = len(evaluated.intersection(groups[group] if group else range(len(per_class_acc))))
-            lines.append(f"| {label} | {_pct(metrics[key])} | {n} |")
+            lines.append(f"| {label} | {_cell(key, metrics[key])} | {n} |")
     missing = [names[c] for c in range(len(per_class_acc)) if c not in evaluated]
     if missing:
         shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")

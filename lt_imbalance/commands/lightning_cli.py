@@ -9,7 +9,10 @@
 - ``--resume true`` (or ``--ckpt_path last``) continues from the newest ``last.ckpt`` under
   ``trainer.default_root_dir``; ``--ckpt_path last`` with none there is refused (``--resume``
   starts afresh);
-- ``fit`` evaluates the final weights on the test set afterwards (``--test_after_fit false`` skips it);
+- ``fit`` evaluates the final weights on the test set afterwards (``--test_after_fit false`` skips it),
+  calibrated when fit ends (:class:`~lt_imbalance.callbacks.CalibrateAfterFit`);
+- ``--prior train|uniform|<file>`` (``test``, and the test after ``fit``) also scores the model
+  adapted to that class prior on the test set re-weighted to it (:class:`~lt_imbalance.callbacks.TargetPriorReport`);
 - ``fit`` and ``test`` first check that the run directory is writable and has free space;
 - a mistake in the command or the config (a bad value, a missing file, an unsupported
   combination) is printed as a short message with the fix (:mod:`lt_imbalance.user_errors`);
@@ -57,6 +60,7 @@ from lt_imbalance.data import (  # noqa: E402, F401  (imported so that configs c
     TabularLT,
     TinyImageNetLT,
 )
+from lt_imbalance.label_shift import read_target_prior  # noqa: E402
 from lt_imbalance.module import ImbalancedClassifier  # noqa: E402
 from lt_imbalance.rundir import check_run_directory, newest_last_checkpoint, next_free, run_directory  # noqa: E402
 
@@ -96,6 +100,24 @@ class LTImbalanceCLI(LightningCLI):
             "--resume", type=bool, default=False,
             help="continue from the newest last.ckpt under trainer.default_root_dir (ignored when ckpt_path is given)",
         )  # fmt: skip
+        parser.add_argument(
+            "--prior", type=str | None, default=None,
+            help="test: also score the model adapted to this class prior (train, uniform, or a file of 'class,share' lines) "
+            "on the test set re-weighted to it",
+        )  # fmt: skip
+
+    def set_target_prior(self) -> None:
+        """The model's ``target_prior`` from ``--prior`` (applied once a checkpoint is loaded)."""
+        spec = self.config[self.subcommand].get("prior")
+        if spec is None:
+            return
+        if spec == "estimate":
+            raise BadValue(
+                f"{self.subcommand} --prior takes train, uniform or a file of 'class,share' lines; estimate is for "
+                "`lt-imbalance predict --ckpt_path ... --input ... --prior estimate`"
+            )
+        data = self.datamodule
+        self.model.target_prior = read_target_prior(spec, list(data.class_names), list(data.class_counts)).float()
 
     def before_fit(self) -> None:
         if self.trainer.max_epochs == 0:
@@ -104,6 +126,7 @@ class LTImbalanceCLI(LightningCLI):
                 "more, or evaluate a trained checkpoint with `lt-imbalance test --ckpt_path ...`"
             )
         check_run_directory(self.trainer.default_root_dir)
+        self.set_target_prior()
         config = self.config_init[self.subcommand]
         root = self.trainer.default_root_dir
         if config.get("ckpt_path") == "last":  # Lightning looks only in this run's new folder, finds nothing and starts afresh
@@ -133,6 +156,7 @@ class LTImbalanceCLI(LightningCLI):
 
     def before_test(self) -> None:
         check_run_directory(self.trainer.default_root_dir)
+        self.set_target_prior()
         if not verbose():  # our results table gives the same numbers
             self.config_init[self.subcommand]["verbose"] = False
 

@@ -41,8 +41,36 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--num_workers", type=int, default=0, help="loader processes decoding images (default: %(default)s)")
     p.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
     p.add_argument("--accelerator", default="auto", help="cpu, gpu, ... (default: %(default)s)")
+    p.add_argument(
+        "--prior", default=None, metavar="train|uniform|FILE|estimate",
+        help="re-weight the calibrated probabilities to this class mix: the training mix, uniform, a file of "
+        "'class,share' lines, or the mix of the inputs estimated by EM (printed, and saved as <output>.prior.csv); "
+        "default: the model's own",
+    )  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output (kept otherwise)")
     return p
+
+
+def say_estimate(estimate: dict, class_names: list[str]) -> None:
+    """The estimated class mix with its standard errors (the 30 largest shares), or why none is used."""
+    if not estimate["used"]:
+        print(
+            f"predict: {estimate['inputs']} inputs are too few to estimate their class mix (at least {estimate['needed']}: "
+            "10 per class); the predictions keep the model's own prior",
+            file=sys.stderr,
+        )
+        return
+    prior, se = estimate["prior"].tolist(), estimate["se"].tolist()
+    order = sorted(range(len(prior)), key=lambda c: -prior[c])
+    lines = [
+        f"predict: class mix of the {estimate['inputs']} inputs, estimated by EM ({estimate['iterations']} iterations; "
+        f"standard error from 100 bootstrap resamples; the posteriors kept in memory: {estimate['memory_mib']:.2f} MiB):"
+    ]
+    lines += [f"  {class_names[c]:<20} {100 * prior[c]:6.2f}% ± {100 * se[c]:.2f}" for c in order[:30]]
+    if len(order) > 30:
+        lines.append(f"  ... {len(order) - 30} more classes")
+    lines.append(f"predict: all classes in {estimate['file']}; predictions written under this mix")
+    print("\n".join(lines), file=sys.stderr)
 
 
 def main(argv: list[str]) -> int:
@@ -50,11 +78,17 @@ def main(argv: list[str]) -> int:
     args = arguments.parse_args(argv)
     if args.top_k < 1 or args.batch_size < 1:
         arguments.error("--top_k and --batch_size must be at least 1")
-    if Path(args.output).exists() and not args.overwrite:
-        raise FileInTheWay(f"'{args.output}' exists; choose another --output, or pass --overwrite to replace it")
+    written = [Path(args.output)] + ([Path(args.output + ".prior.csv")] if args.prior == "estimate" else [])
+    taken = [str(p) for p in written if p.exists()]
+    if taken and not args.overwrite:
+        raise FileInTheWay(f"{', '.join(repr(p) for p in taken)} exists; choose another --output, or pass --overwrite to replace it")
     from lt_imbalance.inference.predict import predict  # torch and Lightning: only once the arguments are read
 
-    result = predict(args.ckpt_path, args.input, args.output, args.top_k, args.batch_size, args.num_workers, args.strict, args.accelerator)
+    result = predict(
+        args.ckpt_path, args.input, args.output, args.top_k, args.batch_size, args.num_workers, args.strict, args.accelerator, args.prior
+    )
+    if "estimate" in result:
+        say_estimate(result["estimate"], result["class_names"])
     rate = result["written"] / max(result["seconds"], 1e-9)
     print(f"predict: {result['written']} predictions written to {result['output']} ({rate:,.0f} per second)", file=sys.stderr)
     if result["skipped"]:

@@ -6,12 +6,16 @@ The exported graph maps raw inputs to class probabilities:
 
 - images: ``images`` float32 ``[batch, C, H, W]`` with pixel values 0..255 (decoded, resized and
   centre-cropped to the training size, channels as in training) -> ``(x / 255 - mean) / std`` ->
-  network -> post-hoc logit adjustment (when the model was trained with it) -> softmax;
+  network -> the model's output adjustment -> softmax;
 - tables: ``features`` float32 ``[batch, F]``, the encoded rows (see
-  :mod:`lt_imbalance.inference.tables`) -> network -> softmax.
+  :mod:`lt_imbalance.inference.tables`) -> network -> the output adjustment -> softmax.
 
-The batch size is dynamic. Beside the file, ``<out>.json`` names the classes in output order and
-describes the input. ONNX export needs the ``export`` extra (onnx, onnxscript; onnxruntime to run it).
+The output adjustment (:class:`~lt_imbalance.inputs.OutputAdjustment`) is the one ``test`` and
+``predict`` apply: post-hoc logit adjustment when trained with it, the temperature fitted when
+training ended, and with ``prior`` (train, uniform, or a file of class shares) the re-weighting
+to that class mix. The batch size is dynamic. Beside the file, ``<out>.json`` names the classes in
+output order, describes the input, and says whether the outputs are calibrated and which class
+prior they assume. ONNX export needs the ``export`` extra (onnx, onnxscript; onnxruntime to run it).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from lt_imbalance.console import verbose
 from lt_imbalance.errors import BadValue, FileInTheWay, UnsupportedCombination
 from lt_imbalance.inference.trained_model import load_trained
 from lt_imbalance.inputs import InputSpec, Preprocessor
+from lt_imbalance.label_shift import read_target_prior
 
 
 class ExportedClassifier(nn.Module):
@@ -42,14 +47,43 @@ class ExportedClassifier(nn.Module):
         self.preprocessor, self.network, self.adjustment = preprocessor, network, adjustment
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.adjustment(self.network(self.preprocessor(x))).softmax(dim=1)
+        return self.adjustment.deployed(self.network(self.preprocessor(x))).softmax(dim=1)
 
 
-def exportable(ckpt_path: str | Path) -> tuple[ExportedClassifier, InputSpec]:
-    """The checkpoint's model wrapped for export, and its input description."""
+def exportable(ckpt_path: str | Path, prior: str | None = None) -> tuple[ExportedClassifier, InputSpec, dict]:
+    """The checkpoint's model wrapped for export (re-weighted to ``prior`` when given), its input
+    description, and what its outputs are (calibrated? which class prior?)."""
     model, spec = load_trained(ckpt_path)
+    if prior == "estimate":
+        raise BadValue("export --prior estimate: an exported model has no inputs to estimate from; give train, uniform or a file")
+    if prior is not None:
+        model.target_prior = read_target_prior(prior, list(spec.class_names), list(spec.class_counts)).float()
+        model.apply_target_prior()
     wrapper = ExportedClassifier(Preprocessor(spec), model.net, model.output_adjustment).eval().requires_grad_(False)
-    return wrapper, spec  # inference only: the exported outputs track no gradients
+    return wrapper, spec, outputs_description(model, spec, prior)  # inference only: the exported outputs track no gradients
+
+
+def outputs_description(model, spec: InputSpec, prior: str | None) -> dict:
+    """The JSON's ``outputs`` entry: calibration and the class prior the probabilities assume."""
+    calibration = model.calibration
+
+    def shares(values) -> dict[str, float]:
+        return dict(zip(spec.class_names, [round(float(v), 6) for v in values]))
+
+    described = {
+        "calibrated": calibration.calibrated,
+        "temperature": calibration.temperature,
+        "calibration": f"temperature scaling on the {calibration.fitted_on}" if calibration.calibrated else calibration.not_calibrated,
+    }
+    if prior is not None:
+        described["prior"] = {"assumed": f"target prior ({prior}), baked in", "shares": shares(model.target_prior)}
+    elif calibration.model_prior is not None:
+        described["prior"] = {"assumed": f"the model's own: {calibration.prior_source}", "shares": shares(calibration.model_prior)}
+    else:
+        described["prior"] = {"assumed": "unknown (a checkpoint written before the prior was recorded)"}
+    if calibration.model_prior is not None:
+        described["model_prior"] = shares(calibration.model_prior)
+    return described
 
 
 #: file suffix -> export format
@@ -70,15 +104,16 @@ def export_format(fmt: str | None, out: Path) -> str:
     return fmt
 
 
-def export(ckpt_path: str | Path, fmt: str | None, out: str | Path, overwrite: bool = False) -> dict:
+def export(ckpt_path: str | Path, fmt: str | None, out: str | Path, overwrite: bool = False, prior: str | None = None) -> dict:
     """Write the exported model and its ``.json`` description; returns the description. The format
-    comes from ``fmt`` or ``out``'s suffix; an existing file is kept unless ``overwrite``."""
+    comes from ``fmt`` or ``out``'s suffix; an existing file is kept unless ``overwrite``; ``prior``
+    bakes a target class prior in (:func:`exportable`)."""
     out = Path(out)
     fmt = export_format(fmt, out)
     taken = [p for p in (out, out.with_name(out.name + ".json")) if p.exists()]
     if taken and not overwrite:
         raise FileInTheWay(f"{', '.join(map(str, taken))} exists; choose another --out, or pass --overwrite to replace it")
-    wrapper, spec = exportable(ckpt_path)
+    wrapper, spec, outputs = exportable(ckpt_path, prior)
     out.parent.mkdir(parents=True, exist_ok=True)
     images = spec.images
     name = "images" if images else "features"
@@ -107,7 +142,7 @@ def export(ckpt_path: str | Path, fmt: str | None, out: str | Path, overwrite: b
             "dtype": "float32",
             "range": "0..255 pixel values" if images else "encoded features",
         },
-        "output": {"name": "probabilities", "shape": ["batch", spec.num_classes]},
+        "output": {"name": "probabilities", "shape": ["batch", spec.num_classes], **outputs},
         "class_names": list(spec.class_names),
         "class_counts": list(spec.class_counts),
     }

@@ -13,7 +13,14 @@
 - an unreadable image is reported by path and skipped, with a count at the end (``--strict`` fails
   the run instead);
 - the CSV, written batch by batch by a Lightning prediction writer, has one row per input: the
-  input, the predicted class name and its probability, and the ``top_k`` classes with theirs.
+  input, the predicted class name and its probability, and the ``top_k`` classes with theirs;
+- the probabilities are calibrated (the temperature fitted when training ended) and, with
+  ``--prior train|uniform|<file>``, re-weighted to that class prior; with ``--prior estimate`` the
+  class mix of the inputs is estimated by EM (:mod:`lt_imbalance.label_shift`) from their
+  calibrated probabilities, kept in memory (N x C x 4 bytes, said), printed with a bootstrap
+  standard error and saved beside the CSV as ``<output>.prior.csv``, and the rows are written
+  re-weighted to it. With fewer than :data:`MIN_INPUTS_PER_CLASS` inputs per class the estimate
+  is too unstable to use: it is said, and the model's own prior is kept.
 """
 
 from __future__ import annotations
@@ -34,6 +41,13 @@ from lt_imbalance.data.files import IMAGE_SUFFIXES
 from lt_imbalance.errors import BadValue, MissingFile
 from lt_imbalance.inference.trained_model import load_trained
 from lt_imbalance.inputs import InputSpec, Preprocessor
+from lt_imbalance.label_shift import adapt_to_prior, bootstrap_prior, estimate_prior, read_target_prior
+
+#: fewest inputs per class for ``--prior estimate`` (below: the model's prior is kept); chosen from the
+#: estimate's error against the number of inputs on digits-LT and a table (README, "Deploying where the class mix differs")
+MIN_INPUTS_PER_CLASS = 10
+#: bootstrap resamples behind the estimate's standard error
+BOOTSTRAP_REPEATS = 100
 
 
 # ---- the inputs ------------------------------------------------------------------------------------------
@@ -102,12 +116,14 @@ class PredictionData(pl.LightningDataModule):
 
 
 class CsvPredictionWriter(BasePredictionWriter):
-    """Writes each batch's rows as they come (module docstring); counts what was skipped."""
+    """Writes each batch's rows as they come (module docstring); counts what was skipped. With
+    ``collect``, keeps the batches' probabilities instead (:meth:`write_rows` writes them later)."""
 
-    def __init__(self, output: Path, names: list[str], class_names: list[str], top_k: int):
+    def __init__(self, output: Path, names: list[str], class_names: list[str], top_k: int, collect: bool = False):
         super().__init__(write_interval="batch")
         self.output, self.names, self.class_names, self.top_k = output, names, class_names, min(top_k, len(class_names))
-        self.written, self.skipped = 0, []
+        self.written, self.skipped, self.collect = 0, [], collect
+        self.kept: list[tuple[torch.Tensor, torch.Tensor]] = []
         output.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(output, "w", newline="")
         self._csv = csv.writer(self._file)
@@ -121,12 +137,24 @@ class CsvPredictionWriter(BasePredictionWriter):
         self.skipped += [self.names[i] for i in skipped]
         if len(index) == 0:
             return
-        top = prediction.float().cpu().topk(self.top_k, dim=1)
+        if self.collect:
+            self.kept.append((index.cpu(), prediction.float().cpu()))
+        else:
+            self.write_rows(index, prediction)
+
+    def collected(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The kept ``(indices [N], probabilities [N, C])``."""
+        if not self.kept:
+            return torch.empty(0, dtype=torch.long), torch.empty(0, len(self.class_names))
+        return torch.cat([i for i, _ in self.kept]), torch.cat([p for _, p in self.kept])
+
+    def write_rows(self, index: torch.Tensor, probabilities: torch.Tensor) -> None:
+        top = probabilities.float().cpu().topk(self.top_k, dim=1)
         for row, i in enumerate(index.tolist()):
             classes = [self.class_names[c] for c in top.indices[row].tolist()]
-            probabilities = top.values[row].tolist()
-            cells = [self.names[i], classes[0], f"{probabilities[0]:.6f}"]
-            for name, p in zip(classes, probabilities):
+            values = top.values[row].tolist()
+            cells = [self.names[i], classes[0], f"{values[0]:.6f}"]
+            for name, p in zip(classes, values):
                 cells += [name, f"{p:.6f}"]
             self._csv.writerow(cells)
         self.written += len(index)
@@ -134,6 +162,29 @@ class CsvPredictionWriter(BasePredictionWriter):
 
     def close(self) -> None:
         self._file.close()
+
+
+def prior_path(output: str | Path) -> Path:
+    """Where ``--prior estimate`` saves the estimated class mix: beside the predictions."""
+    return Path(str(output) + ".prior.csv")
+
+
+def estimated_mix(probabilities: torch.Tensor, model_prior: torch.Tensor, class_names: list[str], output: Path) -> dict:
+    """EM's class mix of the inputs with bootstrap standard errors, saved to ``output``; ``used`` is
+    False (and the model's prior kept) below :data:`MIN_INPUTS_PER_CLASS` inputs per class."""
+    n, c = probabilities.shape
+    needed = MIN_INPUTS_PER_CLASS * c
+    memory = probabilities.numel() * 4 / 2**20
+    if n < needed:
+        return {"used": False, "prior": model_prior, "inputs": n, "needed": needed, "memory_mib": memory}
+    estimate, iterations = estimate_prior(probabilities, model_prior)
+    se = bootstrap_prior(probabilities, model_prior, BOOTSTRAP_REPEATS)
+    with open(output, "w", newline="") as file:
+        rows = csv.writer(file)
+        rows.writerow(["class", "share", "standard_error", "model_prior"])
+        for name, share, error, assumed in zip(class_names, estimate.tolist(), se.tolist(), model_prior.tolist()):
+            rows.writerow([name, f"{share:.6f}", f"{error:.6f}", f"{assumed:.6f}"])
+    return {"used": True, "prior": estimate, "se": se, "iterations": iterations, "inputs": n, "memory_mib": memory, "file": str(output)}
 
 
 # ---- the command ---------------------------------------------------------------------------------------------
@@ -146,9 +197,16 @@ def predict(
     num_workers: int = 0,
     strict: bool = False,
     accelerator: str = "auto",
+    prior: str | None = None,
 ) -> dict:
-    """Write the predictions CSV; returns counts and timing."""
+    """Write the predictions CSV (re-weighted to ``prior``: train, uniform, a file, or estimate);
+    returns counts, timing and, for ``estimate``, the estimate (:func:`estimated_mix`)."""
     model, spec = load_trained(ckpt_path)
+    estimate = prior == "estimate"
+    if prior is not None:
+        model.model_prior()  # refuses a checkpoint that records no prior, before any input is read
+        if not estimate:
+            model.target_prior = read_target_prior(prior, list(spec.class_names), list(spec.class_counts)).float()
     source = Path(input_path)
     if not source.exists():
         raise MissingFile(f"input '{source}' not found; give a folder of images, a text file of image paths, or a .csv / .parquet table")
@@ -159,17 +217,30 @@ def predict(
             raise BadValue(f"this checkpoint is a tabular model; give a .csv or .parquet table as --input, not '{source}'")
         paths = list_images(source)
         dataset, names = PredictionImages(paths, spec, strict), [str(p) for p in paths]
-    writer = CsvPredictionWriter(Path(output), names, list(spec.class_names), top_k)
+    writer = CsvPredictionWriter(Path(output), names, list(spec.class_names), top_k, collect=estimate)
     trainer = pl.Trainer(
         accelerator=accelerator, devices=1, logger=False, callbacks=[writer], enable_progress_bar=False, enable_model_summary=False
     )
     start = time.perf_counter()
+    result = {}
     try:
         trainer.predict(model, datamodule=PredictionData(dataset, spec, batch_size, num_workers), return_predictions=False)
+        if estimate:
+            index, probabilities = writer.collected()
+            model_prior = model.model_prior()
+            result["estimate"] = estimated_mix(probabilities, model_prior, list(spec.class_names), prior_path(output))
+            writer.write_rows(index, adapt_to_prior(probabilities, model_prior, result["estimate"]["prior"]))
     finally:
         writer.close()
     seconds = time.perf_counter() - start
-    return {"written": writer.written, "skipped": writer.skipped, "seconds": seconds, "output": str(output)}
+    return {
+        **result,
+        "class_names": list(spec.class_names),
+        "written": writer.written,
+        "skipped": writer.skipped,
+        "seconds": seconds,
+        "output": str(output),
+    }
 
 
 class TableRows(Dataset):

@@ -28,7 +28,7 @@ def test_onnx_equals_pytorch(digits_checkpoint, tmp_path, capfd):
     description = json.loads((tmp_path / "model.onnx.json").read_text())
     assert description["class_names"] == [str(d) for d in range(10)] and description["input"]["name"] == "images"
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    wrapper, spec = exportable(digits_checkpoint)
+    wrapper, spec, _ = exportable(digits_checkpoint)
     model, _ = load_trained(digits_checkpoint)
     from lt_imbalance.data import DigitsLT
 
@@ -52,7 +52,7 @@ def test_torchscript_equals_pytorch(digits_checkpoint, tmp_path):
         main(["export", "--ckpt_path", str(digits_checkpoint), "--format", "torchscript", "--out", str(out)])
     assert [w for w in caught if issubclass(w.category, FutureWarning)] == []  # the tracer's are hidden (--verbose shows them)
     loaded = torch.jit.load(str(out))
-    wrapper, _ = exportable(digits_checkpoint)
+    wrapper, _, _ = exportable(digits_checkpoint)
     x = _raw_images(5)
     with torch.no_grad():
         np.testing.assert_allclose(loaded(x).numpy(), wrapper(x).numpy(), atol=1e-5)

@@ -1,0 +1,69 @@
+"""The class prior a trained model's outputs assume, p_model(y), derived from its recipe.
+
+A classifier trained by cross-entropy on labels drawn with prior s(y) estimates the posterior
+under s. The recipe's parts that change the implied prior are all powers of the training counts
+n_c (prior pi_c = n_c / sum_k n_k):
+
+- the sampler: ``random`` draws labels with s ∝ n, ``square_root`` with s ∝ n^(1/2),
+  ``class_balanced`` with s ∝ n^0;
+- a logit-adjusted loss with tau_loss (Balanced Softmax: tau_loss = 1) trains softmax(z + tau_loss log pi)
+  to the posterior under s, so softmax(z) assumes s / pi^tau_loss;
+- post-hoc adjustment evaluates with z - tau_posthoc log pi, dividing by pi^tau_posthoc once more.
+
+Hence, exactly at the loss's optimum,
+
+    p_model(c) ∝ n_c ^ (a - tau_loss - tau_posthoc),   a = 1 (random), 1/2 (square root), 0 (balanced).
+
+Label smoothing, class re-weighting (and DRW), focal and LDAM losses, and losses of the user's
+own have no such closed form: :func:`recipe_prior` returns ``None`` for them, with the reason, and
+the prior is then estimated on the validation split
+(:func:`lt_imbalance.label_shift.prior_from_validation`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from lt_imbalance.losses import BalancedSoftmaxLoss, CrossEntropy, LogitAdjustedLoss
+from lt_imbalance.losses.class_counts import counts_tensor
+
+#: the exponent a of the label distribution each sampler draws, s ∝ n^a
+SAMPLER_POWER = {"random": 1.0, "square_root": 0.5, "class_balanced": 0.0}
+
+
+def prior_exponent(sampler: str, loss: nn.Module, posthoc_tau: float, reweighting: str) -> tuple[float | None, str]:
+    """The exponent e of p_model ∝ n^e for this recipe (module docstring), or ``None`` with the reason
+    the recipe has no closed form; the second value says what the recipe is, in words."""
+    if sampler not in SAMPLER_POWER:
+        return None, f"sampler {sampler!r} has no known label distribution"
+    if type(loss) not in (CrossEntropy, LogitAdjustedLoss, BalancedSoftmaxLoss):
+        return None, f"the {type(loss).__name__} loss has no closed-form prior"
+    if bool((loss.class_eps > 0).any()):
+        return None, "label smoothing changes the posterior"
+    if reweighting != "none":
+        return None, f"{reweighting} class re-weighting changes the posterior"
+    loss_tau = float(getattr(loss, "tau", 0.0))
+    exponent = SAMPLER_POWER[sampler] - loss_tau - float(posthoc_tau)
+    parts = [f"{sampler} sampler"]
+    if loss_tau:
+        parts.append("Balanced Softmax" if type(loss) is BalancedSoftmaxLoss else f"logit-adjusted loss tau {loss_tau:g}")
+    if posthoc_tau:
+        parts.append(f"post-hoc tau {posthoc_tau:g}")
+    return exponent, " + ".join(parts)
+
+
+def power_prior(class_counts: Sequence[int], exponent: float) -> torch.Tensor:
+    """``n^exponent`` normalised to sum 1 (float64).
+
+    Examples:
+        >>> power_prior([90, 10], 1.0).tolist()
+        [0.9, 0.1]
+        >>> power_prior([90, 10], 0.0).tolist()
+        [0.5, 0.5]
+    """
+    counts = counts_tensor(class_counts, "the model's prior")
+    weights = counts.pow(exponent)
+    return weights / weights.sum()
