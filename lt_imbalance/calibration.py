@@ -3,13 +3,22 @@
     p_T(y | x) = softmax(z(x) / T)_y,        T* = argmin_T  -(1/N) sum_i log p_T(y_i | x_i)
 
 fitted on held-out logits ``z`` (the validation split, after any post-hoc adjustment). With
-s = 1 / T the negative log-likelihood NLL(s) = mean_i [logsumexp(s z_i) - s z_i,y_i] is convex in
-s (a log-sum-exp of a linear map plus a linear term), and its derivative
+s = 1 / T the negative log-likelihood NLL(s) = mean_i [logsumexp(s z_i + o) - s z_i,y_i - o_y_i]
+is convex in s (a log-sum-exp of a linear map plus a linear term), and its derivative
 
     dNLL/ds = mean_i [ sum_c p_s(c | x_i) z_i,c  -  z_i,y_i ]
 
 increases with s, so T* is found by bisection on the sign of the derivative (over log s), to
 machine precision and deterministically; the argmax, and so accuracy, never changes.
+
+The offset o (0 in Guo et al.) is log v - log p_model: the validation split's class mix v need not
+be the prior p_model the outputs assume (a cross-entropy model assumes the long-tailed training
+mix; a balanced validation split has a uniform one). softmax(z / T) is meant to be the posterior
+under p_model, so on the validation split it is scored re-weighted to v, softmax(z / T + o)
+(:mod:`lt_imbalance.label_shift`); without o, T would also absorb the mismatch of the two priors
+(a balanced validation split flattens a cross-entropy model's outputs). When p_model has no
+closed form, T and p_model are fitted together (:func:`fit_calibration`): the NLL of
+softmax(s z + b) is jointly convex in (s, b), and at its minimum e^{b} ∝ v / p_model.
 """
 
 from __future__ import annotations
@@ -71,13 +80,14 @@ class Calibration:
 _LOG_S_RANGE = (-6.907755278982137, 6.907755278982137)
 
 
-def negative_log_likelihood(logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> float:
-    """Mean NLL of ``softmax(logits / temperature)`` at ``targets``."""
-    return torch.nn.functional.cross_entropy(logits.double() / temperature, targets).item()
+def negative_log_likelihood(logits: torch.Tensor, targets: torch.Tensor, temperature: float, offset: torch.Tensor | None = None) -> float:
+    """Mean NLL of ``softmax(logits / temperature + offset)`` at ``targets``."""
+    z = logits.double() / temperature + (offset.double() if offset is not None else 0.0)
+    return torch.nn.functional.cross_entropy(z, targets).item()
 
 
-def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, iterations: int = 80) -> float:
-    """The T that minimises the NLL of ``softmax(logits / T)`` on ``(logits [N, C], targets [N])``
+def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, offset: torch.Tensor | None = None, iterations: int = 80) -> float:
+    """The T that minimises the NLL of ``softmax(logits / T + offset)`` on ``(logits [N, C], targets [N])``
     (module docstring); clamped to [1 / 1000, 1000] (a perfectly separated set drives T to 0).
 
     Examples:
@@ -88,11 +98,12 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, iterations: int
     if logits.ndim != 2 or targets.shape != logits.shape[:1] or len(targets) == 0:
         raise BadValue(f"temperature scaling needs logits [N, C] and N targets, got {tuple(logits.shape)} and {tuple(targets.shape)}")
     z = logits.detach().double()
+    o = offset.double() if offset is not None else torch.zeros(z.shape[1], dtype=torch.float64)
     target_logit = z.gather(1, targets.view(-1, 1)).squeeze(1)
 
     def slope(log_s: float) -> float:
         s = torch.tensor(log_s, dtype=torch.float64).exp()
-        expected = ((s * z).softmax(1) * z).sum(1)
+        expected = ((s * z + o).softmax(1) * z).sum(1)
         return (expected - target_logit).mean().item()
 
     low, high = _LOG_S_RANGE
@@ -107,3 +118,35 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, iterations: int
         else:
             high = middle
     return float(torch.tensor(-(low + high) / 2, dtype=torch.float64).exp())
+
+
+def fit_calibration(logits: torch.Tensor, targets: torch.Tensor, model_prior: torch.Tensor | None) -> tuple[float, torch.Tensor | None]:
+    """``(T, p_model)`` on a labelled validation split (module docstring): T with the offset
+    log v - log ``model_prior`` when the prior is known; otherwise T and p_model together, as the
+    minimum of the NLL of softmax(s z + b) over (log s, b) by L-BFGS, with p_model ∝ v e^{-b}
+    (``None`` when a class has no validation sample: then T is Guo et al.'s, without an offset)."""
+    counts = torch.bincount(targets, minlength=logits.shape[1]).double()
+    log_mix = torch.log((counts / counts.sum()).clamp_min(1e-300))
+    if model_prior is not None:
+        prior = torch.as_tensor(model_prior, dtype=torch.float64)
+        prior = prior / prior.sum()
+        return fit_temperature(logits, targets, log_mix - torch.log(prior)), prior
+    if (counts == 0).any():
+        return fit_temperature(logits, targets), None
+    z = logits.detach().double()
+    start = -torch.log(torch.tensor([fit_temperature(z, targets)], dtype=torch.float64))
+    parameters = torch.cat([start, torch.zeros(z.shape[1], dtype=torch.float64)]).requires_grad_(True)  # log s, b
+    optimizer = torch.optim.LBFGS(
+        [parameters], max_iter=500, tolerance_grad=1e-10, tolerance_change=1e-14, history_size=20, line_search_fn="strong_wolfe"
+    )
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(parameters[0].clamp(*_LOG_S_RANGE).exp() * z + parameters[1:], targets)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    log_s, bias = parameters.detach()[0].clamp(*_LOG_S_RANGE), parameters.detach()[1:]
+    weights = torch.exp(log_mix - bias - (log_mix - bias).max())
+    return float(torch.exp(-log_s)), weights / weights.sum()

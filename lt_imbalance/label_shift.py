@@ -13,13 +13,6 @@ from q_0 = p_model, alternate
 
 which increases the likelihood of the inputs under the mixture sum_y q(y) p(x | y) at each step
 and stops when the L1 change of q falls below ``tol``.
-
-The same EM recovers p_model itself from a labelled validation split whose class mix v is known
-(for recipes without a closed form, :mod:`lt_imbalance.model_prior`): EM run on its posteriors
-with the model's prior taken to be v converges to q = v * v / p_model (the mixture it fits,
-q(y) p_model(y) / v(y), must equal v), so
-
-    p_model ∝ v^2 / q.
 """
 
 from __future__ import annotations
@@ -68,18 +61,6 @@ def estimate_prior(
         if change < tol:
             return q, iteration
     return q, max_iterations
-
-
-def prior_from_validation(probabilities: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
-    """p_model of a model whose ``probabilities [N, C]`` on a labelled validation split are given
-    (module docstring); ``None`` when a class has no validation sample."""
-    counts = torch.bincount(targets, minlength=probabilities.shape[1]).double()
-    if (counts == 0).any():
-        return None
-    mix = counts / counts.sum()
-    q, _ = estimate_prior(probabilities, mix)
-    weights = mix * mix / q.clamp_min(1e-12)
-    return weights / weights.sum()
 
 
 def bootstrap_prior(probabilities: torch.Tensor, model_prior: torch.Tensor, repeats: int = 100, seed: int = 0) -> torch.Tensor:

@@ -16,8 +16,8 @@ Hence, exactly at the loss's optimum,
 
 Label smoothing, class re-weighting (and DRW), focal and LDAM losses, and losses of the user's
 own have no such closed form: :func:`recipe_prior` returns ``None`` for them, with the reason, and
-the prior is then estimated on the validation split
-(:func:`lt_imbalance.label_shift.prior_from_validation`).
+the prior is then estimated on the validation split together with the temperature
+(:func:`lt_imbalance.calibration.fit_calibration`).
 """
 
 from __future__ import annotations

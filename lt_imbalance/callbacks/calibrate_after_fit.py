@@ -1,13 +1,12 @@
 """When ``fit`` ends: the temperature that calibrates the model, and the class prior its outputs assume.
 
-1. The evaluated logits z' = z - tau log pi (after any post-hoc adjustment) of the validation
-   split give T by temperature scaling (:func:`lt_imbalance.calibration.fit_temperature`).
-   Refused, with the reason, when the validation split is the test set (the test set would then
-   tune the outputs that it scores) or empty.
-2. p_model: from the recipe where that is exact (:mod:`lt_imbalance.model_prior`), otherwise
-   estimated from the calibrated validation probabilities
-   (:func:`lt_imbalance.label_shift.prior_from_validation`); without validation data, the nearest
-   exact recipe's prior, said to be approximate.
+1. p_model: from the recipe where that is exact (:mod:`lt_imbalance.model_prior`).
+2. The evaluated logits z' = z - tau log pi (after any post-hoc adjustment) of the validation
+   split give T by temperature scaling, scored under the validation split's own class mix
+   (:func:`lt_imbalance.calibration.fit_calibration`); for a recipe without a closed-form prior,
+   p_model is estimated with T. Refused, with the reason, when the validation split is the test
+   set (the test set would then tune the outputs that it scores) or empty; p_model is then the
+   recipe's, or the nearest exact recipe's, said to be approximate.
 3. The record (:class:`~lt_imbalance.calibration.Calibration`) goes to the module (so the ``test``
    after ``fit`` uses it), into the run's ``last.ckpt`` (the same file with one more entry, so it
    still resumes exactly as before) and into ``calibration.json`` in the run folder; the results
@@ -24,10 +23,9 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
-from lt_imbalance.calibration import CALIBRATION_KEY, Calibration, fit_temperature
+from lt_imbalance.calibration import CALIBRATION_KEY, Calibration, fit_calibration
 from lt_imbalance.callbacks.diagnostic_pass import evaluate
 from lt_imbalance.callbacks.run_files import WritesRunFiles, log_files
-from lt_imbalance.label_shift import prior_from_validation
 from lt_imbalance.metrics import calibration_metrics
 from lt_imbalance.model_prior import SAMPLER_POWER, power_prior, prior_exponent
 
@@ -38,20 +36,18 @@ def ece_and_nll(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, float]
     return {k: v.item() for k, v in metrics.compute().items()}
 
 
-def model_prior(pl_module: pl.LightningModule, sampler: str, probabilities: torch.Tensor | None, targets: torch.Tensor | None):
-    """``(p_model, how it was obtained)`` (module docstring, step 2)."""
-    counts = pl_module.class_counts
+def recipe_prior(pl_module: pl.LightningModule, sampler: str) -> tuple[torch.Tensor | None, str]:
+    """``(p_model or None, the recipe in words)`` (:mod:`lt_imbalance.model_prior`)."""
     exponent, recipe = prior_exponent(sampler, pl_module.criterion, pl_module.posthoc_adjust_tau, pl_module.reweighting.kind)
-    if exponent is not None:
-        return power_prior(counts, exponent), f"exact from the recipe ({recipe}): n_c^{exponent:g}"
-    if probabilities is not None:
-        estimated = prior_from_validation(probabilities, targets)
-        if estimated is not None:
-            return estimated, f"estimated on the validation split by EM ({recipe})"
+    if exponent is None:
+        return None, recipe
+    return power_prior(pl_module.class_counts, exponent), f"exact from the recipe ({recipe}): n_c^{exponent:g}"
+
+
+def nearest_prior(pl_module: pl.LightningModule, sampler: str, recipe: str) -> tuple[torch.Tensor, str]:
+    """The prior of the nearest exact recipe (what has no closed form left out), said to be approximate."""
     nearest = SAMPLER_POWER.get(sampler, 1.0) - float(getattr(pl_module.criterion, "tau", 0.0)) - pl_module.posthoc_adjust_tau
-    return power_prior(
-        counts, nearest
-    ), f"approximate: n_c^{nearest:g}, as if without what has no closed form ({recipe}), no validation data"
+    return power_prior(pl_module.class_counts, nearest), f"approximate: n_c^{nearest:g}, as if without what has no closed form ({recipe})"
 
 
 class CalibrateAfterFit(WritesRunFiles):
@@ -86,7 +82,7 @@ class CalibrateAfterFit(WritesRunFiles):
             self.save(trainer, calibration)
 
     def calibrate(self, pl_module: pl.LightningModule, data) -> Calibration:
-        sampler = getattr(data, "sampler", "random")
+        prior, source = recipe_prior(pl_module, getattr(data, "sampler", "random"))
         val_set = getattr(data, "val_set", None)
         if getattr(data, "validates_on_test", False):
             why = "the validation split is the test set (val_fraction: 0 without a validation split of its own)"
@@ -95,13 +91,19 @@ class CalibrateAfterFit(WritesRunFiles):
         else:
             why = None
         if why is not None:
-            prior, source = model_prior(pl_module, sampler, None, None)
-            return Calibration(model_prior=tuple(prior.tolist()), prior_source=source, not_calibrated=why)
+            if prior is None:
+                prior, source = nearest_prior(pl_module, getattr(data, "sampler", "random"), source)
+            return Calibration(
+                model_prior=tuple(prior.tolist()), prior_source=source + "; no validation data to estimate it", not_calibrated=why
+            )
         logits, targets = evaluate(pl_module, data, val_set)
         evaluated = pl_module.output_adjustment(logits)  # temperature 1 here (reset when fit started)
-        temperature = fit_temperature(evaluated, targets)
-        probabilities = (evaluated.double() / temperature).softmax(1)
-        prior, source = model_prior(pl_module, sampler, probabilities, targets)
+        temperature, fitted_prior = fit_calibration(evaluated, targets, prior)
+        if prior is None and fitted_prior is not None:
+            prior, source = fitted_prior, f"estimated on the validation split with the temperature ({source})"
+        elif prior is None:
+            prior, source = nearest_prior(pl_module, getattr(data, "sampler", "random"), source)
+            source += "; a class has no validation sample to estimate it"
         where = data.validation_source() if hasattr(data, "validation_source") else "validation split"
         return Calibration(
             temperature=temperature,

@@ -13,6 +13,7 @@
   calibrated when fit ends (:class:`~lt_imbalance.callbacks.CalibrateAfterFit`);
 - ``--prior train|uniform|<file>`` (``test``, and the test after ``fit``) also scores the model
   adapted to that class prior on the test set re-weighted to it (:class:`~lt_imbalance.callbacks.TargetPriorReport`);
+  ``predict`` with a config re-weights its outputs to it;
 - ``fit`` and ``test`` first check that the run directory is writable and has free space;
 - a mistake in the command or the config (a bad value, a missing file, an unsupported
   combination) is printed as a short message with the fix (:mod:`lt_imbalance.user_errors`);
@@ -102,8 +103,8 @@ class LTImbalanceCLI(LightningCLI):
         )  # fmt: skip
         parser.add_argument(
             "--prior", type=str | None, default=None,
-            help="test: also score the model adapted to this class prior (train, uniform, or a file of 'class,share' lines) "
-            "on the test set re-weighted to it",
+            help="test (and the test after fit): also score the model adapted to this class prior (train, uniform, or a "
+            "file of 'class,share' lines) on the test set re-weighted to it; predict: re-weight the outputs to it",
         )  # fmt: skip
 
     def set_target_prior(self) -> None:
@@ -153,6 +154,13 @@ class LTImbalanceCLI(LightningCLI):
         if path and path not in ("last", "best") and Path(path).is_file():
             data = instantiate_data({"data": config.data.as_dict()})
             check_fits(path, len(data.class_counts), data.input_shape, f"the data of this config ({type(data).__name__})")
+
+    def before_validate(self) -> None:
+        if self.config[self.subcommand].get("prior") is not None:
+            raise BadValue("--prior applies to test, predict and the test after fit; validate scores the model as trained")
+
+    def before_predict(self) -> None:
+        self.set_target_prior()
 
     def before_test(self) -> None:
         check_run_directory(self.trainer.default_root_dir)

@@ -1,0 +1,222 @@
+"""Calibration when fit ends and deployment to another class mix, through the commands: the
+temperature is the validation split's NLL minimum and lives in last.ckpt; a run validated on the
+test set is not calibrated; ``test --prior``, ``predict --prior`` and ``export --prior`` agree."""
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lt_imbalance.calibration import CALIBRATION_KEY, fit_temperature
+from lt_imbalance.cli import main
+from lt_imbalance.inference.trained_model import load_trained
+from lt_imbalance.label_shift import adapt_to_prior
+from lt_imbalance.metrics import reweighted_metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+BACKWARD = {"0": 1, "1": 1, "2": 1, "3": 2, "4": 2, "5": 3, "6": 4, "7": 6, "8": 8, "9": 12}
+
+
+def _training_data(**kwargs):
+    """The data module of the ``digits_checkpoint`` run (configs/digits_lt_erm.yaml)."""
+    from lt_imbalance.data import DigitsLT
+
+    data = DigitsLT(imbalance_ratio=10, val_fraction=0.2, batch_size=64, **kwargs)
+    data.setup("fit")
+    return data
+
+
+def _rows(path: Path) -> list[dict]:
+    return list(csv.DictReader(open(path)))
+
+
+def _full_probabilities(rows: list[dict]) -> np.ndarray:
+    """The [N, 10] probabilities of a predictions CSV written with --top_k 10."""
+    out = np.zeros((len(rows), 10))
+    for i, row in enumerate(rows):
+        for k in range(1, 11):
+            out[i, int(row[f"top{k}_class"])] = float(row[f"top{k}_probability"])
+    return out
+
+
+def _test_images(folder: Path) -> tuple[list[Path], torch.Tensor]:
+    """The test set's images as PNG files (lossless), and their labels."""
+    data = _training_data()
+    folder.mkdir()
+    paths, labels = [], []
+    for batch_x, batch_y in data.test_dataloader():
+        for image, label in zip(batch_x, batch_y):
+            paths.append(folder / f"{len(paths):03d}.png")
+            Image.fromarray(image[0].numpy()).save(paths[-1])
+            labels.append(int(label))
+    return paths, torch.tensor(labels)
+
+
+def test_fit_calibrates_on_the_validation_split_and_keeps_it_in_last_ckpt(digits_checkpoint):
+    stored = torch.load(digits_checkpoint, map_location="cpu", weights_only=True)
+    record = stored[CALIBRATION_KEY]
+    assert {"loops", "optimizer_states", "state_dict", "callbacks"} <= set(stored)  # still a resumable checkpoint
+    model, _ = load_trained(digits_checkpoint)
+    data = _training_data()
+    model.output_adjustment.temperature = 1.0
+    with torch.no_grad():
+        logits = torch.cat([model(data.on_after_batch_transfer(b, 0)[0]) for b in data.val_dataloader()])
+    targets = torch.cat([y for _, y in data.val_dataloader()])
+    counts = torch.tensor(data.class_counts, dtype=torch.float64)
+    mix = torch.bincount(targets, minlength=10).double() / len(targets)
+    offset = torch.log(mix) - torch.log(counts / counts.sum())  # scored under the validation split's own mix
+    assert record["temperature"] == pytest.approx(fit_temperature(logits, targets, offset), rel=1e-6)
+    assert record["fitted_on"] == f"held-out training split, {len(targets)} samples"
+    assert record["model_prior"] == pytest.approx((counts / counts.sum()).tolist())  # plain ERM: the training prior
+    assert "exact from the recipe" in record["prior_source"]
+    run = digits_checkpoint.parents[1]
+    assert json.loads((run / "calibration.json").read_text())["temperature"] == record["temperature"]
+    table = (run / "results_val.md").read_text()
+    assert "| ECE (15 bins), before temperature scaling |" in table and "| NLL | " in table and "nats" in table
+    assert "| ECE (15 bins), before temperature scaling |" in (run / "results_test.md").read_text()  # the test after fit: calibrated
+
+
+def test_a_run_validated_on_the_test_set_is_not_calibrated(tmp_path, capfd, caplog):
+    main(
+        [
+            "fit",
+            "--config",
+            str(ROOT / "configs/digits_lt_erm.yaml"),
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+        ]
+        + ["--data.init_args.val_fraction", "0", "--trainer.enable_progress_bar", "false", "--test_after_fit", "false"]
+    )
+    captured = capfd.readouterr()
+    said = captured.out + captured.err + caplog.text  # Lightning's info lines go to its logger
+    assert "calibration: not calibrated, because the validation split is the test set" in said
+    record = json.loads(next(tmp_path.rglob("calibration.json")).read_text())
+    assert record["temperature"] == 1.0 and record["fitted_on"] is None and len(record["model_prior"]) == 10
+
+
+def test_test_predict_and_export_agree_under_a_target_prior(digits_checkpoint, tmp_path):
+    prior_file = tmp_path / "backward.csv"
+    prior_file.write_text("class,share\n" + "".join(f"{k},{v}\n" for k, v in BACKWARD.items()))
+    paths, labels = _test_images(tmp_path / "images")
+    main(["predict", "--ckpt_path", str(digits_checkpoint), "--input", str(tmp_path / "images"), "--output", str(tmp_path / "plain.csv")]
+         + ["--top_k", "10"])  # fmt: skip
+    main(["predict", "--ckpt_path", str(digits_checkpoint), "--input", str(tmp_path / "images"), "--output", str(tmp_path / "q.csv")]
+         + ["--top_k", "10", "--prior", str(prior_file)])  # fmt: skip
+    plain, adapted = _full_probabilities(_rows(tmp_path / "plain.csv")), _full_probabilities(_rows(tmp_path / "q.csv"))
+    model, _ = load_trained(digits_checkpoint)
+    q = torch.tensor([BACKWARD[str(c)] for c in range(10)], dtype=torch.float64)
+    q = q / q.sum()
+    expected = adapt_to_prior(torch.from_numpy(plain), model.model_prior(), q).numpy()
+    np.testing.assert_allclose(adapted, expected, atol=2e-5)  # the CSV's 6 decimals
+
+    # test --prior: the adapted model's confusion matrix on the same images, re-weighted to q
+    run = tmp_path / "test_run"
+    main(["test", "--config", str(ROOT / "configs/digits_lt_erm.yaml"), "--ckpt_path", str(digits_checkpoint)]
+         + ["--prior", str(prior_file), "--trainer.default_root_dir", str(run), "--trainer.enable_progress_bar", "false"])  # fmt: skip
+    reported = json.loads(next(run.rglob("results_test_prior.json")).read_text())
+    order = {str(p): i for i, p in enumerate(paths)}
+    predicted = torch.tensor([int(r["prediction"]) for r in sorted(_rows(tmp_path / "q.csv"), key=lambda r: order[r["input"]])])
+    confusion = torch.zeros(10, 10).index_put_((labels, predicted), torch.ones(len(labels)), accumulate=True)
+    assert reported["adapted to the prior"] == pytest.approx(reweighted_metrics(confusion, q), abs=1e-6)  # q travels as float32
+    assert reported["target_prior"] == pytest.approx(q.tolist())
+    assert "| top-1 accuracy |" in next(run.rglob("results_test_prior.md")).read_text()
+
+    # export --prior: the same probabilities inside the ONNX graph
+    import onnxruntime
+
+    main(["export", "--ckpt_path", str(digits_checkpoint), "--out", str(tmp_path / "m.onnx"), "--prior", str(prior_file)])
+    description = json.loads((tmp_path / "m.onnx.json").read_text())["output"]
+    assert description["calibrated"] is True and description["prior"]["assumed"].startswith("target prior")
+    assert description["prior"]["shares"]["9"] == pytest.approx(q[9].item(), abs=1e-6)
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    pixels = np.stack([np.asarray(Image.open(p), dtype=np.float32)[None] for p in paths[:64]])
+    rows = {r["input"]: r for r in _rows(tmp_path / "q.csv")}
+    np.testing.assert_allclose(session.run(None, {"images": pixels})[0], _full_probabilities([rows[str(p)] for p in paths[:64]]), atol=1e-4)
+
+
+def test_predict_estimates_the_mix_of_its_inputs_or_says_they_are_too_few(digits_checkpoint, tmp_path, capfd):
+    paths, _ = _test_images(tmp_path / "images")
+    out = tmp_path / "p.csv"
+    main(["predict", "--ckpt_path", str(digits_checkpoint), "--input", str(tmp_path / "images"), "--output", str(tmp_path / "plain.csv")]
+         + ["--top_k", "10"])  # fmt: skip
+    main(["predict", "--ckpt_path", str(digits_checkpoint), "--input", str(tmp_path / "images"), "--output", str(out), "--top_k", "10"]
+         + ["--prior", "estimate"])  # fmt: skip
+    said = capfd.readouterr().err
+    assert f"class mix of the {len(paths)} inputs, estimated by EM" in said and "± " in said and f"all classes in {out}.prior.csv" in said
+    estimate = _rows(Path(str(out) + ".prior.csv"))
+    shares = torch.tensor([float(r["share"]) for r in estimate], dtype=torch.float64)
+    assert [r["class"] for r in estimate] == [str(c) for c in range(10)] and shares.sum().item() == pytest.approx(1, abs=1e-5)
+    model, _ = load_trained(digits_checkpoint)
+    plain = torch.from_numpy(_full_probabilities(_rows(tmp_path / "plain.csv")))
+    expected = adapt_to_prior(plain, model.model_prior(), shares).numpy()
+    np.testing.assert_allclose(_full_probabilities(_rows(out)), expected, atol=1e-4)  # written under the estimate
+
+    few = tmp_path / "few"
+    few.mkdir()
+    for p in paths[:30]:  # 30 inputs, 10 classes: fewer than 10 per class
+        shutil.copy(p, few / p.name)
+    main(
+        [
+            "predict",
+            "--ckpt_path",
+            str(digits_checkpoint),
+            "--input",
+            str(few),
+            "--output",
+            str(tmp_path / "few.csv"),
+            "--prior",
+            "estimate",
+        ]
+    )
+    assert "30 inputs are too few to estimate their class mix (at least 100" in capfd.readouterr().err
+    assert not Path(str(tmp_path / "few.csv") + ".prior.csv").exists()
+    plain_rows = {r["input"].split("/")[-1]: r["prediction"] for r in _rows(tmp_path / "plain.csv")}
+    assert all(plain_rows[r["input"].split("/")[-1]] == r["prediction"] for r in _rows(tmp_path / "few.csv"))  # the model's own prior
+
+
+def test_prior_mistakes_are_named(digits_checkpoint, tmp_path, capsys):
+    old = tmp_path / "old.ckpt"
+    stored = torch.load(digits_checkpoint, map_location="cpu", weights_only=True)
+    del stored[CALIBRATION_KEY]
+    torch.save(stored, old)  # as a checkpoint of an earlier version
+    cases = [
+        (["predict", "--ckpt_path", str(old), "--input", "x", "--prior", "uniform"], "records no class prior"),
+        (
+            ["export", "--ckpt_path", str(digits_checkpoint), "--out", str(tmp_path / "m.pt"), "--prior", "estimate"],
+            "no inputs to estimate",
+        ),
+        (
+            ["test", "--config", str(ROOT / "configs/digits_lt_erm.yaml"), "--ckpt_path", str(digits_checkpoint), "--prior", "estimate"]
+            + ["--trainer.default_root_dir", str(tmp_path / "r")],
+            "estimate is for `lt-imbalance predict",
+        ),  # fmt: skip
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_recipe_without_a_closed_form_prior_gets_it_estimated_with_the_temperature(tmp_path):
+    main(
+        [
+            "fit",
+            "--config",
+            str(ROOT / "configs/digits_lt_erm.yaml"),
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+        ]
+        + ["--model.init_args.loss", "focal", "--trainer.enable_progress_bar", "false", "--test_after_fit", "false"]
+    )
+    record = json.loads(next(tmp_path.rglob("calibration.json")).read_text())
+    assert record["prior_source"].startswith("estimated on the validation split with the temperature (the FocalLoss loss")
+    assert sum(record["model_prior"]) == pytest.approx(1.0) and min(record["model_prior"]) > 0 and record["fitted_on"]
