@@ -17,12 +17,13 @@ mix; a balanced validation split has a uniform one). softmax(z / T) is meant to 
 under p_model, so on the validation split it is scored re-weighted to v, softmax(z / T + o)
 (:mod:`lt_imbalance.label_shift`); without o, T would also absorb the mismatch of the two priors
 (a balanced validation split flattens a cross-entropy model's outputs). When p_model has no
-closed form, T and p_model are fitted together (:func:`fit_calibration`): the NLL of
-softmax(s z + b) is jointly convex in (s, b), and at its minimum e^{b} ∝ v / p_model.
+closed form, T and p_model are fitted together on the validation labels, with the offsets
+shrunk towards the nearest exact recipe's (:func:`fit_calibration`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -120,11 +121,21 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, offset: torch.T
     return float(torch.tensor(-(low + high) / 2, dtype=torch.float64).exp())
 
 
-def fit_calibration(logits: torch.Tensor, targets: torch.Tensor, model_prior: torch.Tensor | None) -> tuple[float, torch.Tensor | None]:
-    """``(T, p_model)`` on a labelled validation split (module docstring): T with the offset
-    log v - log ``model_prior`` when the prior is known; otherwise T and p_model together, as the
-    minimum of the NLL of softmax(s z + b) over (log s, b) by L-BFGS, with p_model ∝ v e^{-b}
-    (``None`` when a class has no validation sample: then T is Guo et al.'s, without an offset)."""
+#: standard deviation (nats) of the Gaussian prior on each class offset b_c around the recipe's guess
+OFFSET_PRIOR_STD = 1.0
+
+
+def fit_calibration(
+    logits: torch.Tensor, targets: torch.Tensor, model_prior: torch.Tensor | None, prior_guess: torch.Tensor | None = None
+) -> tuple[float, torch.Tensor | None]:
+    """``(T, p_model)`` on a labelled validation split (module docstring). With ``model_prior``
+    known, T minimises the NLL of softmax(z / T + log v - log p_model). Without it, T and the
+    offsets b (e^{b} ∝ v / p_model) maximise the likelihood of the validation labels under
+    softmax(z / T + b) times a Gaussian prior on each b_c (standard deviation
+    :data:`OFFSET_PRIOR_STD` nats) around the offsets of ``prior_guess`` (the nearest exact recipe's
+    prior; uniform when not given); by L-BFGS over (log 1/T, b). Unpenalised, a few offsets could
+    separate a small validation split and drive T to 0; with much validation data the labels decide.
+    ``p_model`` is ``None`` when a class has no validation sample (T is then Guo et al.'s)."""
     counts = torch.bincount(targets, minlength=logits.shape[1]).double()
     log_mix = torch.log((counts / counts.sum()).clamp_min(1e-300))
     if model_prior is not None:
@@ -134,19 +145,29 @@ def fit_calibration(logits: torch.Tensor, targets: torch.Tensor, model_prior: to
     if (counts == 0).any():
         return fit_temperature(logits, targets), None
     z = logits.detach().double()
-    start = -torch.log(torch.tensor([fit_temperature(z, targets)], dtype=torch.float64))
-    parameters = torch.cat([start, torch.zeros(z.shape[1], dtype=torch.float64)]).requires_grad_(True)  # log s, b
+    guess = torch.ones(z.shape[1], dtype=torch.float64) if prior_guess is None else torch.as_tensor(prior_guess, dtype=torch.float64)
+    centre = log_mix - torch.log(guess / guess.sum())
+    start = -torch.log(torch.tensor([fit_temperature(z, targets, centre)], dtype=torch.float64))
+    parameters = torch.cat([start, centre]).requires_grad_(True)  # log s, b
+    weight = 1.0 / (2 * OFFSET_PRIOR_STD**2 * len(targets))
     optimizer = torch.optim.LBFGS(
         [parameters], max_iter=500, tolerance_grad=1e-10, tolerance_change=1e-14, history_size=20, line_search_fn="strong_wolfe"
     )
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(parameters[0].clamp(*_LOG_S_RANGE).exp() * z + parameters[1:], targets)
+        log_s, bias = parameters[0].clamp(*_LOG_S_RANGE), parameters[1:]
+        loss = torch.nn.functional.cross_entropy(log_s.exp() * z + bias, targets) + weight * (bias - centre).pow(2).sum()
         loss.backward()
         return loss
 
     optimizer.step(closure)
     log_s, bias = parameters.detach()[0].clamp(*_LOG_S_RANGE), parameters.detach()[1:]
-    weights = torch.exp(log_mix - bias - (log_mix - bias).max())
+    log_weights = log_mix - bias
+    weights = torch.exp(log_weights - log_weights.max())
     return float(torch.exp(-log_s)), weights / weights.sum()
+
+
+def at_the_sharpest(temperature: float) -> bool:
+    """Whether a fitted T is the lower bound: the split is separated (no error to calibrate on)."""
+    return temperature <= math.exp(-_LOG_S_RANGE[1]) * (1 + 1e-6)

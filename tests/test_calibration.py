@@ -200,8 +200,22 @@ def test_the_temperature_and_an_unknown_prior_are_fitted_together():
     from lt_imbalance.calibration import fit_calibration
 
     logits, labels = _scaled_posterior_logits([0.6, 0.3, 0.1], [0.2, 0.3, 0.5], temperature=0.5, seed=1)
-    temperature, prior = fit_calibration(logits, labels, None)
+    temperature, prior = fit_calibration(logits, labels, None)  # 40,000 labels outweigh the guess (uniform)
     assert temperature == pytest.approx(0.5, rel=0.03)
     assert (prior - torch.tensor([0.6, 0.3, 0.1], dtype=torch.float64)).abs().sum() < 0.04
     temperature, prior = fit_calibration(logits, labels.clamp(max=1), None)  # class 2 without validation samples
     assert prior is None and temperature == pytest.approx(fit_temperature(logits, labels.clamp(max=1)))
+
+
+def test_a_small_validation_split_keeps_the_guess_and_a_finite_temperature():
+    """Twelve samples, one wrong: free offsets would separate them (T -> 0); shrunk to the guess they cannot."""
+    from lt_imbalance.calibration import at_the_sharpest, fit_calibration
+
+    logits = 3.0 * torch.eye(3).repeat(4, 1)
+    labels = torch.tensor([0, 1, 2] * 4)
+    labels[0] = 1  # one error
+    guess = torch.tensor([0.5, 0.3, 0.2])
+    temperature, prior = fit_calibration(logits, labels, None, guess)
+    assert 0.1 < temperature < 10 and (prior - guess.double()).abs().sum() < 0.5
+    separated = fit_calibration(3.0 * torch.eye(3), torch.tensor([0, 1, 2]), None)[0]
+    assert at_the_sharpest(separated) and not at_the_sharpest(temperature)  # every sample right: T at its bound

@@ -4,8 +4,9 @@
 2. The evaluated logits z' = z - tau log pi (after any post-hoc adjustment) of the validation
    split give T by temperature scaling, scored under the validation split's own class mix
    (:func:`lt_imbalance.calibration.fit_calibration`); for a recipe without a closed-form prior,
-   p_model is estimated with T. Refused, with the reason, when the validation split is the test
-   set (the test set would then tune the outputs that it scores) or empty; p_model is then the
+   p_model is estimated with T, shrunk towards the nearest exact recipe's. Refused, with the
+   reason, when the validation split is the test set (the test set would then tune the outputs
+   that it scores), empty, or classified without an error (T would go to 0); p_model is then the
    recipe's, or the nearest exact recipe's, said to be approximate.
 3. The record (:class:`~lt_imbalance.calibration.Calibration`) goes to the module (so the ``test``
    after ``fit`` uses it), into the run's ``last.ckpt`` (the same file with one more entry, so it
@@ -23,7 +24,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
-from lt_imbalance.calibration import CALIBRATION_KEY, Calibration, fit_calibration
+from lt_imbalance.calibration import CALIBRATION_KEY, Calibration, at_the_sharpest, fit_calibration
 from lt_imbalance.callbacks.diagnostic_pass import evaluate
 from lt_imbalance.callbacks.run_files import WritesRunFiles, log_files
 from lt_imbalance.metrics import calibration_metrics
@@ -82,7 +83,8 @@ class CalibrateAfterFit(WritesRunFiles):
             self.save(trainer, calibration)
 
     def calibrate(self, pl_module: pl.LightningModule, data) -> Calibration:
-        prior, source = recipe_prior(pl_module, getattr(data, "sampler", "random"))
+        sampler = getattr(data, "sampler", "random")
+        prior, source = recipe_prior(pl_module, sampler)
         val_set = getattr(data, "val_set", None)
         if getattr(data, "validates_on_test", False):
             why = "the validation split is the test set (val_fraction: 0 without a validation split of its own)"
@@ -92,18 +94,22 @@ class CalibrateAfterFit(WritesRunFiles):
             why = None
         if why is not None:
             if prior is None:
-                prior, source = nearest_prior(pl_module, getattr(data, "sampler", "random"), source)
+                prior, source = nearest_prior(pl_module, sampler, source)
             return Calibration(
                 model_prior=tuple(prior.tolist()), prior_source=source + "; no validation data to estimate it", not_calibrated=why
             )
         logits, targets = evaluate(pl_module, data, val_set)
         evaluated = pl_module.output_adjustment(logits)  # temperature 1 here (reset when fit started)
-        temperature, fitted_prior = fit_calibration(evaluated, targets, prior)
+        guess = None if prior is not None else nearest_prior(pl_module, sampler, source)
+        temperature, fitted_prior = fit_calibration(evaluated, targets, prior, guess[0] if guess else None)
+        if at_the_sharpest(temperature):
+            why = f"the {len(targets)} validation samples are all classified right, so there is no error to fit T on (it would go to 0)"
+            prior, source = (prior, source) if prior is not None else guess
+            return Calibration(model_prior=tuple(prior.tolist()), prior_source=source, not_calibrated=why)
         if prior is None and fitted_prior is not None:
             prior, source = fitted_prior, f"estimated on the validation split with the temperature ({source})"
         elif prior is None:
-            prior, source = nearest_prior(pl_module, getattr(data, "sampler", "random"), source)
-            source += "; a class has no validation sample to estimate it"
+            prior, source = guess[0], guess[1] + "; a class has no validation sample to estimate it"
         where = data.validation_source() if hasattr(data, "validation_source") else "validation split"
         return Calibration(
             temperature=temperature,

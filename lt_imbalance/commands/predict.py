@@ -56,7 +56,7 @@ def say_estimate(estimate: dict, class_names: list[str]) -> None:
     if not estimate["used"]:
         print(
             f"predict: {estimate['inputs']} inputs are too few to estimate their class mix (at least {estimate['needed']}: "
-            "10 per class); the predictions keep the model's own prior",
+            f"{estimate['per_class']} per class); the predictions keep the model's own prior",
             file=sys.stderr,
         )
         return
@@ -64,7 +64,7 @@ def say_estimate(estimate: dict, class_names: list[str]) -> None:
     order = sorted(range(len(prior)), key=lambda c: -prior[c])
     lines = [
         f"predict: class mix of the {estimate['inputs']} inputs, estimated by EM ({estimate['iterations']} iterations; "
-        f"standard error from 100 bootstrap resamples; the posteriors kept in memory: {estimate['memory_mib']:.2f} MiB):"
+        f"standard error from {estimate['repeats']} bootstrap resamples; the posteriors kept in memory: {estimate['memory_mib']:.2f} MiB):"
     ]
     lines += [f"  {class_names[c]:<20} {100 * prior[c]:6.2f}% ± {100 * se[c]:.2f}" for c in order[:30]]
     if len(order) > 30:

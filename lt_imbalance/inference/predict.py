@@ -43,9 +43,10 @@ from lt_imbalance.inference.trained_model import load_trained
 from lt_imbalance.inputs import InputSpec, Preprocessor
 from lt_imbalance.label_shift import adapt_to_prior, bootstrap_prior, estimate_prior, read_target_prior
 
-#: fewest inputs per class for ``--prior estimate`` (below: the model's prior is kept); chosen from the
-#: estimate's error against the number of inputs on digits-LT and a table (README, "Deploying where the class mix differs")
-MIN_INPUTS_PER_CLASS = 10
+#: fewest inputs per class for ``--prior estimate`` (below: the model's prior is kept); from the estimate's error
+#: and the accuracy under it against the number of inputs, on digits-LT and a table (README, "Deploying where the
+#: class mix differs"): at 1 per class the error to the inputs' own mix is largest and one model lost accuracy
+MIN_INPUTS_PER_CLASS = 2
 #: bootstrap resamples behind the estimate's standard error
 BOOTSTRAP_REPEATS = 100
 
@@ -176,7 +177,7 @@ def estimated_mix(probabilities: torch.Tensor, model_prior: torch.Tensor, class_
     needed = MIN_INPUTS_PER_CLASS * c
     memory = probabilities.numel() * 4 / 2**20
     if n < needed:
-        return {"used": False, "prior": model_prior, "inputs": n, "needed": needed, "memory_mib": memory}
+        return {"used": False, "prior": model_prior, "inputs": n, "needed": needed, "per_class": MIN_INPUTS_PER_CLASS, "memory_mib": memory}
     estimate, iterations = estimate_prior(probabilities, model_prior)
     se = bootstrap_prior(probabilities, model_prior, BOOTSTRAP_REPEATS)
     with open(output, "w", newline="") as file:
@@ -184,7 +185,16 @@ def estimated_mix(probabilities: torch.Tensor, model_prior: torch.Tensor, class_
         rows.writerow(["class", "share", "standard_error", "model_prior"])
         for name, share, error, assumed in zip(class_names, estimate.tolist(), se.tolist(), model_prior.tolist()):
             rows.writerow([name, f"{share:.6f}", f"{error:.6f}", f"{assumed:.6f}"])
-    return {"used": True, "prior": estimate, "se": se, "iterations": iterations, "inputs": n, "memory_mib": memory, "file": str(output)}
+    return {
+        "used": True,
+        "prior": estimate,
+        "se": se,
+        "iterations": iterations,
+        "repeats": BOOTSTRAP_REPEATS,
+        "inputs": n,
+        "memory_mib": memory,
+        "file": str(output),
+    }
 
 
 # ---- the command ---------------------------------------------------------------------------------------------
