@@ -302,7 +302,10 @@ class ImbalancedClassifier(pl.LightningModule):
         """Read outputs with ``calibration``'s temperature and prior from now on."""
         self.calibration = calibration
         self.output_adjustment.temperature = calibration.temperature
-        self.apply_target_prior()
+        if calibration.model_prior is not None:
+            self.apply_target_prior()
+        else:  # not yet known (fit calibrates when it ends); test and predict refuse a target prior without it
+            self.output_adjustment.set_target_prior(None, None)
 
     def model_prior(self) -> torch.Tensor:
         """p_model, the class prior the calibrated outputs assume (float64); refused when not recorded."""

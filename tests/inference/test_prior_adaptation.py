@@ -215,8 +215,10 @@ def test_a_recipe_without_a_closed_form_prior_gets_it_estimated_with_the_tempera
             "--trainer.default_root_dir",
             str(tmp_path),
         ]
-        + ["--model.init_args.loss", "focal", "--trainer.enable_progress_bar", "false", "--test_after_fit", "false"]
+        + ["--model.init_args.loss", "focal", "--trainer.enable_progress_bar", "false", "--prior", "uniform"]
     )
     record = json.loads(next(tmp_path.rglob("calibration.json")).read_text())
     assert record["prior_source"].startswith("estimated on the validation split with the temperature (the FocalLoss loss")
     assert sum(record["model_prior"]) == pytest.approx(1.0) and min(record["model_prior"]) > 0 and record["fitted_on"]
+    reported = json.loads(next(tmp_path.rglob("results_test_prior.json")).read_text())  # fit --prior: the test after fit adapts
+    assert reported["model_prior"] == pytest.approx(record["model_prior"]) and reported["target_prior"] == pytest.approx([0.1] * 10)

@@ -4,7 +4,7 @@ Blocks are the README's ```bash fences (also those indented inside lists). A blo
 a developer machine lacks carries a marker on the line before it, ``<!-- readme: not run: <why> -->``
 (a GPU, a dataset download, a cluster, a database server); every other block runs, in order, with
 ``bash -e`` in one scratch folder that holds the repository's ``configs/`` and ``scripts/`` and the
-inputs the README asks the reader to bring (``my_images/``, ``my.yaml``), as a user following the
+inputs the README asks the reader to bring (``my_images/``, ``my.yaml``, ``my_prior.csv``), as a user following the
 README would. Training is shortened by an ``lt-imbalance`` on the PATH that adds overrides to the
 real command (``fit``: one epoch of two batches; ``tune``: two trials of two epochs and one seed;
 ``sweep``: one seed, one epoch); nothing else is changed.
@@ -65,6 +65,8 @@ def _scratch(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     (work / "my_images").mkdir()
     for i in range(6):  # the README's "my_images/": a few images to predict
         Image.fromarray((digits.images[i] * 16).clip(0, 255).astype("uint8"), mode="L").save(work / "my_images" / f"{i}.png")
+    shares = [0.3, 0.2, 0.15, 0.1, 0.08, 0.06, 0.05, 0.03, 0.01, 0.02]  # the README's "my_prior.csv": a mix of one's own
+    (work / "my_prior.csv").write_text("".join(f"{digit},{share}\n" for digit, share in enumerate(shares)))
     shim = tmp_path / "bin"
     shim.mkdir()
     (shim / "lt-imbalance").write_text(SHIM.format(python=sys.executable))
@@ -105,4 +107,10 @@ def test_the_readme_blocks_run_as_written(tmp_path):
         "predictions.csv",
         "model.onnx",
         "model.onnx.json",
+        "my_prior.csv",
+        "predictions_here.csv",
+        "predictions_est.csv",
+        "predictions_est.csv.prior.csv",
+        "model_clinic.onnx",
+        "model_clinic.onnx.json",
     }, left_over
