@@ -98,7 +98,7 @@ class CalibrateAfterFit(WritesRunFiles):
             return Calibration(
                 model_prior=tuple(prior.tolist()), prior_source=source + "; no validation data to estimate it", not_calibrated=why
             )
-        logits, targets = evaluate(pl_module, data, val_set)
+        logits, targets = evaluate(pl_module, data, data.val_dataloader())  # in order, with the data module's workers
         evaluated = pl_module.output_adjustment(logits)  # temperature 1 here (reset when fit started)
         guess = None if prior is not None else nearest_prior(pl_module, sampler, source)
         temperature, fitted_prior = fit_calibration(evaluated, targets, prior, guess[0] if guess else None)

@@ -14,14 +14,16 @@ from lt_imbalance.errors import BrokenContract
 
 @torch.no_grad()
 def evaluate(
-    pl_module: pl.LightningModule, data: DiagnosableData, dataset: Dataset, batch_size: int = 256
+    pl_module: pl.LightningModule, data: DiagnosableData, dataset: Dataset | DataLoader, batch_size: int = 256
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(logits, targets)`` of ``dataset`` in eval mode, batches turned into inputs by the data module."""
+    """``(logits, targets)`` of ``dataset`` (or of the batches of a loader, e.g. the data module's
+    validation loader with its workers) in eval mode, batches turned into inputs by the data module."""
     was_training = pl_module.training
     pl_module.eval()
     logits, targets = [], []
+    loader = dataset if isinstance(dataset, DataLoader) else DataLoader(dataset, batch_size=batch_size, shuffle=False)
     try:
-        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        for batch in loader:
             batch = data.on_after_batch_transfer(tuple(t.to(pl_module.device) for t in batch), 0)
             logits.append(pl_module(batch[0]).float().cpu())
             targets.append(batch[1].cpu())
