@@ -26,6 +26,9 @@ PURE = (
     "lt_imbalance.data.loading_mode",
     "lt_imbalance.errors",
     "lt_imbalance.inputs",
+    "lt_imbalance.calibration",
+    "lt_imbalance.label_shift",
+    "lt_imbalance.model_prior",
     "lt_imbalance.cli",
     "lt_imbalance.commands",
 )

@@ -31,6 +31,12 @@ def _training_data(**kwargs):
     return data
 
 
+def _fit_one_epoch(root: Path, *overrides: str) -> None:
+    """``lt-imbalance fit`` of the digits ERM config for one epoch into ``root``, with ``overrides``."""
+    config = ["--config", str(ROOT / "configs/digits_lt_erm.yaml"), "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(root)]
+    main(["fit", *config, "--trainer.enable_progress_bar", "false", *overrides])
+
+
 def _rows(path: Path) -> list[dict]:
     return list(csv.DictReader(open(path)))
 
@@ -82,18 +88,7 @@ def test_fit_calibrates_on_the_validation_split_and_keeps_it_in_last_ckpt(digits
 
 
 def test_a_run_validated_on_the_test_set_is_not_calibrated(tmp_path, capfd, caplog):
-    main(
-        [
-            "fit",
-            "--config",
-            str(ROOT / "configs/digits_lt_erm.yaml"),
-            "--trainer.max_epochs",
-            "1",
-            "--trainer.default_root_dir",
-            str(tmp_path),
-        ]
-        + ["--data.init_args.val_fraction", "0", "--trainer.enable_progress_bar", "false", "--test_after_fit", "false"]
-    )
+    _fit_one_epoch(tmp_path, "--data.init_args.val_fraction", "0", "--test_after_fit", "false")
     captured = capfd.readouterr()
     said = captured.out + captured.err + caplog.text  # Lightning's info lines go to its logger
     assert "calibration: not calibrated, because the validation split is the test set" in said
@@ -205,18 +200,7 @@ def test_prior_mistakes_are_named(digits_checkpoint, tmp_path, capsys):
 
 
 def test_a_recipe_without_a_closed_form_prior_gets_it_estimated_with_the_temperature(tmp_path):
-    main(
-        [
-            "fit",
-            "--config",
-            str(ROOT / "configs/digits_lt_erm.yaml"),
-            "--trainer.max_epochs",
-            "1",
-            "--trainer.default_root_dir",
-            str(tmp_path),
-        ]
-        + ["--model.init_args.loss", "focal", "--trainer.enable_progress_bar", "false", "--prior", "uniform"]
-    )
+    _fit_one_epoch(tmp_path, "--model.init_args.loss", "focal", "--prior", "uniform")
     record = json.loads(next(tmp_path.rglob("calibration.json")).read_text())
     assert record["prior_source"].startswith("estimated on the validation split with the temperature (the FocalLoss loss")
     assert sum(record["model_prior"]) == pytest.approx(1.0) and min(record["model_prior"]) > 0 and record["fitted_on"]
