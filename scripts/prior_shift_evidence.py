@@ -1,7 +1,7 @@
 """What class-prior adaptation gains on test sets whose class mix differs from training.
 
     python scripts/prior_shift_evidence.py --group ce RUN [RUN ...] --group balanced_softmax RUN [RUN ...] \\
-        [--ratio 10] [--repeats 200] [--json out.json]
+        [--ratio 10] [--repeats 200] [--json out.json] [--inputs test|unused]
 
 Each RUN is a finished ``lt-imbalance fit`` run folder (its ``config.yaml`` and
 ``checkpoints/last.ckpt``, calibrated when fit ended). For every run, the calibrated test-set
@@ -12,8 +12,9 @@ that class from the test set, with replacement. On each, three predictions are s
 macro-F1): the model as trained (calibrated, its own prior), adapted to the true q, and adapted to
 q estimated by EM from that test set's inputs alone. A second table gives the estimate's L1 error
 to q and to the drawn inputs' own class mix (which differs from q by sampling alone), and the
-accuracy with the estimate, against the number of inputs (the evidence behind
-``predict --prior estimate``'s minimum). Numbers are means over runs of the mean over repeats,
+accuracy with the estimate, against the number of inputs. ``--inputs unused`` draws from the
+pool images that neither training nor validation used instead of the test set: the place to
+choose a setting (``predict --prior estimate``'s minimum was chosen there), the test set to report. Numbers are means over runs of the mean over repeats,
 with the standard error over runs.
 """
 
@@ -23,6 +24,7 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 
@@ -35,15 +37,21 @@ PER_CLASS = (1, 2, 5, 10, 20, 50, 100)
 
 
 @torch.no_grad()
-def test_probabilities(run: Path) -> dict:
-    """The run's calibrated test probabilities, labels, and model prior."""
+def run_probabilities(run: Path, inputs: str) -> dict:
+    """The run's calibrated probabilities, labels, and model prior on ``inputs``: ``test`` (the test
+    set) or ``unused`` (the pool images that neither the run's training nor its validation split holds)."""
     model, spec = load_trained(next(run.rglob("last.ckpt")))
     config = yaml.safe_load((run / "config.yaml").read_text())
     data = instantiate_data(config)
     data.prepare_data()
-    data.setup("test")
+    data.setup("fit")
+    loader = data.test_dataloader()
+    if inputs == "unused":
+        used = np.concatenate([data.split.train_indices, data.split.val_indices])
+        unused = np.setdiff1d(np.arange(len(data.parts.pool.labels)), used)
+        loader = data.eval_loader(data.make_dataset(data.parts.pool, unused, train=False))
     probabilities, labels = [], []
-    for batch in data.test_dataloader():
+    for batch in loader:
         x, y = data.on_after_batch_transfer(batch, 0)[:2]
         probabilities.append(model.deployed_probabilities(model(x)).double())
         labels.append(y)
@@ -109,8 +117,12 @@ def main() -> None:
     parser.add_argument("--ratio", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--inputs", choices=["test", "unused"], default="test",
+        help="draw from the test set (to report), or from the pool images no run used (to choose a setting on)",
+    )  # fmt: skip
     args = parser.parse_args()
-    groups = {g[0]: [test_probabilities(Path(r)) for r in g[1:]] for g in args.group}
+    groups = {g[0]: [run_probabilities(Path(r), args.inputs) for r in g[1:]] for g in args.group}
     results: dict = {"ratio": args.ratio, "groups": {}}
     lines = [
         "| test prior | model | accuracy: as trained | true prior | estimated | macro-F1: as trained | true prior | estimated |",
@@ -148,7 +160,7 @@ def main() -> None:
                 )
     print("\n".join(lines) + "\n\n" + "\n".join(curve))
     for name, group in results["groups"].items():
-        print(f"{name}: p_model {group['prior_source']}; test set {group['test_size']} inputs; {group['runs']} runs")
+        print(f"{name}: p_model {group['prior_source']}; {args.inputs} inputs: {group['test_size']}; {group['runs']} runs")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 
