@@ -17,6 +17,8 @@ and stops when the L1 change of q falls below ``tol``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from lt_imbalance.errors import BadValue
@@ -74,8 +76,6 @@ def bootstrap_prior(probabilities: torch.Tensor, model_prior: torch.Tensor, repe
 def read_target_prior(spec: str, class_names: list[str], class_counts: list[int]) -> torch.Tensor:
     """The prior ``--prior`` names: ``train`` (the training mix), ``uniform``, or a file of class names and
     shares (``name,share`` per line, a header line allowed; shares are normalised). Errors say the form."""
-    from pathlib import Path
-
     if spec == "train":
         counts = torch.tensor(class_counts, dtype=torch.float64)
         return counts / counts.sum()

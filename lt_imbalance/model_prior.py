@@ -46,13 +46,19 @@ def prior_exponent(sampler: str, loss: nn.Module, posthoc_tau: float, reweightin
     if reweighting != "none":
         return None, f"{reweighting} class re-weighting changes the posterior"
     loss_tau = float(getattr(loss, "tau", 0.0))
-    exponent = SAMPLER_POWER[sampler] - loss_tau - float(posthoc_tau)
     parts = [f"{sampler} sampler"]
     if loss_tau:
         parts.append("Balanced Softmax" if type(loss) is BalancedSoftmaxLoss else f"logit-adjusted loss tau {loss_tau:g}")
     if posthoc_tau:
         parts.append(f"post-hoc tau {posthoc_tau:g}")
-    return exponent, " + ".join(parts)
+    return nearest_exponent(sampler, loss, posthoc_tau), " + ".join(parts)
+
+
+def nearest_exponent(sampler: str, loss: nn.Module, posthoc_tau: float) -> float:
+    """a - tau_loss - tau_posthoc (module docstring): the exact exponent where :func:`prior_exponent`
+    finds one, otherwise that of the nearest exact recipe (what has no closed form left out; an
+    unknown sampler taken as random)."""
+    return SAMPLER_POWER.get(sampler, 1.0) - float(getattr(loss, "tau", 0.0)) - float(posthoc_tau)
 
 
 def power_prior(class_counts: Sequence[int], exponent: float) -> torch.Tensor:

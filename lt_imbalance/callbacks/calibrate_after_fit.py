@@ -28,7 +28,7 @@ from lt_imbalance.calibration import CALIBRATION_KEY, Calibration, at_the_sharpe
 from lt_imbalance.callbacks.diagnostic_pass import evaluate
 from lt_imbalance.callbacks.run_files import WritesRunFiles, log_files
 from lt_imbalance.metrics import calibration_metrics
-from lt_imbalance.model_prior import SAMPLER_POWER, power_prior, prior_exponent
+from lt_imbalance.model_prior import nearest_exponent, power_prior, prior_exponent
 
 
 def ece_and_nll(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
@@ -37,18 +37,19 @@ def ece_and_nll(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, float]
     return {k: v.item() for k, v in metrics.compute().items()}
 
 
-def recipe_prior(pl_module: pl.LightningModule, sampler: str) -> tuple[torch.Tensor | None, str]:
-    """``(p_model or None, the recipe in words)`` (:mod:`lt_imbalance.model_prior`)."""
-    exponent, recipe = prior_exponent(sampler, pl_module.criterion, pl_module.posthoc_adjust_tau, pl_module.reweighting.kind)
-    if exponent is None:
-        return None, recipe
-    return power_prior(pl_module.class_counts, exponent), f"exact from the recipe ({recipe}): n_c^{exponent:g}"
+Prior = tuple[torch.Tensor, str]  # a class prior and how it was obtained, in words
 
 
-def nearest_prior(pl_module: pl.LightningModule, sampler: str, recipe: str) -> tuple[torch.Tensor, str]:
-    """The prior of the nearest exact recipe (what has no closed form left out), said to be approximate."""
-    nearest = SAMPLER_POWER.get(sampler, 1.0) - float(getattr(pl_module.criterion, "tau", 0.0)) - pl_module.posthoc_adjust_tau
-    return power_prior(pl_module.class_counts, nearest), f"approximate: n_c^{nearest:g}, as if without what has no closed form ({recipe})"
+def recipe_priors(pl_module: pl.LightningModule, sampler: str) -> tuple[Prior | None, Prior, str]:
+    """``(exact, nearest, recipe)``: the priors of the module's recipe (:mod:`lt_imbalance.model_prior`;
+    ``exact`` is ``None`` where the recipe has no closed form, and then says why in ``recipe``)."""
+    counts, loss, tau = pl_module.class_counts, pl_module.criterion, pl_module.posthoc_adjust_tau
+    exponent, recipe = prior_exponent(sampler, loss, tau, pl_module.reweighting.kind)
+    if exponent is not None:
+        exact = (power_prior(counts, exponent), f"exact from the recipe ({recipe}): n_c^{exponent:g}")
+        return exact, exact, recipe
+    nearest = nearest_exponent(sampler, loss, tau)
+    return None, (power_prior(counts, nearest), f"approximate: n_c^{nearest:g}, as if without what has no closed form ({recipe})"), recipe
 
 
 class CalibrateAfterFit(WritesRunFiles):
@@ -83,33 +84,26 @@ class CalibrateAfterFit(WritesRunFiles):
             self.save(trainer, calibration)
 
     def calibrate(self, pl_module: pl.LightningModule, data) -> Calibration:
-        sampler = getattr(data, "sampler", "random")
-        prior, source = recipe_prior(pl_module, sampler)
+        exact, nearest, recipe = recipe_priors(pl_module, getattr(data, "sampler", "random"))
         val_set = getattr(data, "val_set", None)
         if getattr(data, "validates_on_test", False):
-            why = "the validation split is the test set (val_fraction: 0 without a validation split of its own)"
-        elif val_set is None or len(val_set) == 0:
-            why = "there is no validation data"
-        else:
-            why = None
-        if why is not None:
-            if prior is None:
-                prior, source = nearest_prior(pl_module, sampler, source)
-            return Calibration(
-                model_prior=tuple(prior.tolist()), prior_source=source + "; no validation data to estimate it", not_calibrated=why
+            return self.uncalibrated(
+                exact, nearest, "the validation split is the test set (val_fraction: 0 without a validation split of its own)"
             )
+        if val_set is None or len(val_set) == 0:
+            return self.uncalibrated(exact, nearest, "there is no validation data")
         logits, targets = evaluate(pl_module, data, data.val_dataloader())  # in order, with the data module's workers
         evaluated = pl_module.output_adjustment(logits)  # temperature 1 here (reset when fit started)
-        guess = None if prior is not None else nearest_prior(pl_module, sampler, source)
-        temperature, fitted_prior = fit_calibration(evaluated, targets, prior, guess[0] if guess else None)
+        temperature, fitted = fit_calibration(evaluated, targets, exact[0] if exact else None, nearest[0])
         if at_the_sharpest(temperature):
             why = f"the {len(targets)} validation samples are all classified right, so there is no error to fit T on (it would go to 0)"
-            prior, source = (prior, source) if prior is not None else guess
-            return Calibration(model_prior=tuple(prior.tolist()), prior_source=source, not_calibrated=why)
-        if prior is None and fitted_prior is not None:
-            prior, source = fitted_prior, f"estimated on the validation split with the temperature ({source})"
-        elif prior is None:
-            prior, source = guess[0], guess[1] + "; a class has no validation sample to estimate it"
+            return self.uncalibrated(exact, nearest, why)
+        if exact is not None:
+            prior, source = exact
+        elif fitted is not None:
+            prior, source = fitted, f"estimated on the validation split with the temperature ({recipe})"
+        else:
+            prior, source = nearest[0], nearest[1] + "; a class has no validation sample to estimate it"
         where = data.validation_source() if hasattr(data, "validation_source") else "validation split"
         return Calibration(
             temperature=temperature,
@@ -119,6 +113,12 @@ class CalibrateAfterFit(WritesRunFiles):
             before=ece_and_nll(evaluated, targets),
             after=ece_and_nll(evaluated / temperature, targets),
         )
+
+    @staticmethod
+    def uncalibrated(exact: Prior | None, nearest: Prior, why: str) -> Calibration:
+        """T = 1 (``why`` says why), with the recipe's exact prior or else the nearest exact recipe's."""
+        prior, source = exact if exact is not None else nearest
+        return Calibration(model_prior=tuple(prior.tolist()), prior_source=source, not_calibrated=why)
 
     def save(self, trainer: pl.Trainer, calibration: Calibration) -> None:
         """Into ``last.ckpt`` (rewritten whole, atomically) and ``calibration.json``; one line says what was done."""

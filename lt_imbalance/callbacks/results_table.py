@@ -8,15 +8,13 @@ e.g. the overfitting gaps of :class:`~lt_imbalance.callbacks.OverfittingMonitor`
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
 
-from lt_imbalance.callbacks.run_files import WritesRunFiles, log_files
+from lt_imbalance.callbacks.run_files import WritesRunFiles, save_results
 from lt_imbalance.contracts import EvaluatedModule, PublishesSummary, provides, require
 from lt_imbalance.metrics import EvaluationResult, head_tail_halves, shot_groups
 from lt_imbalance.plotting import by_count
@@ -125,13 +123,7 @@ class ResultsTable(WritesRunFiles):
         names = getattr(dm, "class_names", None)
         table = format_results_table(title, metrics, result.per_class_acc, result.class_counts, names, eval_counts, unit)
         rank_zero_info("\n" + table + "\n")
-        if log_dir:
-            out = Path(log_dir)
-            out.mkdir(parents=True, exist_ok=True)
-            (out / f"results_{stage}.md").write_text(table + "\n")
-            record = {**result.to_json(), "metrics": metrics}
-            (out / f"results_{stage}.json").write_text(json.dumps(record, indent=2) + "\n")
-            log_files(trainer, log_dir, [out / f"results_{stage}.md", out / f"results_{stage}.json"])
+        save_results(trainer, log_dir, f"results_{stage}", table, {**result.to_json(), "metrics": metrics})
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._report(trainer, pl_module, "val")

@@ -7,8 +7,10 @@ figures as images and the files in the run's Files tab.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
@@ -45,6 +47,19 @@ def log_figure(trainer: pl.Trainer, log_dir: str, fig: Figure, tag: str, filenam
         elif isinstance(logger, WandbLogger):
             logger.log_image(key=tag, images=[str(path)], step=trainer.global_step)
     return path
+
+
+def save_results(trainer: pl.Trainer, log_dir: str | None, name: str, table: str, record: dict[str, Any]) -> None:
+    """``<log_dir>/<name>.md`` (a markdown table) and ``<name>.json`` (its record), handed to the
+    loggers that keep files; nothing without a folder. Rank 0 only."""
+    if not log_dir:
+        return
+    out = Path(log_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.md", out / f"{name}.json"]
+    paths[0].write_text(table + "\n")
+    paths[1].write_text(json.dumps(record, indent=2) + "\n")
+    log_files(trainer, log_dir, paths)
 
 
 def log_files(trainer: pl.Trainer, log_dir: str, paths: Iterable[Path]) -> None:

@@ -11,13 +11,10 @@ accuracies are means of per-class recalls and do not change with q, so they are 
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
 
-from lt_imbalance.callbacks.run_files import WritesRunFiles, log_files
+from lt_imbalance.callbacks.run_files import WritesRunFiles, save_results
 from lt_imbalance.contracts import EvaluatedModule, require
 from lt_imbalance.errors import BadValue
 from lt_imbalance.metrics import EvaluationResult, reweighted_metrics, shifted_class_prior
@@ -93,8 +90,4 @@ class ShiftedTestDistributions(WritesRunFiles):
         rank_zero_info("\n" + table + "\n")
         for logger in trainer.loggers:
             logger.log_metrics({f"test_shifted/{k}_{n}": v[k] for n, v in values.items() for k, _ in ROWS}, step=trainer.global_step)
-        out = Path(log_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "results_test_shifted.md").write_text(table + "\n")
-        (out / "results_test_shifted.json").write_text(json.dumps(values, indent=2) + "\n")
-        log_files(trainer, log_dir, [out / "results_test_shifted.md", out / "results_test_shifted.json"])
+        save_results(trainer, log_dir, "results_test_shifted", table, values)

@@ -9,16 +9,12 @@ the classes follow q. The table is printed and saved as ``results_test_prior.md`
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
 
-from lt_imbalance.callbacks.run_files import WritesRunFiles, log_files
+from lt_imbalance.callbacks.run_files import WritesRunFiles, save_results
+from lt_imbalance.callbacks.shifted_test import ShiftedTestDistributions
 from lt_imbalance.metrics import reweighted_metrics
-
-ROWS = (("acc", "top-1 accuracy"), ("macro_f1", "macro-F1"))
 
 
 class TargetPriorReport(WritesRunFiles):
@@ -33,21 +29,8 @@ class TargetPriorReport(WritesRunFiles):
             "as trained": reweighted_metrics(pl_module.evaluations["test"].confusion, q),
             "adapted to the prior": reweighted_metrics(adapted.confusion, q),
         }
-        lines = [
-            "### Test set re-weighted to the target prior (%): the model as trained and adapted to it",
-            "",
-            "| metric | as trained | adapted to the prior |",
-            "|---|---:|---:|",
-        ]
-        lines += [
-            f"| {label} | {100 * columns['as trained'][k]:.2f} | {100 * columns['adapted to the prior'][k]:.2f} |" for k, label in ROWS
-        ]
-        table = "\n".join(lines)
+        title = "Test set re-weighted to the target prior (%): the model as trained and adapted to it"
+        table = ShiftedTestDistributions.format_table(title, columns)  # the same rows as the shifted-distribution table
         rank_zero_info("\n" + table + "\n")
-        if self.run_dir:
-            out = Path(self.run_dir)
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "results_test_prior.md").write_text(table + "\n")
-            record = {"target_prior": q.tolist(), "model_prior": list(pl_module.calibration.model_prior), **columns}
-            (out / "results_test_prior.json").write_text(json.dumps(record, indent=2) + "\n")
-            log_files(trainer, self.run_dir, [out / "results_test_prior.md", out / "results_test_prior.json"])
+        record = {"target_prior": q.tolist(), "model_prior": list(pl_module.calibration.model_prior), **columns}
+        save_results(trainer, self.run_dir, "results_test_prior", table, record)
