@@ -16,65 +16,33 @@ be the prior p_model the outputs assume (a cross-entropy model assumes the long-
 mix; a balanced validation split has a uniform one). softmax(z / T) is meant to be the posterior
 under p_model, so on the validation split it is scored re-weighted to v, softmax(z / T + o)
 (:mod:`lt_imbalance.label_shift`); without o, T would also absorb the mismatch of the two priors
-(a balanced validation split flattens a cross-entropy model's outputs). When p_model has no
-closed form, T and p_model are fitted together on the validation labels, with the offsets
-shrunk towards the nearest exact recipe's (:func:`fit_calibration`).
+(a balanced validation split flattens a cross-entropy model's outputs). p_model is the recipe's
+(:mod:`lt_imbalance.model_prior`), or the nearest exact recipe's where it has no closed form.
+
+Three calibrators, simplest first (:data:`CALIBRATORS`):
+
+    none:                        softmax(z + o)
+    temperature:                 softmax(z / T + o)
+    temperature + class biases:  softmax(z / T + b + o)     (BCTS, Alexandari et al. 2020; b shrunk to 0)
+
+The class biases b correct the outputs towards p_model where the recipe leaves it inexact (label
+smoothing, re-weighting, focal and LDAM losses) or where the model is biased. With a hundred
+validation samples, a calibrator can fit the split better and the next samples worse, so the one
+applied is chosen by its NLL on held-out folds of the validation split (:func:`choose_calibrator`):
+none unless another is lower, and never one whose T ends at a bound of its search.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 
 from lt_imbalance.errors import BadValue
 
-#: checkpoint key of the calibration record (written when ``fit`` ends)
-CALIBRATION_KEY = "lt_imbalance_calibration"
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """How a trained model's outputs are to be read: its temperature and the class prior they assume.
-
-    Args:
-        temperature: T of ``softmax(z / T)``; 1 when not calibrated.
-        model_prior: p_model(y), the class prior the (calibrated) outputs assume, or ``None`` when unknown.
-        prior_source: how ``model_prior`` was obtained, in words.
-        fitted_on: the split T was fitted on, or ``None``.
-        not_calibrated: why no temperature was fitted (``None`` when one was).
-        before: ``{"ece", "nll"}`` on ``fitted_on`` with T = 1.
-        after: the same with the fitted T.
-    """
-
-    temperature: float = 1.0
-    model_prior: tuple[float, ...] | None = None
-    prior_source: str = ""
-    fitted_on: str | None = None
-    not_calibrated: str | None = None
-    before: dict[str, float] = field(default_factory=dict)
-    after: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def calibrated(self) -> bool:
-        return self.fitted_on is not None
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain values, as checkpoints (loaded with ``weights_only=True``) and JSON hold them."""
-        values = asdict(self)
-        values["model_prior"] = list(self.model_prior) if self.model_prior is not None else None
-        return values
-
-    @classmethod
-    def read(cls, stored: dict[str, Any] | None) -> Calibration | None:
-        if stored is None:
-            return None
-        known = {k: v for k, v in stored.items() if k in cls.__dataclass_fields__}
-        if known.get("model_prior") is not None:
-            known["model_prior"] = tuple(float(v) for v in known["model_prior"])
-        return cls(**known)
+#: checkpoint key of the calibration record of earlier versions (now in the outputs owner's state)
+LEGACY_CALIBRATION_KEY = "lt_imbalance_calibration"
 
 
 #: the temperatures searched: T in [1 / 1000, 1000]
@@ -121,53 +89,118 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, offset: torch.T
     return float(torch.tensor(-(low + high) / 2, dtype=torch.float64).exp())
 
 
-#: standard deviation (nats) of the Gaussian prior on each class offset b_c around the recipe's guess
-OFFSET_PRIOR_STD = 1.0
+#: standard deviation (nats) of the Gaussian prior on each class bias around 0 (bias-corrected temperature scaling)
+BIAS_PRIOR_STD = 1.0
+#: the calibrators, simplest first: identity, Guo et al.'s temperature, bias-corrected temperature scaling (BCTS)
+CALIBRATORS = ("none", "temperature", "temperature + class biases")
+#: folds of the held-out comparison of the calibrators on the validation split
+FOLDS = 5
+#: fewer validation samples of a class than this: the split is said to be too small to trust the calibration
+TRUSTED_PER_CLASS = 10
 
 
-def fit_calibration(
-    logits: torch.Tensor, targets: torch.Tensor, model_prior: torch.Tensor | None, prior_guess: torch.Tensor | None = None
-) -> tuple[float, torch.Tensor | None]:
-    """``(T, p_model)`` on a labelled validation split (module docstring). With ``model_prior``
-    known, T minimises the NLL of softmax(z / T + log v - log p_model). Without it, T and the
-    offsets b (e^{b} ∝ v / p_model) maximise the likelihood of the validation labels under
-    softmax(z / T + b) times a Gaussian prior on each b_c (standard deviation
-    :data:`OFFSET_PRIOR_STD` nats) around the offsets of ``prior_guess`` (the nearest exact recipe's
-    prior; uniform when not given); by L-BFGS over (log 1/T, b). Unpenalised, a few offsets could
-    separate a small validation split and drive T to 0; with much validation data the labels decide.
-    ``p_model`` is ``None`` when a class has no validation sample (T is then Guo et al.'s)."""
-    counts = torch.bincount(targets, minlength=logits.shape[1]).double()
-    log_mix = torch.log((counts / counts.sum()).clamp_min(1e-300))
-    if model_prior is not None:
-        prior = torch.as_tensor(model_prior, dtype=torch.float64)
-        prior = prior / prior.sum()
-        return fit_temperature(logits, targets, log_mix - torch.log(prior)), prior
-    if (counts == 0).any():
-        return fit_temperature(logits, targets), None
-    z = logits.detach().double()
-    guess = torch.ones(z.shape[1], dtype=torch.float64) if prior_guess is None else torch.as_tensor(prior_guess, dtype=torch.float64)
-    centre = log_mix - torch.log(guess / guess.sum())
-    start = -torch.log(torch.tensor([fit_temperature(z, targets, centre)], dtype=torch.float64))
-    parameters = torch.cat([start, centre]).requires_grad_(True)  # log s, b
-    weight = 1.0 / (2 * OFFSET_PRIOR_STD**2 * len(targets))
+def fit_bias_corrected(logits: torch.Tensor, targets: torch.Tensor, offset: torch.Tensor | None = None) -> tuple[float, torch.Tensor]:
+    """``(T, b)`` of bias-corrected temperature scaling (Alexandari et al. 2020): minimise over s = 1 / T and b
+
+        mean_i -log softmax(s z_i + b + o)_{y_i}  +  |b|^2 / (2 sigma^2 N)
+
+    (sigma = :data:`BIAS_PRIOR_STD` nats, N samples): a Gaussian prior keeps each class bias near 0
+    on a small split, and its weight vanishes as the split grows; by L-BFGS from Guo et al.'s T."""
+    z, y = logits.detach().double(), targets
+    o = offset.double() if offset is not None else torch.zeros(z.shape[1], dtype=torch.float64, device=z.device)
+    start = -math.log(fit_temperature(z, y, o))
+    parameters = torch.cat([torch.tensor([start], dtype=torch.float64, device=z.device), torch.zeros_like(o)]).requires_grad_(True)
+    weight = 1.0 / (2 * BIAS_PRIOR_STD**2 * len(y))
     optimizer = torch.optim.LBFGS(
-        [parameters], max_iter=500, tolerance_grad=1e-10, tolerance_change=1e-14, history_size=20, line_search_fn="strong_wolfe"
+        [parameters], max_iter=200, tolerance_grad=1e-9, tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe"
     )
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
         log_s, bias = parameters[0].clamp(*_LOG_S_RANGE), parameters[1:]
-        loss = torch.nn.functional.cross_entropy(log_s.exp() * z + bias, targets) + weight * (bias - centre).pow(2).sum()
+        loss = torch.nn.functional.cross_entropy(log_s.exp() * z + bias + o, y) + weight * bias.pow(2).sum()
         loss.backward()
         return loss
 
     optimizer.step(closure)
     log_s, bias = parameters.detach()[0].clamp(*_LOG_S_RANGE), parameters.detach()[1:]
-    log_weights = log_mix - bias
-    weights = torch.exp(log_weights - log_weights.max())
-    return float(torch.exp(-log_s)), weights / weights.sum()
+    return float(torch.exp(-log_s)), bias
 
 
-def at_the_sharpest(temperature: float) -> bool:
-    """Whether a fitted T is the lower bound: the split is separated (no error to calibrate on)."""
-    return temperature <= math.exp(-_LOG_S_RANGE[1]) * (1 + 1e-6)
+def fit_calibrator(kind: str, logits: torch.Tensor, targets: torch.Tensor, offset: torch.Tensor | None) -> tuple[float, torch.Tensor]:
+    """``(T, b)`` of one of :data:`CALIBRATORS` fitted on ``(logits, targets)`` under ``offset``."""
+    zeros = torch.zeros(logits.shape[1], dtype=torch.float64, device=logits.device)
+    if kind == "none":
+        return 1.0, zeros
+    if kind == "temperature":
+        return fit_temperature(logits, targets, offset), zeros
+    if kind == "temperature + class biases":
+        return fit_bias_corrected(logits, targets, offset)
+    raise BadValue(f"unknown calibrator {kind!r}; choose one of {CALIBRATORS}")
+
+
+def calibrated_nll(logits, targets, temperature: float, bias: torch.Tensor, offset: torch.Tensor | None) -> float:
+    """Mean NLL of ``softmax(logits / T + b + offset)``."""
+    o = bias.double() + (offset.double() if offset is not None else 0.0)
+    return negative_log_likelihood(logits, targets, temperature, o)
+
+
+def fold_of(targets: torch.Tensor, folds: int, seed: int = 0) -> torch.Tensor:
+    """The fold of every sample: each class dealt round-robin over the folds in a seeded random order
+    (stratified, so every fold holds the class mix)."""
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(targets), generator=generator)
+    order = order[torch.sort(targets.cpu()[order], stable=True).indices]  # by class, random within a class
+    fold = torch.empty(len(targets), dtype=torch.long)
+    fold[order] = torch.arange(len(targets)) % folds
+    return fold.to(targets.device)
+
+
+def held_out_nll(kind: str, logits: torch.Tensor, targets: torch.Tensor, offset: torch.Tensor | None, folds: int = FOLDS) -> float:
+    """Mean NLL of each sample under ``kind`` fitted on the other folds (:func:`fold_of`)."""
+    fold = fold_of(targets, folds)
+    total = 0.0
+    for k in range(folds):
+        test, train = fold == k, fold != k
+        if not test.any():
+            continue
+        temperature, bias = fit_calibrator(kind, logits[train], targets[train], offset)
+        total += calibrated_nll(logits[test], targets[test], temperature, bias, offset) * int(test.sum())
+    return total / len(targets)
+
+
+def at_a_bound(temperature: float) -> bool:
+    """Whether a fitted T lies at a limit of its search (separated data, or no signal)."""
+    low, high = math.exp(-_LOG_S_RANGE[1]), math.exp(-_LOG_S_RANGE[0])
+    return temperature <= low * (1 + 1e-6) or temperature >= high * (1 - 1e-6)
+
+
+@dataclass(frozen=True)
+class CalibrationChoice:
+    """What :func:`choose_calibrator` found: the calibrator, its T and class biases, every candidate's
+    held-out NLL, and why a candidate was passed over."""
+
+    kind: str
+    temperature: float
+    bias: torch.Tensor
+    held_out: dict[str, float]
+    rejected: dict[str, str]
+
+
+def choose_calibrator(logits: torch.Tensor, targets: torch.Tensor, offset: torch.Tensor | None, folds: int = FOLDS) -> CalibrationChoice:
+    """The calibrator of :data:`CALIBRATORS` with the lowest held-out NLL (``folds``-fold, stratified)
+    on the validation split, fitted again on all of it; ``none`` unless one is strictly lower, so a
+    calibrator is applied only where it helped on samples it was not fitted on, and never one
+    whose T ends at a bound of its search."""
+    held_out = {"none": calibrated_nll(logits, targets, 1.0, torch.zeros(logits.shape[1]), offset)}
+    rejected: dict[str, str] = {}
+    fitted = {"none": (1.0, torch.zeros(logits.shape[1], dtype=torch.float64, device=logits.device))}
+    for kind in CALIBRATORS[1:]:
+        temperature, bias = fit_calibrator(kind, logits, targets, offset)
+        if at_a_bound(temperature):
+            rejected[kind] = f"T went to {temperature:g}, a bound of the search"
+            continue
+        fitted[kind] = (temperature, bias)
+        held_out[kind] = held_out_nll(kind, logits, targets, offset, folds)
+    best = min(held_out, key=lambda k: (held_out[k], CALIBRATORS.index(k)))
+    return CalibrationChoice(best, *fitted[best], held_out, rejected)

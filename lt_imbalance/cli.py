@@ -14,8 +14,7 @@ import signal
 import sys
 from importlib import import_module
 
-from lt_imbalance.commands import BY_NAME, CHECKPOINT_PREDICT, COMMANDS, LIGHTNING
-from lt_imbalance.commands.predict import from_checkpoint
+from lt_imbalance.commands import BY_NAME, COMMANDS, LIGHTNING
 from lt_imbalance.console import quiet_libraries, take_verbose_flag
 from lt_imbalance.user_errors import TRACEBACK_VARIABLE, check_config_files, describe_user_error
 
@@ -30,10 +29,7 @@ def usage() -> str:
 
 def command_main(argv: list[str], from_command_line: bool):
     """The function that runs ``argv`` (``argv[0]`` is the command name), and the arguments it takes."""
-    name = argv[0]
-    if name == "predict" and from_checkpoint(argv[1:]):
-        return import_module(CHECKPOINT_PREDICT).main, argv[1:]
-    command = BY_NAME[name]
+    command = BY_NAME[argv[0]]
     if command.module == LIGHTNING:  # LightningCLI reads sys.argv itself when run from the command line
         return import_module(LIGHTNING).build_cli, None if from_command_line else argv
     return import_module(command.module).main, argv[1:]

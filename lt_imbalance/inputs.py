@@ -1,4 +1,4 @@
-"""The model's input and output, each with one owner.
+"""The model's input, with one owner (the outputs' owner is :mod:`lt_imbalance.post_processor`).
 
 - :class:`InputSpec`: a frozen description of what the model takes (shape, channels, resize size,
   normalisation, class names and counts, the fitted table preprocessing). The data module writes
@@ -10,19 +10,11 @@
 
   The data module's evaluation and training batches, ``predict`` and the exported graph all apply
   this one module, so the formula is written once.
-- :class:`OutputAdjustment`: logits -> the logits the model is evaluated and deployed with,
-
-      evaluated:  z' = (z - tau * log pi) / T                (post-hoc logit adjustment, temperature)
-      deployed:   z' + log q - log p_model                   (re-weighted to a target prior q)
-
-  (the identity at tau = 0, T = 1 and no target prior), used by validation, ``test``, ``predict``
-  and ``export``; softmax(z') are the calibrated probabilities, softmax of the deployed logits
-  are p(y | x) q(y) / p_model(y), normalised (:mod:`lt_imbalance.label_shift`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -127,59 +119,6 @@ class Preprocessor(nn.Module):
         if not self.images:
             return x
         return (x.float() / 255.0 - self.mean) / self.std
-
-
-class OutputAdjustment(nn.Module):
-    """Logits -> the logits the model is evaluated and deployed with (module docstring).
-
-    Args:
-        log_prior: ``log(n_c / n)`` per class, or ``None``.
-        tau: the post-hoc adjustment's strength; 0 (or no prior) is the identity.
-
-    Examples:
-        >>> adjust = OutputAdjustment(torch.log(torch.tensor([0.75, 0.25])), tau=1.0)
-        >>> adjust(torch.zeros(1, 2)).argmax(1).item()  # the rare class wins a tie
-        1
-        >>> adjust.temperature = 2.0
-        >>> adjust(torch.tensor([[4.0, 0.0]])).tolist()  # (z - log pi) / 2
-        [[2.143841028213501, 0.6931471824645996]]
-    """
-
-    def __init__(self, log_prior: torch.Tensor | None, tau: float = 0.0):
-        super().__init__()
-        self.tau = float(tau)
-        shift = self.tau * log_prior if (self.tau and log_prior is not None) else None
-        self.register_buffer("shift", shift, persistent=False)
-        #: T of temperature scaling (set from the model's calibration)
-        self.temperature = 1.0
-        self.register_buffer("prior_shift", None, persistent=False)
-
-    @classmethod
-    def from_counts(cls, class_counts: Sequence[int] | None, tau: float) -> OutputAdjustment:
-        from lt_imbalance.losses.class_counts import log_prior
-
-        return cls(log_prior(class_counts) if tau and class_counts is not None else None, tau)
-
-    def set_target_prior(self, model_prior: torch.Tensor | None, target_prior: torch.Tensor | None) -> None:
-        """Deploy for ``target_prior`` q, dividing out ``model_prior``; ``None`` deploys as evaluated."""
-        if target_prior is None:
-            self.prior_shift = None
-            return
-        shift = torch.log(torch.as_tensor(target_prior, dtype=torch.float64)) - torch.log(torch.as_tensor(model_prior, dtype=torch.float64))
-        self.prior_shift = shift.float()
-
-    def forward(self, logits: torch.Tensor) -> torch.Tensor:
-        """The evaluated (calibrated) logits."""
-        adjusted = logits - self.shift if self.shift is not None else logits
-        return adjusted / self.temperature if self.temperature != 1.0 else adjusted
-
-    def adapted(self, evaluated: torch.Tensor) -> torch.Tensor:
-        """Evaluated logits moved to the target prior (unchanged when none is set)."""
-        return evaluated + self.prior_shift.to(evaluated.device) if self.prior_shift is not None else evaluated
-
-    def deployed(self, logits: torch.Tensor) -> torch.Tensor:
-        """What ``predict`` and ``export`` output before the softmax: :meth:`adapted` of :meth:`forward`."""
-        return self.adapted(self.forward(logits))
 
 
 torch.serialization.add_safe_globals([InputSpec])  # checkpoints carry it and load with weights_only=True

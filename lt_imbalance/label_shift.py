@@ -13,10 +13,16 @@ from q_0 = p_model, alternate
 
 which increases the likelihood of the inputs under the mixture sum_y q(y) p(x | y) at each step
 and stops when the L1 change of q falls below ``tol``.
+
+The re-weighting is written once, in logit space (:func:`shift_to_prior`): softmax(z + log q - log
+p_model) = p(y | x) q(y) / p_model(y), normalised; :func:`adapt_to_prior` applies it to
+probabilities and the outputs owner (:class:`lt_imbalance.post_processor.PostProcessor`) to logits.
+A ``--prior`` value of any command is read by one function, :func:`parse_prior`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,6 +31,8 @@ from lt_imbalance.errors import BadValue
 
 #: what ``--prior`` accepts besides a file
 NAMED_PRIORS = ("train", "uniform")
+#: ``--prior estimate``: the class mix of the inputs themselves, by EM (``predict`` only)
+ESTIMATE = "estimate"
 
 
 def _checked(probabilities: torch.Tensor, model_prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,17 +44,29 @@ def _checked(probabilities: torch.Tensor, model_prior: torch.Tensor) -> tuple[to
     return p, prior / prior.sum()
 
 
+def shift_to_prior(logits: torch.Tensor, model_prior: torch.Tensor, target_prior: torch.Tensor) -> torch.Tensor:
+    """``logits + log q - log p_model``: logits whose softmax is re-weighted from ``model_prior`` to
+    ``target_prior`` (module docstring); computed in the logits' dtype, on their device.
+
+    Examples:
+        >>> shift_to_prior(torch.zeros(1, 2), torch.tensor([0.5, 0.5]), torch.tensor([0.75, 0.25])).softmax(1)
+        tensor([[0.7500, 0.2500]])
+    """
+    target = torch.as_tensor(target_prior, dtype=torch.float64)
+    prior = torch.as_tensor(model_prior, dtype=torch.float64)
+    shift = torch.log(target / target.sum()) - torch.log(prior / prior.sum())
+    return logits + shift.to(device=logits.device, dtype=logits.dtype)
+
+
 def adapt_to_prior(probabilities: torch.Tensor, model_prior: torch.Tensor, target_prior: torch.Tensor) -> torch.Tensor:
-    """``probabilities [N, C]`` re-weighted from ``model_prior`` to ``target_prior`` (module docstring).
+    """``probabilities [N, C]`` re-weighted from ``model_prior`` to ``target_prior`` (:func:`shift_to_prior` of their logs).
 
     Examples:
         >>> adapt_to_prior(torch.tensor([[0.5, 0.5]]), torch.tensor([0.5, 0.5]), torch.tensor([0.9, 0.1]))
         tensor([[0.9000, 0.1000]], dtype=torch.float64)
     """
     p, prior = _checked(probabilities, model_prior)
-    target = torch.as_tensor(target_prior, dtype=torch.float64)
-    weighted = p * (target / target.sum() / prior)
-    return weighted / weighted.sum(1, keepdim=True)
+    return shift_to_prior(torch.log(p), prior, target_prior).softmax(1)
 
 
 def estimate_prior(
@@ -73,9 +93,38 @@ def bootstrap_prior(probabilities: torch.Tensor, model_prior: torch.Tensor, repe
     return torch.stack(draws).std(0)
 
 
-def read_target_prior(spec: str, class_names: list[str], class_counts: list[int]) -> torch.Tensor:
-    """The prior ``--prior`` names: ``train`` (the training mix), ``uniform``, or a file of class names and
-    shares (``name,share`` per line, a header line allowed; shares are normalised). Errors say the form."""
+@dataclass(frozen=True)
+class TargetPrior:
+    """What ``--prior`` asked for: ``shares`` (float64, summing to 1) of a named or file prior, or
+    ``estimate`` (the inputs' own mix, ``shares`` None); ``spec`` is the value as given."""
+
+    spec: str
+    shares: torch.Tensor | None
+
+    @property
+    def estimate(self) -> bool:
+        return self.shares is None
+
+
+def parse_prior(spec: str | None, class_names: list[str], class_counts: list[int], command: str) -> TargetPrior | None:
+    """The one reader of ``--prior`` for every command (``None`` when not given): ``train`` (the
+    training mix), ``uniform``, ``estimate`` (``predict`` only: the inputs' own mix, by EM), or a
+    file of ``name,share`` lines (a header line allowed, each class once; shares are normalised).
+    Errors name the command, the form and the fix."""
+    if spec is None:
+        return None
+    if spec == ESTIMATE:
+        if command != "predict":
+            why = "an exported model has no inputs to estimate from" if command == "export" else "estimate is for `lt-imbalance predict`"
+            raise BadValue(
+                f"{command} --prior estimate: {why} (`lt-imbalance predict --ckpt_path ... --input ... --prior estimate`); "
+                "give train, uniform or a file of 'class,share' lines"
+            )
+        return TargetPrior(spec, None)
+    return TargetPrior(spec, _read_shares(spec, class_names, class_counts))
+
+
+def _read_shares(spec: str, class_names: list[str], class_counts: list[int]) -> torch.Tensor:
     if spec == "train":
         counts = torch.tensor(class_counts, dtype=torch.float64)
         return counts / counts.sum()
@@ -95,8 +144,10 @@ def read_target_prior(spec: str, class_names: list[str], class_counts: list[int]
             if number == 1 and not shares:
                 continue  # a header
             raise BadValue(f"--prior {spec}, line {number}: write 'class name,share' (e.g. cat,0.25), got {line!r}") from None
-        if share < 0 or share != share:
-            raise BadValue(f"--prior {spec}, line {number}: a share must be 0 or more, got {value.strip()}")
+        if share < 0 or share != share or share == float("inf"):
+            raise BadValue(f"--prior {spec}, line {number}: a share must be a finite number, 0 or more, got {value.strip()}")
+        if name.strip() in shares:
+            raise BadValue(f"--prior {spec}, line {number}: class {name.strip()!r} is listed twice; give each class once")
         shares[name.strip()] = share
     unknown = sorted(set(shares) - set(class_names))
     missing = [n for n in class_names if n not in shares]

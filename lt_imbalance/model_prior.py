@@ -15,14 +15,15 @@ Hence, exactly at the loss's optimum,
     p_model(c) ∝ n_c ^ (a - tau_loss - tau_posthoc),   a = 1 (random), 1/2 (square root), 0 (balanced).
 
 Label smoothing, class re-weighting (and DRW), focal and LDAM losses, and losses of the user's
-own have no such closed form: :func:`recipe_prior` returns ``None`` for them, with the reason, and
-the prior is then estimated on the validation split together with the temperature
-(:func:`lt_imbalance.calibration.fit_calibration`).
+own have no such closed form: :func:`prior_exponent` returns ``None`` for them, with the reason;
+the outputs then assume the nearest exact recipe's prior, and calibration's class biases may
+correct them towards it (:mod:`lt_imbalance.calibration`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -73,3 +74,30 @@ def power_prior(class_counts: Sequence[int], exponent: float) -> torch.Tensor:
     counts = counts_tensor(class_counts, "the model's prior")
     weights = counts.pow(exponent)
     return weights / weights.sum()
+
+
+@dataclass(frozen=True)
+class RecipePriors:
+    """The prior a recipe's outputs assume: ``exact`` (``None`` where the recipe has no closed
+    form), ``nearest`` (the exact one, or the nearest exact recipe's), and ``source``, in words."""
+
+    exact: torch.Tensor | None
+    nearest: torch.Tensor
+    source: str
+
+
+def recipe_priors(class_counts: Sequence[int], sampler: str, loss: nn.Module, posthoc_tau: float, reweighting: str) -> RecipePriors:
+    """:class:`RecipePriors` of a recipe (module docstring).
+
+    Examples:
+        >>> from lt_imbalance.losses import CrossEntropy
+        >>> recipe_priors([3, 1], "random", CrossEntropy([3, 1]), 0.0, "none").exact.tolist()
+        [0.75, 0.25]
+    """
+    exponent, recipe = prior_exponent(sampler, loss, posthoc_tau, reweighting)
+    if exponent is not None:
+        prior = power_prior(class_counts, exponent)
+        return RecipePriors(prior, prior, f"exact from the recipe ({recipe}): n_c^{exponent:g}")
+    nearest = nearest_exponent(sampler, loss, posthoc_tau)
+    source = f"approximate: n_c^{nearest:g}, as if without what has no closed form ({recipe})"
+    return RecipePriors(None, power_prior(class_counts, nearest), source)

@@ -8,10 +8,10 @@ with l the per-sample supervised loss (``loss``: cross-entropy with class-condit
 smoothing, Balanced Softmax, LDAM, focal, or any per-sample loss by ``class_path``;
 :mod:`lt_imbalance.losses`), w the class weights of ``reweighting`` (1 when off or before its
 start epoch: DRW), h the backbone, g the projection head and lambda = ``ssl.weight`` (Joint-SSL;
-off at 0). ``posthoc_adjust_tau`` adjusts evaluation logits by - tau * log prior; when ``fit``
-ends they are divided by the temperature fitted on the validation split, and ``target_prior``
-re-weights deployed outputs to another class mix
-(:class:`~lt_imbalance.inputs.OutputAdjustment`, :mod:`lt_imbalance.calibration`).
+off at 0). What the model is evaluated and deployed with (post-hoc logit adjustment by
+``posthoc_adjust_tau``, the calibration fitted when ``fit`` ends, the class prior the outputs
+assume and a target prior) has one owner, ``self.outputs``
+(:class:`~lt_imbalance.post_processor.PostProcessor`), saved with the weights.
 
 Built torchgeo-style from three hooks called by ``__init__``; a subclass overrides one of them
 (or one of the finer hooks they call) and keeps SAM-A, the label-smoothing schedule and every
@@ -40,10 +40,9 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from lt_imbalance.calibration import CALIBRATION_KEY, Calibration
 from lt_imbalance.contracts import DescribesInputs, provides
 from lt_imbalance.errors import BadValue, TrainingDiverged, UnsupportedCombination
-from lt_imbalance.inputs import InputSpec, OutputAdjustment
+from lt_imbalance.inputs import InputSpec
 from lt_imbalance.lightning_compat import attached_trainer
 from lt_imbalance.losses import (
     ContrastiveObjective,
@@ -54,10 +53,13 @@ from lt_imbalance.losses import (
     class_weights,
     weighted_mean,
 )
+from lt_imbalance.losses.class_counts import log_prior
 from lt_imbalance.metrics import EvaluationResult, calibration_metrics, probability_metrics
+from lt_imbalance.model_prior import RecipePriors, recipe_priors
 from lt_imbalance.models import ClassifierNetwork, build_backbone, build_head, feature_dim
 from lt_imbalance.models.compile import compile_backbone
 from lt_imbalance.models.heads import HeadName
+from lt_imbalance.post_processor import PostProcessor, upgrade_state_dict
 from lt_imbalance.training.batch_mixing import Mixing, apply_mix, draw_mix, mixed_sample_weights
 from lt_imbalance.training.buffers import restore_buffers, snapshot_buffers
 from lt_imbalance.training.optimization import LRSchedule, default_optimizer
@@ -183,10 +185,6 @@ class ImbalancedClassifier(pl.LightningModule):
         self.posthoc_adjust_tau, self.on_nonfinite_loss = posthoc_adjust_tau, on_nonfinite_loss
         self.compile_mode = "default" if compile is True else (compile or None)
         self.evaluations: dict[str, EvaluationResult] = {}
-        #: temperature and the prior the outputs assume (fitted when ``fit`` ends; kept in checkpoints)
-        self.calibration = Calibration()
-        #: q of a deployment to another class mix (``--prior``), or None
-        self.target_prior: torch.Tensor | None = None
         #: what prediction needs to know about the inputs (from the data module; kept in checkpoints)
         self.input_spec: InputSpec | None = None
         self.backbone_compiled = False
@@ -233,12 +231,21 @@ class ImbalancedClassifier(pl.LightningModule):
         return build_head(self.head_name, in_features, self.num_classes)
 
     def configure_losses(self) -> None:
-        """``self.criterion`` (per-sample loss) and the buffers of re-weighting and post-hoc adjustment."""
+        """``self.criterion`` (per-sample loss), the class weights of re-weighting, and the outputs' owner
+        ``self.outputs`` (post-hoc adjustment; assuming the recipe's prior with a random sampler until
+        ``fit`` reads the data's sampler)."""
         self.criterion = self.configure_loss()
         self.register_buffer(
             "loss_weights", class_weights(self.class_counts, self.reweighting.kind, self.reweighting.beta), persistent=False
         )
-        self.output_adjustment = OutputAdjustment.from_counts(self.class_counts, self.posthoc_adjust_tau)
+        tau = self.posthoc_adjust_tau
+        self.outputs = PostProcessor(self.num_classes, log_prior(self.class_counts) if tau and self.class_counts else None, tau)
+        if self.class_counts is not None:
+            self.outputs.assume_recipe(self.recipe_priors("random"))
+
+    def recipe_priors(self, sampler: str) -> RecipePriors:
+        """The class prior this recipe's outputs assume with ``sampler`` (:mod:`lt_imbalance.model_prior`)."""
+        return recipe_priors(self.class_counts, sampler, self.criterion, self.posthoc_adjust_tau, self.reweighting.kind)
 
     def configure_loss(self) -> nn.Module:
         """The per-sample supervised loss (``forward(logits, targets) -> [B]``)."""
@@ -248,7 +255,7 @@ class ImbalancedClassifier(pl.LightningModule):
         """A confusion matrix per stage and the probability metrics (AUROC, ECE) of validation and test."""
         self.confusion = nn.ModuleDict({f"{s}_cm": MulticlassConfusionMatrix(self.num_classes) for s in STAGES})
         self.probability = nn.ModuleDict({f"{s}_prob": probability_metrics(self.num_classes) for s in ("val", "test")})
-        # once calibrated: ECE and NLL at T = 1 too, and the test predictions re-weighted to target_prior
+        # once calibrated: ECE and NLL uncalibrated too, and the test predictions re-weighted to a target prior
         self.uncalibrated = nn.ModuleDict({f"{s}_uncal": calibration_metrics(self.num_classes) for s in ("val", "test")})
         self.adapted_confusion = MulticlassConfusionMatrix(self.num_classes)
 
@@ -285,45 +292,6 @@ class ImbalancedClassifier(pl.LightningModule):
         epoch = trainer.current_epoch if trainer is not None else 0
         reweight = self.loss_weights is not None and epoch >= self.reweighting.start_epoch
         return weighted_mean(losses, targets, self.loss_weights if reweight else None)
-
-    def evaluation_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        """Logits used for evaluation: (z - tau * log prior) / T (post-hoc logit adjustment and the
-        fitted temperature, :class:`~lt_imbalance.inputs.OutputAdjustment`, the piece ``predict`` and
-        ``export`` apply too)."""
-        return self.output_adjustment(logits)
-
-    def deployed_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        """What ``predict`` writes and ``export`` computes: the calibrated probabilities, re-weighted
-        to :attr:`target_prior` when one is set."""
-        return self.output_adjustment.deployed(logits).float().softmax(1)
-
-    # ---- calibration and the target prior -----------------------------------------------------------
-    def set_calibration(self, calibration: Calibration) -> None:
-        """Read outputs with ``calibration``'s temperature and prior from now on."""
-        self.calibration = calibration
-        self.output_adjustment.temperature = calibration.temperature
-        if calibration.model_prior is not None:
-            self.apply_target_prior()
-        else:  # not yet known (fit calibrates when it ends); test and predict refuse a target prior without it
-            self.output_adjustment.set_target_prior(None, None)
-
-    def model_prior(self) -> torch.Tensor:
-        """p_model, the class prior the calibrated outputs assume (float64); refused when not recorded."""
-        if self.calibration.model_prior is None:
-            raise BadValue(
-                "this model records no class prior for its outputs, so it cannot be re-weighted to another: the prior is "
-                "recorded in last.ckpt when `lt-imbalance fit` ends; use that checkpoint (or retrain with this version)"
-            )
-        return torch.tensor(self.calibration.model_prior, dtype=torch.float64)
-
-    def apply_target_prior(self) -> None:
-        """Deploy for :attr:`target_prior` (None: as trained), dividing out the model's prior."""
-        if self.target_prior is None:
-            self.output_adjustment.set_target_prior(None, None)
-            return
-        if len(self.target_prior) != self.num_classes:
-            raise BadValue(f"the target prior has {len(self.target_prior)} classes; the model has {self.num_classes}")
-        self.output_adjustment.set_target_prior(self.model_prior(), self.target_prior)
 
     def forward_loss(self, batch: Any) -> dict[str, torch.Tensor]:
         """The training objective of ``batch`` at the current weights, without logging or metric updates:
@@ -374,13 +342,12 @@ class ImbalancedClassifier(pl.LightningModule):
         """Update the stage's metrics and log the losses of one batch."""
         logits = out["logits"].detach()
         if stage != "train":
-            logits = self.evaluation_logits(logits)
+            raw, logits = logits, self.outputs.evaluated(logits)
             self.probability[f"{stage}_prob"].update(logits.float().softmax(1), targets)
-            temperature = self.output_adjustment.temperature
-            if temperature != 1.0:
-                self.uncalibrated[f"{stage}_uncal"].update((logits.float() * temperature).softmax(1), targets)
-            if stage == "test" and self.output_adjustment.prior_shift is not None:
-                self.adapted_confusion.update(self.output_adjustment.adapted(logits).argmax(1), targets)
+            if self.outputs.calibrated:
+                self.uncalibrated[f"{stage}_uncal"].update(self.outputs.uncalibrated(raw).float().softmax(1), targets)
+            if stage == "test" and self.outputs.has_target:
+                self.adapted_confusion.update(self.outputs.deployed(raw).argmax(1), targets)
         self.confusion[f"{stage}_cm"].update(logits.argmax(1), targets)
         on_step = stage == "train"
         log = {"on_step": on_step, "on_epoch": True, "batch_size": len(targets), "sync_dist": not on_step}
@@ -418,8 +385,8 @@ class ImbalancedClassifier(pl.LightningModule):
         self.record("test", self.forward_loss(batch), batch[1])
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        """Class probabilities (:meth:`deployed_probabilities`)."""
-        return self.deployed_probabilities(self(batch[0]))
+        """Class probabilities, as deployed (:class:`~lt_imbalance.post_processor.PostProcessor`)."""
+        return self.outputs(self(batch[0]))
 
     def _end_epoch(self, stage: str) -> None:
         confusion = self.confusion[f"{stage}_cm"].compute()
@@ -428,10 +395,10 @@ class ImbalancedClassifier(pl.LightningModule):
         if stage != "train":
             extra = {k: v.item() for k, v in self.probability[f"{stage}_prob"].compute().items()}
             self.probability[f"{stage}_prob"].reset()
-            if self.output_adjustment.temperature != 1.0:
+            if self.outputs.calibrated:
                 extra.update({f"{k}_uncalibrated": v.item() for k, v in self.uncalibrated[f"{stage}_uncal"].compute().items()})
                 self.uncalibrated[f"{stage}_uncal"].reset()
-        if stage == "test" and self.output_adjustment.prior_shift is not None:
+        if stage == "test" and self.outputs.has_target:
             adapted = self.adapted_confusion.compute()
             self.adapted_confusion.reset()
             self.evaluations["test_adapted"] = EvaluationResult.from_confusion(
@@ -459,24 +426,19 @@ class ImbalancedClassifier(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         self._record_inputs()
-        self.set_calibration(Calibration())  # training evaluates uncalibrated; fit's end calibrates afresh
+        if self.class_counts is not None:  # training evaluates uncalibrated; fit's end calibrates afresh
+            self.outputs.assume_recipe(self.recipe_priors(getattr(self.trainer.datamodule, "sampler", "random")))
 
     def on_test_start(self) -> None:
         self._record_inputs()
-        self.apply_target_prior()
-
-    def on_predict_start(self) -> None:
-        self.apply_target_prior()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.input_spec is not None:
             checkpoint[INPUTS_KEY] = self.input_spec
-        if self.calibration != Calibration():
-            checkpoint[CALIBRATION_KEY] = self.calibration.as_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.input_spec = InputSpec.read(checkpoint.get(INPUTS_KEY)) or self.input_spec
-        self.set_calibration(Calibration.read(checkpoint.get(CALIBRATION_KEY)) or Calibration())
+        upgrade_state_dict(checkpoint, "outputs.", self.num_classes)  # earlier versions kept the calibration beside the weights
 
     # ---- the run's defaults ---------------------------------------------------------------
     def configure_callbacks(self) -> list[pl.Callback]:

@@ -53,14 +53,15 @@ def run_probabilities(run: Path, inputs: str) -> dict:
     probabilities, labels = [], []
     for batch in loader:
         x, y = data.on_after_batch_transfer(batch, 0)[:2]
-        probabilities.append(model.deployed_probabilities(model(x)).double())
+        probabilities.append(model.outputs(model(x)).double())
         labels.append(y)
     return {
         "p": torch.cat(probabilities),
         "y": torch.cat(labels),
-        "model_prior": model.model_prior(),
+        "model_prior": model.outputs.prior(),
         "counts": list(spec.class_counts),
-        "source": model.calibration.prior_source,
+        "source": model.outputs.record.prior_source,
+        "calibrator": model.outputs.record.calibrator,
     }
 
 

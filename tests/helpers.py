@@ -80,3 +80,8 @@ def fit_blobs(tmp_path, callbacks, epochs: int = 2):
     )
     quiet_trainer(tmp_path, max_epochs=epochs, callbacks=callbacks).fit(model, data)
     return data, model
+
+
+def tensors(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The module's state dict without its non-tensor entries (the outputs owner's record)."""
+    return {k: v for k, v in module.state_dict().items() if isinstance(v, torch.Tensor)}

@@ -123,42 +123,72 @@ def test_re_weighting_with_each_familys_prior_by_hand():
     )
 
 
-def test_the_output_adjustment_deploys_the_re_weighted_calibrated_probabilities():
-    from lt_imbalance.inputs import OutputAdjustment
+def test_the_outputs_owner_deploys_the_re_weighted_calibrated_probabilities():
+    from lt_imbalance.label_shift import TargetPrior
+    from lt_imbalance.post_processor import PostProcessor
 
     g = torch.Generator().manual_seed(1)
     logits, counts = torch.randn(6, 3, generator=g) * 3, [100, 25, 4]
-    adjustment = OutputAdjustment.from_counts(counts, tau=0.5)
-    adjustment.temperature = 1.7
-    model, target = torch.tensor([0.2, 0.5, 0.3]), torch.tensor([0.1, 0.1, 0.8])
-    adjustment.set_target_prior(model, target)
-    calibrated = ((logits - 0.5 * torch.log(torch.tensor(counts) / 129.0)) / 1.7).softmax(1)
+    outputs = PostProcessor(3, torch.log(torch.tensor(counts) / 129.0), tau=0.5)
+    model, target, bias = torch.tensor([0.2, 0.5, 0.3]), torch.tensor([0.1, 0.1, 0.8]), torch.tensor([0.3, -0.2, 0.1])
+    outputs.assume_prior(model, "by hand")
+    outputs.set_calibration(1.7, bias, outputs.record)
+    calibrated = ((logits - 0.5 * torch.log(torch.tensor(counts) / 129.0)) / 1.7 + bias).softmax(1)
+    assert torch.allclose(outputs.evaluated(logits).softmax(1), calibrated, atol=1e-6)
+    assert torch.allclose(outputs(logits), calibrated, atol=1e-6)  # no target: the calibrated probabilities
+    outputs.set_target(TargetPrior("mine", target.double()))
     expected = adapt_to_prior(calibrated, model, target)
-    assert torch.allclose(adjustment.deployed(logits).softmax(1).double(), expected, atol=1e-6)
-    assert torch.allclose(adjustment(logits).softmax(1), calibrated, atol=1e-6)  # evaluation: calibrated, not re-weighted
+    assert torch.allclose(outputs(logits).double(), expected, atol=1e-6)
+    assert torch.allclose(outputs.evaluated(logits).softmax(1), calibrated, atol=1e-6)  # evaluation: calibrated, not re-weighted
 
 
 def test_the_target_prior_named_or_read_from_a_file(tmp_path):
-    from lt_imbalance.label_shift import read_target_prior
+    from lt_imbalance.label_shift import parse_prior
 
     names, counts = ["cat", "dog", "rare bird"], [60, 30, 10]
-    assert read_target_prior("train", names, counts).tolist() == pytest.approx([0.6, 0.3, 0.1])
-    assert read_target_prior("uniform", names, counts).tolist() == pytest.approx([1 / 3] * 3)
+
+    def read(spec, command="test"):
+        return parse_prior(spec, names, counts, command).shares
+
+    assert read("train").tolist() == pytest.approx([0.6, 0.3, 0.1])
+    assert read("uniform").tolist() == pytest.approx([1 / 3] * 3)
+    assert parse_prior(None, names, counts, "test") is None
+    assert parse_prior("estimate", names, counts, "predict").estimate
     good = tmp_path / "mix.csv"
     good.write_text("class,share\ncat, 2\n# a comment\ndog,1\nrare bird,1\n")
-    assert read_target_prior(str(good), names, counts).tolist() == pytest.approx([0.5, 0.25, 0.25])
+    assert read(str(good)).tolist() == pytest.approx([0.5, 0.25, 0.25])
     for text, message in [
         ("cat,1\ndog,1\n", "missing \\['rare bird'\\]"),
         ("cat,1\ndog,1\nrare bird,1\nfish,1\n", "unknown \\['fish'\\]"),
         ("cat,1\ndog,x\n", "line 2: write 'class name,share'"),
         ("cat,0\ndog,0\nrare bird,0\n", "sum to 0"),
         ("cat,-1\ndog,1\nrare bird,1\n", "0 or more"),
+        ("cat,inf\ndog,1\nrare bird,1\n", "finite"),
+        ("cat,1\ndog,1\nrare bird,1\ncat,3\n", "line 4: class 'cat' is listed twice"),
     ]:
         good.write_text(text)
         with pytest.raises(ValueError, match=message):
-            read_target_prior(str(good), names, counts)
+            read(str(good))
     with pytest.raises(ValueError, match="give train, uniform, or a file"):
-        read_target_prior("forward", names, counts)
+        read("forward")
+    for command, message in [("test", "estimate is for `lt-imbalance predict`"), ("export", "no inputs to estimate from")]:
+        with pytest.raises(ValueError, match=message):
+            read("estimate", command)
+
+
+def test_prior_is_parsed_in_one_function_and_re_weighted_by_one_formula():
+    """No module but label_shift reads a --prior value or writes log q - log p_model."""
+    import re
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "lt_imbalance"
+    for path in package.rglob("*.py"):
+        text = path.read_text()
+        if path.name == "label_shift.py":
+            assert text.count("def parse_prior(") == 1 and text.count("def shift_to_prior(") == 1
+            continue
+        assert not re.search(r"(prior|spec)\w*(\[.*\])? *(==|in) *\(?[\"'](estimate|uniform|train)[\"']", text), f"{path} reads --prior"
+        assert not re.search(r"log\(.*target.*\) *- *(torch\.)?log\(", text), f"{path} re-weights to a prior itself"
 
 
 def test_the_mean_nll_metric_is_the_cross_entropy():
@@ -184,38 +214,110 @@ def _scaled_posterior_logits(model_prior, val_mix, temperature, n=40_000, seed=0
 
 
 def test_the_temperature_is_scored_under_the_validation_mix_when_the_prior_is_known():
-    from lt_imbalance.calibration import fit_calibration
-
     model_prior, val_mix = [0.7, 0.2, 0.1], [1 / 3, 1 / 3, 1 / 3]  # a long-tailed model, a balanced validation split
     logits, labels = _scaled_posterior_logits(model_prior, val_mix, temperature=2.0)
-    temperature, prior = fit_calibration(logits, labels, torch.tensor(model_prior))
-    assert temperature == pytest.approx(2.0, rel=0.03) and prior.tolist() == pytest.approx(model_prior)
     offset = torch.log(torch.bincount(labels).double() / len(labels)) - torch.log(torch.tensor(model_prior, dtype=torch.float64))
+    temperature = fit_temperature(logits, labels, offset)
+    assert temperature == pytest.approx(2.0, rel=0.03)
     grid = [math.exp(x / 1000) for x in range(0, 1400)]  # T in [1, 4]
     assert temperature == pytest.approx(min(grid, key=lambda t: negative_log_likelihood(logits, labels, t, offset)), rel=2e-3)
     assert fit_temperature(logits, labels) > 2.2  # without the offset the prior mismatch inflates T
 
 
-def test_the_temperature_and_an_unknown_prior_are_fitted_together():
-    from lt_imbalance.calibration import fit_calibration
+def test_bias_corrected_temperature_scaling_recovers_a_known_temperature_and_biases():
+    """Logits z = T (log p(y | x) - beta): z / T + beta is the exact posterior, so (T, beta) come back
+    (beta up to a constant: softmax ignores one; the shrinkage picks mean 0)."""
+    from lt_imbalance.calibration import fit_bias_corrected
 
-    logits, labels = _scaled_posterior_logits([0.6, 0.3, 0.1], [0.2, 0.3, 0.5], temperature=0.5, seed=1)
-    temperature, prior = fit_calibration(logits, labels, None)  # 40,000 labels outweigh the guess (uniform)
+    model_prior = [0.6, 0.3, 0.1]
+    logits, labels = _scaled_posterior_logits(model_prior, [0.2, 0.3, 0.5], temperature=1.0, seed=1)
+    beta = torch.tensor([0.4, -0.1, -0.3], dtype=torch.float64)
+    offset = torch.log(torch.bincount(labels).double() / len(labels)) - torch.log(torch.tensor(model_prior, dtype=torch.float64))
+    temperature, bias = fit_bias_corrected(0.5 * (logits - beta), labels, offset)
     assert temperature == pytest.approx(0.5, rel=0.03)
-    assert (prior - torch.tensor([0.6, 0.3, 0.1], dtype=torch.float64)).abs().sum() < 0.04
-    temperature, prior = fit_calibration(logits, labels.clamp(max=1), None)  # class 2 without validation samples
-    assert prior is None and temperature == pytest.approx(fit_temperature(logits, labels.clamp(max=1)))
+    assert (bias - bias.mean()).tolist() == pytest.approx((beta - beta.mean()).tolist(), abs=0.05)
 
 
-def test_a_small_validation_split_keeps_the_guess_and_a_finite_temperature():
-    """Twelve samples, one wrong: free offsets would separate them (T -> 0); shrunk to the guess they cannot."""
-    from lt_imbalance.calibration import at_the_sharpest, fit_calibration
+def test_held_out_nll_by_hand_and_stratified_folds():
+    from lt_imbalance.calibration import calibrated_nll, fold_of, held_out_nll
 
-    logits = 3.0 * torch.eye(3).repeat(4, 1)
-    labels = torch.tensor([0, 1, 2] * 4)
-    labels[0] = 1  # one error
-    guess = torch.tensor([0.5, 0.3, 0.2])
-    temperature, prior = fit_calibration(logits, labels, None, guess)
-    assert 0.1 < temperature < 10 and (prior - guess.double()).abs().sum() < 0.5
-    separated = fit_calibration(3.0 * torch.eye(3), torch.tensor([0, 1, 2]), None)[0]
-    assert at_the_sharpest(separated) and not at_the_sharpest(temperature)  # every sample right: T at its bound
+    g = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, 3, (60,), generator=g)
+    logits = 2.5 * torch.nn.functional.one_hot(labels, 3).double() + torch.randn(60, 3, generator=g, dtype=torch.float64)
+    fold = fold_of(labels, 5)
+    for c in range(3):
+        sizes = torch.bincount(fold[labels == c], minlength=5)
+        assert sizes.max() - sizes.min() <= 1  # every fold holds the class mix
+    by_hand = 0.0
+    for k in range(5):
+        t = fit_temperature(logits[fold != k], labels[fold != k])
+        by_hand += calibrated_nll(logits[fold == k], labels[fold == k], t, torch.zeros(3), None) * int((fold == k).sum())
+    assert held_out_nll("temperature", logits, labels, None) == pytest.approx(by_hand / 60, rel=1e-12)
+
+
+def test_the_calibrator_is_chosen_on_held_out_folds_and_never_at_a_bound():
+    from lt_imbalance.calibration import choose_calibrator
+
+    # a biased, over-confident model on plenty of data: the biases pay on held-out folds
+    logits, labels = _scaled_posterior_logits([0.6, 0.3, 0.1], [1 / 3] * 3, temperature=1.0, n=3000, seed=4)
+    biased = 3.0 * (logits - torch.tensor([0.8, 0.0, -0.8], dtype=torch.float64))
+    choice = choose_calibrator(biased, labels, None)
+    assert (
+        choice.kind == "temperature + class biases"
+        and choice.held_out[choice.kind] < choice.held_out["temperature"] < choice.held_out["none"]
+    )
+    # exact posteriors already: nothing is applied unless it lowers the held-out NLL
+    exact, labels = _scaled_posterior_logits([1 / 3] * 3, [1 / 3] * 3, temperature=1.0, n=60, seed=5)
+    choice = choose_calibrator(exact, labels, None)
+    assert choice.held_out[choice.kind] == min(choice.held_out.values())
+    assert choice.kind == "none" or choice.held_out[choice.kind] < choice.held_out["none"]
+    # separated (T -> 0) and signal-free (T -> 1000): the bounds are refused, none is kept
+    separated = choose_calibrator(3.0 * torch.eye(3).repeat(4, 1), torch.tensor([0, 1, 2] * 4), None)
+    assert separated.kind == "none" and "bound" in separated.rejected["temperature"] and separated.temperature == 1.0
+    flat = choose_calibrator(torch.zeros(12, 3), torch.tensor([0, 1, 2] * 4), None)
+    assert flat.kind == "none" and "1000" in flat.rejected["temperature"]
+
+
+def test_the_outputs_owner_reports_before_and_after_under_the_objective_it_minimised():
+    from lt_imbalance.post_processor import PostProcessor
+
+    model_prior = [0.7, 0.2, 0.1]
+    logits, labels = _scaled_posterior_logits(model_prior, [1 / 3] * 3, temperature=2.0, n=600, seed=6)
+    outputs = PostProcessor(3)
+    outputs.assume_prior(torch.tensor(model_prior), "by hand")
+    record = outputs.fit(logits, labels, "validation split")
+    assert record.calibrator != "none" and outputs.calibrated and record.fitted_on == "validation split, 600 samples"
+    mix = torch.bincount(labels).double() / 600
+    objective = torch.log(mix) - torch.log(torch.tensor(model_prior, dtype=torch.float64))
+    after = torch.nn.functional.cross_entropy(outputs.evaluated(logits) + objective, labels).item()
+    before = torch.nn.functional.cross_entropy(logits + objective, labels).item()
+    assert record.after["nll"] == pytest.approx(after, rel=1e-5) and record.before["nll"] == pytest.approx(before, rel=1e-6)
+    assert record.after["nll"] < record.before["nll"] and record.note is None  # 200 per class: no caution
+
+
+def test_the_outputs_state_travels_in_the_state_dict_and_old_checkpoints_upgrade():
+    from lt_imbalance.calibration import LEGACY_CALIBRATION_KEY
+    from lt_imbalance.label_shift import TargetPrior
+    from lt_imbalance.post_processor import PostProcessor, upgrade_state_dict
+
+    logits, labels = _scaled_posterior_logits([0.5, 0.3, 0.2], [1 / 3] * 3, temperature=2.0, n=300, seed=7)
+    outputs = PostProcessor(3)
+    outputs.assume_prior(torch.tensor([0.5, 0.3, 0.2]), "by hand")
+    outputs.fit(logits, labels, "validation split")
+    outputs.set_target(TargetPrior("uniform", torch.full((3,), 1 / 3, dtype=torch.float64)))
+    restored = PostProcessor(3)
+    restored.load_state_dict(outputs.state_dict())
+    assert torch.equal(restored(logits.float()), outputs(logits.float())) and restored.record == outputs.record
+    assert restored.target_spec == "uniform" and restored.describe()["temperature"] == float(outputs.temperature)
+
+    legacy = {"state_dict": {}, LEGACY_CALIBRATION_KEY: {"temperature": 1.5, "model_prior": [0.5, 0.3, 0.2], "fitted_on": "x, 9 samples"}}
+    upgrade_state_dict(legacy, "", 3)
+    old = PostProcessor(3)
+    old.load_state_dict(legacy["state_dict"])
+    assert float(old.temperature) == 1.5 and old.prior().tolist() == pytest.approx([0.5, 0.3, 0.2]) and old.calibrated
+    bare = {"state_dict": {}}  # written before any calibration record: loads, but has no prior to re-weight from
+    upgrade_state_dict(bare, "", 3)
+    older = PostProcessor(3)
+    older.load_state_dict(bare["state_dict"])
+    with pytest.raises(ValueError, match="records no class prior"):
+        older.prior()

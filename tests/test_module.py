@@ -149,10 +149,10 @@ def test_deferred_reweighting_switches_on_at_the_chosen_epoch():
 def test_posthoc_adjustment_changes_evaluation_logits_only():
     model = _model(posthoc_adjust_tau=1.0)
     logits = torch.zeros(1, 3)
-    adjusted = model.evaluation_logits(logits)
+    adjusted = model.outputs.evaluated(logits)
     assert adjusted.argmax().item() == 2  # equal logits: the rarest class wins after subtracting log prior
     assert torch.allclose(adjusted, -log_prior(COUNTS)[None])
-    assert torch.equal(_model().evaluation_logits(logits), logits)
+    assert torch.equal(_model().outputs.evaluated(logits), logits)
 
 
 def test_losses_that_need_counts_say_so():

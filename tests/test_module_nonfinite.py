@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from helpers import CONSTANT, COUNTS, TinyNet, quiet_trainer, sgd
+from helpers import CONSTANT, COUNTS, TinyNet, quiet_trainer, sgd, tensors
 from lt_imbalance import ImbalancedClassifier
 from lt_imbalance.callbacks import SAM
 
@@ -58,7 +58,7 @@ def test_skip_leaves_the_weights_and_buffers_untouched_for_that_step(tmp_path, b
     skipped, clean = _model(batchnorm, on_nonfinite_loss="skip"), _model(batchnorm)
     _trainer(tmp_path).fit(skipped, train_dataloaders=_data(nan_rows=[12, 13]))  # batch 2 is bad
     _trainer(tmp_path).fit(clean, train_dataloaders=DataLoader(TensorDataset(*_data().dataset[:12]), batch_size=6))
-    for (name, p), q in zip(skipped.state_dict().items(), clean.state_dict().values()):
+    for (name, p), q in zip(tensors(skipped).items(), tensors(clean).values()):
         torch.testing.assert_close(p, q, msg=name)  # with BatchNorm: running statistics finite and equal to the clean run's
     if batchnorm:
         assert torch.isfinite(skipped.net.backbone.bn.running_mean).all()

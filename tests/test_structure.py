@@ -131,10 +131,10 @@ def test_small_commands_and_their_help_load_no_framework(argv):
     assert len(out.splitlines()) < 90, argv
 
 
-def test_predict_help_is_the_checkpoint_command_and_names_the_config_form():
+def test_predict_is_one_command_whose_help_names_the_test_command_for_a_config():
     out = subprocess.run(
         [sys.executable, "-m", "lt_imbalance", "predict", "--help"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     for option in ("--ckpt_path", "--input", "--output", "--top_k", "--strict", "--overwrite"):
         assert option in out
-    assert "lt-imbalance predict --config CFG --help" in out
+    assert "lt-imbalance test --config CFG --ckpt_path CKPT" in out and "--config" not in out.split("usage:")[1].split("\n\n")[0]

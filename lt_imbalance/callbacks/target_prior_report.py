@@ -1,5 +1,8 @@
-"""After ``test`` with a target prior q (``--prior``): the model as trained and the model adapted
-to q, both scored on the test set re-weighted to q.
+"""A target prior q (``--prior``) for ``fit`` and ``test``, and after ``test`` the model as trained
+and the model adapted to q, both scored on the test set re-weighted to q.
+
+Given q, the module's outputs deploy for it from the start of ``fit`` (so its checkpoints carry it)
+and of ``test`` (after the checkpoint is loaded).
 
 The adapted model predicts argmax_y p(y | x) q(y) / p_model(y) (:mod:`lt_imbalance.label_shift`);
 its confusion matrix on the test set, with each row rescaled to q
@@ -14,17 +17,35 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from lt_imbalance.callbacks.run_files import WritesRunFiles, save_results
 from lt_imbalance.callbacks.shifted_test import ShiftedTestDistributions
+from lt_imbalance.label_shift import TargetPrior
 from lt_imbalance.metrics import reweighted_metrics
 
 
 class TargetPriorReport(WritesRunFiles):
-    """The table of the module docstring, when the module has a ``target_prior`` and tested with it."""
+    """The table of the module docstring, when the module's outputs have a target prior and it was tested with it.
+
+    Args:
+        target: the prior to deploy for (:func:`~lt_imbalance.label_shift.parse_prior`); ``None``: the module's own.
+    """
+
+    def __init__(self, target: TargetPrior | None = None):
+        self.target = target
+
+    def deploy(self, pl_module: pl.LightningModule) -> None:
+        if self.target is not None:
+            pl_module.outputs.set_target(self.target)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.deploy(pl_module)
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.deploy(pl_module)
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         adapted = pl_module.evaluations.get("test_adapted")
-        q = getattr(pl_module, "target_prior", None)
-        if adapted is None or q is None or not trainer.is_global_zero:
+        if adapted is None or not pl_module.outputs.has_target or not trainer.is_global_zero:
             return
+        q = pl_module.outputs.target_prior.double()
         columns = {
             "as trained": reweighted_metrics(pl_module.evaluations["test"].confusion, q),
             "adapted to the prior": reweighted_metrics(adapted.confusion, q),
@@ -32,5 +53,5 @@ class TargetPriorReport(WritesRunFiles):
         title = "Test set re-weighted to the target prior (%): the model as trained and adapted to it"
         table = ShiftedTestDistributions.format_table(title, columns)  # the same rows as the shifted-distribution table
         rank_zero_info("\n" + table + "\n")
-        record = {"target_prior": q.tolist(), "model_prior": list(pl_module.calibration.model_prior), **columns}
+        record = {"target_prior": q.tolist(), "model_prior": pl_module.outputs.prior().tolist(), **columns}
         save_results(trainer, self.run_dir, "results_test_prior", table, record)

@@ -1,4 +1,4 @@
-"""``lt-imbalance fit | validate | test | predict``: LightningCLI over :class:`ImbalancedClassifier` and the data modules.
+"""``lt-imbalance fit | validate | test``: LightningCLI over :class:`ImbalancedClassifier` and the data modules.
 
 - ``data.class_counts`` and ``data.input_shape`` are linked into the model when both are
   instantiated, so the model never imports a data module;
@@ -13,7 +13,6 @@
   calibrated when fit ends (:class:`~lt_imbalance.callbacks.CalibrateAfterFit`);
 - ``--prior train|uniform|<file>`` (``test``, and the test after ``fit``) also scores the model
   adapted to that class prior on the test set re-weighted to it (:class:`~lt_imbalance.callbacks.TargetPriorReport`);
-  ``predict`` with a config re-weights its outputs to it;
 - ``fit`` and ``test`` first check that the run directory is writable and has free space;
 - a mistake in the command or the config (a bad value, a missing file, an unsupported
   combination) is printed as a short message with the fix (:mod:`lt_imbalance.user_errors`);
@@ -43,6 +42,7 @@ from lightning.pytorch.utilities import rank_zero_info  # noqa: E402
 import lt_imbalance.callbacks  # noqa: E402, F401  (short callback names)
 import lt_imbalance.losses  # noqa: E402, F401  (short names for the losses)
 import lt_imbalance.models  # noqa: E402, F401  (short names for the backbones)
+from lt_imbalance.callbacks import TargetPriorReport  # noqa: E402
 from lt_imbalance.callbacks.run_files import WritesRunFiles, log_files  # noqa: E402
 from lt_imbalance.checkpoint_file import check_fits  # noqa: E402
 from lt_imbalance.console import verbose  # noqa: E402
@@ -61,7 +61,7 @@ from lt_imbalance.data import (  # noqa: E402, F401  (imported so that configs c
     TabularLT,
     TinyImageNetLT,
 )
-from lt_imbalance.label_shift import read_target_prior  # noqa: E402
+from lt_imbalance.label_shift import parse_prior  # noqa: E402
 from lt_imbalance.module import ImbalancedClassifier  # noqa: E402
 from lt_imbalance.rundir import check_run_directory, newest_last_checkpoint, next_free, run_directory  # noqa: E402
 
@@ -92,6 +92,11 @@ def _wants_ssl_views(ssl_weight: float) -> bool:
 
 
 class LTImbalanceCLI(LightningCLI):
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """fit, validate and test (``predict`` is the checkpoint command, :mod:`lt_imbalance.commands.predict`)."""
+        return {name: keys for name, keys in LightningCLI.subcommands().items() if name != "predict"}
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.class_counts", "model.init_args.class_counts", apply_on="instantiate")
         parser.link_arguments("data.input_shape", "model.init_args.input_shape", apply_on="instantiate")
@@ -107,18 +112,17 @@ class LTImbalanceCLI(LightningCLI):
             "file of 'class,share' lines) on the test set re-weighted to it; predict: re-weight the outputs to it",
         )  # fmt: skip
 
-    def set_target_prior(self) -> None:
-        """The model's ``target_prior`` from ``--prior`` (applied once a checkpoint is loaded)."""
-        spec = self.config[self.subcommand].get("prior")
-        if spec is None:
-            return
-        if spec == "estimate":
-            raise BadValue(
-                f"{self.subcommand} --prior takes train, uniform or a file of 'class,share' lines; estimate is for "
-                "`lt-imbalance predict --ckpt_path ... --input ... --prior estimate`"
-            )
+    def target_prior(self):
+        """``--prior`` read (:func:`~lt_imbalance.label_shift.parse_prior`), or ``None``."""
         data = self.datamodule
-        self.model.target_prior = read_target_prior(spec, list(data.class_names), list(data.class_counts)).float()
+        return parse_prior(self.config[self.subcommand].get("prior"), list(data.class_names), list(data.class_counts), self.subcommand)
+
+    def set_target_prior(self) -> None:
+        """``--prior``: the outputs deploy for it from the start of fit or test (once any checkpoint is
+        loaded), and the test is also scored under it (:class:`~lt_imbalance.callbacks.TargetPriorReport`)."""
+        target = self.target_prior()
+        if target is not None:
+            self.trainer.callbacks.append(TargetPriorReport(target))
 
     def before_fit(self) -> None:
         if self.trainer.max_epochs == 0:
@@ -158,9 +162,6 @@ class LTImbalanceCLI(LightningCLI):
     def before_validate(self) -> None:
         if self.config[self.subcommand].get("prior") is not None:
             raise BadValue("--prior applies to test, predict and the test after fit; validate scores the model as trained")
-
-    def before_predict(self) -> None:
-        self.set_target_prior()
 
     def before_test(self) -> None:
         check_run_directory(self.trainer.default_root_dir)

@@ -1,9 +1,9 @@
-"""``lt-imbalance predict`` from a checkpoint alone (``--input``): the command line of
+"""``lt-imbalance predict``: from a checkpoint alone, the command line of
 :func:`lt_imbalance.inference.predict.predict`. Only argparse is imported until the arguments are
 read, so ``--help`` is immediate.
 
-``lt-imbalance predict --config CFG`` (a data config, no ``--input``) is LightningCLI's ``predict``
-instead (:mod:`lt_imbalance.commands.lightning_cli`); :func:`from_checkpoint` tells them apart.
+It is the one ``predict``: a data config (``--config``, ``--data``, ``--model``) is refused with the
+checkpoint form to run instead, since a checkpoint already holds what prediction needs.
 """
 
 from __future__ import annotations
@@ -12,18 +12,24 @@ import argparse
 import sys
 from pathlib import Path
 
-from lt_imbalance.errors import FileInTheWay
+from lt_imbalance.errors import BadValue, FileInTheWay
 
-LIGHTNING_FLAGS = ("--config", "-c", "--data", "--model", "--print_config")
+#: the options of a training config, which predict does not take
+CONFIG_FLAGS = ("--config", "-c", "--data", "--model", "--trainer", "--print_config")
 
-EPILOG = """predictions on a data config's predict split instead (LightningCLI):
-  lt-imbalance predict --config CFG --ckpt_path CKPT     (its options: lt-imbalance predict --config CFG --help)"""
+EPILOG = """the checkpoint holds the class names, input size, normalisation and calibration, so no config is needed;
+to score a labelled test set of a data config instead: lt-imbalance test --config CFG --ckpt_path CKPT"""
 
 
-def from_checkpoint(argv: list[str]) -> bool:
-    """``predict`` with ``--input``, or without a config: from a checkpoint alone (else LightningCLI's ``predict``)."""
-    named = {a.split("=", 1)[0] for a in argv}
-    return "--input" in named or not named & set(LIGHTNING_FLAGS)
+def refuse_a_config(argv: list[str]) -> None:
+    """A training config's options are refused, naming the checkpoint form."""
+    named = sorted({a.split("=", 1)[0].split(".", 1)[0] for a in argv} & set(CONFIG_FLAGS))
+    if named:
+        raise BadValue(
+            f"predict takes no {', '.join(named)}: it reads everything from the checkpoint. Run "
+            "`lt-imbalance predict --ckpt_path CKPT --input IMAGES_OR_TABLE [--output predictions.csv]`; "
+            "to score a data config's test set: `lt-imbalance test --config CFG --ckpt_path CKPT`"
+        )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -74,19 +80,19 @@ def say_estimate(estimate: dict, class_names: list[str]) -> None:
 
 
 def main(argv: list[str]) -> int:
+    refuse_a_config(argv)
     arguments = parser()
     args = arguments.parse_args(argv)
     if args.top_k < 1 or args.batch_size < 1:
         arguments.error("--top_k and --batch_size must be at least 1")
-    written = [Path(args.output)] + ([Path(args.output + ".prior.csv")] if args.prior == "estimate" else [])
-    taken = [str(p) for p in written if p.exists()]
-    if taken and not args.overwrite:
-        raise FileInTheWay(f"{', '.join(repr(p) for p in taken)} exists; choose another --output, or pass --overwrite to replace it")
+    if Path(args.output).exists() and not args.overwrite:
+        raise FileInTheWay(f"'{args.output}' exists; choose another --output, or pass --overwrite to replace it")
     from lt_imbalance.inference.predict import predict  # torch and Lightning: only once the arguments are read
 
     result = predict(
-        args.ckpt_path, args.input, args.output, args.top_k, args.batch_size, args.num_workers, args.strict, args.accelerator, args.prior
-    )
+        args.ckpt_path, args.input, args.output, args.top_k, args.batch_size, args.num_workers, args.strict, args.accelerator, args.prior,
+        args.overwrite,
+    )  # fmt: skip
     if "estimate" in result:
         say_estimate(result["estimate"], result["class_names"])
     rate = result["written"] / max(result["seconds"], 1e-9)

@@ -10,8 +10,8 @@ The exported graph maps raw inputs to class probabilities:
 - tables: ``features`` float32 ``[batch, F]``, the encoded rows (see
   :mod:`lt_imbalance.inference.tables`) -> network -> the output adjustment -> softmax.
 
-The output adjustment (:class:`~lt_imbalance.inputs.OutputAdjustment`) is the one ``test`` and
-``predict`` apply: post-hoc logit adjustment when trained with it, the temperature fitted when
+The outputs' owner (:class:`~lt_imbalance.post_processor.PostProcessor`) is the one ``test`` and
+``predict`` apply: post-hoc logit adjustment when trained with it, the calibration fitted when
 training ended, and with ``prior`` (train, uniform, or a file of class shares) the re-weighting
 to that class mix. The batch size is dynamic. Beside the file, ``<out>.json`` names the classes in
 output order, describes the input, and says whether the outputs are calibrated and which class
@@ -30,7 +30,7 @@ from lt_imbalance.console import verbose
 from lt_imbalance.errors import BadValue, FileInTheWay, UnsupportedCombination
 from lt_imbalance.inference.trained_model import load_trained
 from lt_imbalance.inputs import InputSpec, Preprocessor
-from lt_imbalance.label_shift import read_target_prior
+from lt_imbalance.label_shift import parse_prior
 
 
 class ExportedClassifier(nn.Module):
@@ -39,51 +39,47 @@ class ExportedClassifier(nn.Module):
     Args:
         preprocessor: raw inputs -> network inputs (:class:`~lt_imbalance.inputs.Preprocessor`).
         network: the classifier network (backbone + head).
-        adjustment: the module's output adjustment (:class:`~lt_imbalance.inputs.OutputAdjustment`).
+        outputs: the module's outputs owner (:class:`~lt_imbalance.post_processor.PostProcessor`): logits -> probabilities.
     """
 
-    def __init__(self, preprocessor: nn.Module, network: nn.Module, adjustment: nn.Module):
+    def __init__(self, preprocessor: nn.Module, network: nn.Module, outputs: nn.Module):
         super().__init__()
-        self.preprocessor, self.network, self.adjustment = preprocessor, network, adjustment
+        self.preprocessor, self.network, self.outputs = preprocessor, network, outputs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.adjustment.deployed(self.network(self.preprocessor(x))).softmax(dim=1)
+        return self.outputs(self.network(self.preprocessor(x)))
 
 
 def exportable(ckpt_path: str | Path, prior: str | None = None) -> tuple[ExportedClassifier, InputSpec, dict]:
     """The checkpoint's model wrapped for export (re-weighted to ``prior`` when given), its input
     description, and what its outputs are (calibrated? which class prior?)."""
     model, spec = load_trained(ckpt_path)
-    if prior == "estimate":
-        raise BadValue("export --prior estimate: an exported model has no inputs to estimate from; give train, uniform or a file")
-    if prior is not None:
-        model.target_prior = read_target_prior(prior, list(spec.class_names), list(spec.class_counts)).float()
-        model.apply_target_prior()
-    wrapper = ExportedClassifier(Preprocessor(spec), model.net, model.output_adjustment).eval().requires_grad_(False)
-    return wrapper, spec, outputs_description(model, spec, prior)  # inference only: the exported outputs track no gradients
+    target = parse_prior(prior, list(spec.class_names), list(spec.class_counts), "export")
+    if target is not None:
+        model.outputs.set_target(target)
+    wrapper = ExportedClassifier(Preprocessor(spec), model.net, model.outputs).eval().requires_grad_(False)
+    return wrapper, spec, outputs_description(model.outputs, spec)  # inference only: the exported outputs track no gradients
 
 
-def outputs_description(model, spec: InputSpec, prior: str | None) -> dict:
+def outputs_description(outputs, spec: InputSpec) -> dict:
     """The JSON's ``outputs`` entry: calibration and the class prior the probabilities assume."""
-    calibration = model.calibration
-
-    def shares(values) -> dict[str, float]:
-        return dict(zip(spec.class_names, [round(float(v), 6) for v in values]))
-
-    described = {
-        "calibrated": calibration.calibrated,
-        "temperature": calibration.temperature,
-        "calibration": f"temperature scaling on the {calibration.fitted_on}" if calibration.calibrated else calibration.not_calibrated,
+    described = outputs.describe(list(spec.class_names))
+    record = outputs.record
+    summary = {
+        "calibrated": described["calibrated"],
+        "temperature": described["temperature"],
+        "calibration": f"{record.calibrator} on the {record.fitted_on}" if described["calibrated"] else record.not_calibrated,
+        "details": described,
     }
-    if prior is not None:
-        described["prior"] = {"assumed": f"target prior ({prior}), baked in", "shares": shares(model.target_prior)}
-    elif calibration.model_prior is not None:
-        described["prior"] = {"assumed": f"the model's own: {calibration.prior_source}", "shares": shares(calibration.model_prior)}
+    if described["target_prior"] is not None:
+        summary["prior"] = {"assumed": f"target prior ({described['target']}), baked in", "shares": described["target_prior"]}
+    elif described["model_prior"] is not None:
+        summary["prior"] = {"assumed": f"the model's own: {record.prior_source}", "shares": described["model_prior"]}
     else:
-        described["prior"] = {"assumed": "unknown (a checkpoint written before the prior was recorded)"}
-    if calibration.model_prior is not None:
-        described["model_prior"] = shares(calibration.model_prior)
-    return described
+        summary["prior"] = {"assumed": "unknown (a checkpoint written before the prior was recorded)"}
+    if described["model_prior"] is not None:
+        summary["model_prior"] = described["model_prior"]
+    return summary
 
 
 #: file suffix -> export format

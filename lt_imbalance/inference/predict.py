@@ -38,10 +38,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from lt_imbalance.data.datasets import ImageFileDataset
 from lt_imbalance.data.files import IMAGE_SUFFIXES
-from lt_imbalance.errors import BadValue, MissingFile
+from lt_imbalance.errors import BadValue, FileInTheWay, MissingFile
 from lt_imbalance.inference.trained_model import load_trained
 from lt_imbalance.inputs import InputSpec, Preprocessor
-from lt_imbalance.label_shift import adapt_to_prior, bootstrap_prior, estimate_prior, read_target_prior
+from lt_imbalance.label_shift import adapt_to_prior, bootstrap_prior, estimate_prior, parse_prior
 
 #: fewest inputs per class for ``--prior estimate`` (below: the model's prior is kept); chosen on pool images no run
 #: used, digits-LT and a table (README, "Deploying where the class mix differs"): at 1 per class the estimate cost
@@ -208,15 +208,19 @@ def predict(
     strict: bool = False,
     accelerator: str = "auto",
     prior: str | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Write the predictions CSV (re-weighted to ``prior``: train, uniform, a file, or estimate);
-    returns counts, timing and, for ``estimate``, the estimate (:func:`estimated_mix`)."""
+    returns counts, timing and, for ``estimate``, the estimate (:func:`estimated_mix`). The
+    estimate's file beside the CSV is kept unless ``overwrite``."""
     model, spec = load_trained(ckpt_path)
-    estimate = prior == "estimate"
-    if prior is not None:
-        model.model_prior()  # refuses a checkpoint that records no prior, before any input is read
-        if not estimate:
-            model.target_prior = read_target_prior(prior, list(spec.class_names), list(spec.class_counts)).float()
+    target = parse_prior(prior, list(spec.class_names), list(spec.class_counts), "predict")
+    estimate = target is not None and target.estimate
+    if estimate and prior_path(output).exists() and not overwrite:
+        raise FileInTheWay(f"'{prior_path(output)}' exists; choose another --output, or pass --overwrite to replace it")
+    if target is not None:
+        model.outputs.prior()  # refuses a checkpoint that records no prior, before any input is read
+        model.outputs.set_target(None if estimate else target)  # estimate: the rows under the model's own prior first
     source = Path(input_path)
     if not source.exists():
         raise MissingFile(f"input '{source}' not found; give a folder of images, a text file of image paths, or a .csv / .parquet table")
@@ -237,7 +241,7 @@ def predict(
         trainer.predict(model, datamodule=PredictionData(dataset, spec, batch_size, num_workers), return_predictions=False)
         if estimate:
             index, probabilities = writer.collected()
-            model_prior = model.model_prior()
+            model_prior = model.outputs.prior()
             result["estimate"] = estimated_mix(probabilities, model_prior, list(spec.class_names), prior_path(output))
             writer.write_rows(index, adapt_to_prior(probabilities, model_prior, result["estimate"]["prior"]))
     finally:

@@ -13,7 +13,7 @@ from lightning.pytorch.strategies import FSDPStrategy
 from torch.func import functional_call
 from torch.utils.data import DataLoader, TensorDataset
 
-from helpers import COUNTS, TinyNet, sgd, tiny_batch
+from helpers import COUNTS, TinyNet, sgd, tensors, tiny_batch
 from helpers import fit_tiny as _fit
 from helpers import tiny_model as _model
 from lt_imbalance import ImbalancedClassifier
@@ -109,7 +109,7 @@ def test_rho_zero_equals_a_plain_optimizer_step(precision):
     with_sam, plain = _model(batchnorm=True, momentum=0.9), _model(batchnorm=True, momentum=0.9)
     _fit(with_sam, [SAM(rho=0.0)], steps=3, n=18, precision=precision)
     _fit(plain, [], steps=3, n=18, precision=precision)
-    for (name, p), q in zip(with_sam.state_dict().items(), plain.state_dict().values()):
+    for (name, p), q in zip(tensors(with_sam).items(), tensors(plain).values()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
 
 
@@ -170,7 +170,7 @@ def test_checkpoint_saves_and_resume_gives_the_uninterrupted_weights(tmp_path):
     assert state["global_step"] == 6 and state["optimizer_states"][0]["state"]  # momentum buffers saved
     resumed, trainer = _train_from(tmp_path / "b", ckpt=str(ckpt))
     assert trainer.global_step == 12
-    for (name, p), q in zip(resumed.state_dict().items(), uninterrupted.state_dict().values()):
+    for (name, p), q in zip(tensors(resumed).items(), tensors(uninterrupted).values()):
         torch.testing.assert_close(p, q, rtol=0, atol=1e-6, msg=name)
 
 

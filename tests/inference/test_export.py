@@ -40,7 +40,7 @@ def test_onnx_equals_pytorch(digits_checkpoint, tmp_path, capfd):
         with torch.no_grad():
             reference = wrapper(x).numpy()
             inputs = data.on_after_batch_transfer((x.to(torch.uint8), torch.zeros(n)), 0)[0]
-            direct = model.evaluation_logits(model(inputs)).softmax(1).numpy()
+            direct = model.outputs.evaluated(model(inputs)).softmax(1).numpy()
         np.testing.assert_allclose(ours, reference, atol=1e-4)
         np.testing.assert_allclose(reference, direct, atol=1e-5)  # the graph's normalisation is training's
 

@@ -52,7 +52,7 @@ def test_predict_gives_the_modules_own_outputs_on_the_data_modules_test_images(d
     rows = list(csv.DictReader(open(tmp_path / "p.csv")))
     model, _ = load_trained(digits_checkpoint)
     with torch.no_grad():
-        expected = model.evaluation_logits(model(data.on_after_batch_transfer((x, y), 0)[0])).softmax(1)
+        expected = model.outputs.evaluated(model(data.on_after_batch_transfer((x, y), 0)[0])).softmax(1)
     assert len(rows) == len(x)
     np.testing.assert_allclose([float(r["probability"]) for r in rows], expected.max(1).values.numpy(), atol=1e-6)
     assert [r["prediction"] for r in rows] == [str(int(c)) for c in expected.argmax(1)]
@@ -70,7 +70,7 @@ def test_predict_a_folder_of_images(digits_checkpoint, tmp_path):
     x = torch.stack([files.load(i) for i in range(13)])
     data = _training_data()  # the data module of the checkpoint's run turns them into model inputs
     with torch.no_grad():
-        expected = model.evaluation_logits(model(data.on_after_batch_transfer((x, torch.zeros(13)), 0)[0])).softmax(1)
+        expected = model.outputs.evaluated(model(data.on_after_batch_transfer((x, torch.zeros(13)), 0)[0])).softmax(1)
     for row, p in zip(rows, expected):
         assert row["prediction"] == row["top1_class"] == str(int(p.argmax()))
         assert float(row["probability"]) == pytest.approx(p.max().item(), abs=1e-5)

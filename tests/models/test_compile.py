@@ -9,7 +9,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from helpers import sgd
+from helpers import sgd, tensors
 from lt_imbalance.callbacks.sam import SAM
 from lt_imbalance.data import CIFAR10LT, DigitsLT
 from lt_imbalance.losses import CrossEntropy, JointSSL
@@ -46,7 +46,7 @@ def _fit(steps: int, compile: bool, cifar_dir: Path | None = None) -> Imbalanced
 
 def _initial_state(cifar_dir: Path | None = None) -> dict[str, torch.Tensor]:
     pl.seed_everything(0)
-    return _model(_data(cifar_dir), False).state_dict()
+    return tensors(_model(_data(cifar_dir), False))
 
 
 def test_compiled_graph_equals_eager_exactly_with_sam_a_and_joint_ssl(monkeypatch):
@@ -64,7 +64,7 @@ def test_compiled_graph_equals_eager_exactly_with_sam_a_and_joint_ssl(monkeypatc
     assert not compiled_modules
     compiled = _fit(3, True)
     assert compiled.backbone_compiled and compiled_modules == [compiled.net.backbone]
-    state_e, state_c = eager.state_dict(), compiled.state_dict()
+    state_e, state_c = tensors(eager), tensors(compiled)
     assert list(state_e) == list(state_c)  # compiled in place: checkpoints keep their keys
     initial = _initial_state()
     assert max((state_e[k] - initial[k]).abs().max().item() for k in initial if "weight" in k) > 1e-3  # it trained
@@ -78,7 +78,7 @@ def test_inductor_step_equals_eager_within_float_tolerance(cifar10_dir):
     SAM-A + Joint-SSL steps the weight updates agree to 1% (measured: 0.4%). (Random-pixel images: the digits'
     flat backgrounds make max-pooling ties, where a last-bit difference reroutes a gradient.)"""
     eager, compiled = _fit(2, False, cifar10_dir), _fit(2, True, cifar10_dir)
-    initial, state_e, state_c = _initial_state(cifar10_dir), eager.state_dict(), compiled.state_dict()
+    initial, state_e, state_c = _initial_state(cifar10_dir), tensors(eager), tensors(compiled)
     for name, w0 in initial.items():
         if w0.dtype.is_floating_point and "running" not in name:
             update_e, update_c = state_e[name] - w0, state_c[name] - w0
