@@ -22,7 +22,9 @@ def checkpoint_path(path: str | Path) -> Path:
         found = sorted(str(p.relative_to(path)) for p in path.rglob("*.ckpt"))[:5]
         raise MissingFile(f"no last.ckpt under '{path}' (other checkpoints in it: {found or 'none'}); train that run first")
     if not path.is_file():
-        raise MissingFile(f"checkpoint '{path}' not found; training writes <run>/checkpoints/last.ckpt")
+        raise MissingFile(
+            f"checkpoint '{path}' not found; give the path of a checkpoint that training wrote (<run>/checkpoints/last.ckpt), or its run folder"
+        )
     return path
 
 

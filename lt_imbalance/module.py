@@ -36,9 +36,7 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
-from torchmetrics.classification import MulticlassConfusionMatrix
 
 from lt_imbalance.contracts import DescribesInputs, provides
 from lt_imbalance.errors import BadValue, TrainingDiverged, UnsupportedCombination
@@ -54,17 +52,18 @@ from lt_imbalance.losses import (
     weighted_mean,
 )
 from lt_imbalance.losses.class_counts import log_prior
-from lt_imbalance.metrics import EvaluationResult, calibration_metrics, probability_metrics
+from lt_imbalance.metrics import EvaluationResult
 from lt_imbalance.model_prior import RecipePriors, recipe_priors
 from lt_imbalance.models import ClassifierNetwork, build_backbone, build_head, feature_dim
 from lt_imbalance.models.compile import compile_backbone
 from lt_imbalance.models.heads import HeadName
 from lt_imbalance.post_processor import PostProcessor, upgrade_state_dict
+from lt_imbalance.stage_metrics import StageMetrics
 from lt_imbalance.training.batch_mixing import Mixing, apply_mix, draw_mix, mixed_sample_weights
 from lt_imbalance.training.buffers import restore_buffers, snapshot_buffers
+from lt_imbalance.training.nonfinite import nonfinite_message
 from lt_imbalance.training.optimization import LRSchedule, default_optimizer
 
-STAGES = ("train", "val", "test")
 #: checkpoint key of the input description (class names, normalisation, table preprocessing)
 INPUTS_KEY = "lt_imbalance_inputs"
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
@@ -85,30 +84,6 @@ def storable(value: Any) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and storable(v) for k, v in value.items())
     return False
-
-
-def nonfinite_message(trainer: pl.Trainer | None, loss: torch.Tensor, batch_idx: int) -> str:
-    """What went wrong, where, what to resume from, and how to go on."""
-    where = f"global step {trainer.global_step} (epoch {trainer.current_epoch}, batch {batch_idx})" if trainer else f"batch {batch_idx}"
-    ckpt = None
-    if trainer is not None and trainer.checkpoint_callback is not None:
-        ckpt = trainer.checkpoint_callback.last_model_path or trainer.checkpoint_callback.best_model_path
-    return (
-        f"the training loss is {loss.detach().float().item()} at {where}; last good checkpoint: "
-        f"{ckpt or 'none written yet'}. Lower the learning rate or check the data for NaN/inf; "
-        "model.init_args.on_nonfinite_loss: skip skips such steps instead."
-    )
-
-
-def _configured_as_default(checkpoint) -> bool:
-    """Whether a ``ModelCheckpoint`` has the settings of the one ``Trainer`` adds by itself."""
-    return (
-        checkpoint.monitor is None
-        and checkpoint.dirpath is None
-        and checkpoint.filename is None
-        and checkpoint.save_top_k == 1
-        and not checkpoint.save_weights_only
-    )
 
 
 class ImbalancedClassifier(pl.LightningModule):
@@ -252,12 +227,8 @@ class ImbalancedClassifier(pl.LightningModule):
         return build_loss(self.loss_spec, self.class_counts)
 
     def configure_metrics(self) -> None:
-        """A confusion matrix per stage and the probability metrics (AUROC, ECE) of validation and test."""
-        self.confusion = nn.ModuleDict({f"{s}_cm": MulticlassConfusionMatrix(self.num_classes) for s in STAGES})
-        self.probability = nn.ModuleDict({f"{s}_prob": probability_metrics(self.num_classes) for s in ("val", "test")})
-        # once calibrated: ECE and NLL uncalibrated too, and the test predictions re-weighted to a target prior
-        self.uncalibrated = nn.ModuleDict({f"{s}_uncal": calibration_metrics(self.num_classes) for s in ("val", "test")})
-        self.adapted_confusion = MulticlassConfusionMatrix(self.num_classes)
+        """``self.stage_metrics``: a confusion matrix per stage and the probability metrics (AUROC, ECE) of validation and test."""
+        self.stage_metrics = StageMetrics(self.num_classes)
 
     # ---- model ------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -340,15 +311,7 @@ class ImbalancedClassifier(pl.LightningModule):
     # ---- steps ------------------------------------------------------------------------------
     def record(self, stage: str, out: dict[str, torch.Tensor], targets: torch.Tensor) -> None:
         """Update the stage's metrics and log the losses of one batch."""
-        logits = out["logits"].detach()
-        if stage != "train":
-            raw, logits = logits, self.outputs.evaluated(logits)
-            self.probability[f"{stage}_prob"].update(logits.float().softmax(1), targets)
-            if self.outputs.calibrated:
-                self.uncalibrated[f"{stage}_uncal"].update(self.outputs.uncalibrated(raw).float().softmax(1), targets)
-            if stage == "test" and self.outputs.has_target:
-                self.adapted_confusion.update(self.outputs.deployed(raw).argmax(1), targets)
-        self.confusion[f"{stage}_cm"].update(logits.argmax(1), targets)
+        self.stage_metrics.update(stage, out["logits"], targets, self.outputs)
         on_step = stage == "train"
         log = {"on_step": on_step, "on_epoch": True, "batch_size": len(targets), "sync_dist": not on_step}
         self.log(f"{stage}/loss", out["loss"], prog_bar=on_step, **log)
@@ -389,23 +352,8 @@ class ImbalancedClassifier(pl.LightningModule):
         return self.outputs(self(batch[0]))
 
     def _end_epoch(self, stage: str) -> None:
-        confusion = self.confusion[f"{stage}_cm"].compute()
-        self.confusion[f"{stage}_cm"].reset()
-        extra = {}
-        if stage != "train":
-            extra = {k: v.item() for k, v in self.probability[f"{stage}_prob"].compute().items()}
-            self.probability[f"{stage}_prob"].reset()
-            if self.outputs.calibrated:
-                extra.update({f"{k}_uncalibrated": v.item() for k, v in self.uncalibrated[f"{stage}_uncal"].compute().items()})
-                self.uncalibrated[f"{stage}_uncal"].reset()
-        if stage == "test" and self.outputs.has_target:
-            adapted = self.adapted_confusion.compute()
-            self.adapted_confusion.reset()
-            self.evaluations["test_adapted"] = EvaluationResult.from_confusion(
-                "test_adapted", self.current_epoch, adapted, self.class_counts
-            )
-        result = EvaluationResult.from_confusion(stage, self.current_epoch, confusion, self.class_counts, extra)
-        self.evaluations[stage] = result
+        self.evaluations.update(self.stage_metrics.compute(stage, self.current_epoch, self.class_counts, self.outputs))
+        result = self.evaluations[stage]
         self.log_dict({f"{stage}/{k}": v for k, v in result.metrics.items() if k != "balanced_acc"})
         self.log(f"{stage}/balanced_acc", result.metrics["balanced_acc"], prog_bar=stage == "val")
 
@@ -442,58 +390,16 @@ class ImbalancedClassifier(pl.LightningModule):
 
     # ---- the run's defaults ---------------------------------------------------------------
     def configure_callbacks(self) -> list[pl.Callback]:
-        """The run defaults, so that a run from Python (``Trainer().fit(model, datamodule=...)``) writes
-        and resumes as the ``lt-imbalance`` command does: the results table, the per-class figures,
-        ``run_metadata.json``, the RNG state in checkpoints, the calibration when ``fit`` ends, the
-        target-prior table of ``test``, and a resumable ``last.ckpt`` (also when
-        Ctrl-C or SIGTERM stops ``fit``), with the checkpoints in the run's folder whatever the logger.
-
-        A callback of the same kind that the trainer already has is kept and nothing is added for it.
-        A checkpoint callback configured as Lightning's default (the one ``Trainer`` adds itself) also
-        writes ``last.ckpt``; one configured by the user is kept as it is, with ``last.ckpt`` written
-        beside it by one more callback where the two do not clash. With checkpointing off
-        (``enable_checkpointing=False``) none is added; ``predict`` gets none of them. Set ``run_defaults = False`` on the module
-        (or a subclass) to train without any of them.
+        """The run defaults the trainer lacks (:mod:`lt_imbalance.callbacks.run_defaults`), so that a run
+        from Python writes and resumes as the ``lt-imbalance`` command does: results table, figures,
+        run metadata, RNG state, calibration when ``fit`` ends, the target-prior table, a resumable
+        ``last.ckpt``. ``predict`` gets none; set ``run_defaults = False`` to train without any.
         """
         if not self.run_defaults or self.trainer.state.fn == "predict":  # predicting writes no run files
             return []
-        from lightning.pytorch.callbacks import ModelCheckpoint
+        from lt_imbalance.callbacks.run_defaults import run_default_callbacks
 
-        from lt_imbalance.callbacks import (
-            CalibrateAfterFit,
-            CheckpointOnInterrupt,
-            CheckpointsInRunFolder,
-            PerClassPlots,
-            ResultsTable,
-            RNGState,
-            RunMetadata,
-            TargetPriorReport,
-        )
-
-        present = self.trainer.callbacks
-        run_callbacks = (
-            CalibrateAfterFit(),  # before the results table, which prints its ECE and NLL
-            ResultsTable(),
-            TargetPriorReport(),
-            PerClassPlots(),
-            RunMetadata(),
-            RNGState(),
-            CheckpointOnInterrupt(),
-            CheckpointsInRunFolder(),
-        )
-        added = [cb for cb in run_callbacks if not any(isinstance(c, type(cb)) for c in present)]
-        checkpoints = [c for c in present if isinstance(c, ModelCheckpoint)]
-        if not checkpoints or any(c.save_last for c in checkpoints):
-            return added
-        defaults = [c for c in checkpoints if _configured_as_default(c)]
-        if defaults:
-            defaults[0].save_last = True  # the trainer's own default checkpoint, now also resumable
-            return added
-        last = ModelCheckpoint(save_last=True, save_top_k=0)
-        if any(c.state_key == last.state_key for c in checkpoints):  # Lightning keeps one callback per state key
-            rank_zero_warn("no last.ckpt is written: set save_last=True on your ModelCheckpoint for an exactly resumable run")
-            return added
-        return [*added, last, *checkpoints]  # returned again, the trainer's own checkpoints survive Lightning's same-type replacement
+        return run_default_callbacks(self.trainer)
 
     # ---- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:

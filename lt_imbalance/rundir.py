@@ -77,7 +77,9 @@ def run_directory(trainer) -> str:
     """The folder of this run's files (config, metadata, results, figures), the same for every call
     of one run and never another run's: the first logger's versioned folder (TensorBoard, CSV:
     ``<save_dir>/<name>/version_N``); for loggers whose save directory is shared by all runs (MLflow,
-    W&B) ``<default_root_dir>/<logger>_<run id>``; without a logger a new ``<default_root_dir>/run_<k>``.
+    W&B) ``<default_root_dir>/<logger>_<run id>``; without a logger a new ``<default_root_dir>/run_<k>``,
+    and for a ``fast_dev_run`` (whose logger Lightning replaces by a dummy) a new
+    ``<default_root_dir>/fast_dev_run_<k>``, so a smoke test never writes over another's files.
     A collective under DDP (every rank must call it)."""
     if trainer not in _RUN_DIRECTORIES:
         logger = trainer.loggers[0] if trainer.loggers else None
@@ -87,13 +89,14 @@ def run_directory(trainer) -> str:
             folder = None
             if trainer.is_global_zero:
                 root = Path(trainer.default_root_dir)
-                if logger is not None:
+                if logger is not None and not trainer.fast_dev_run:
                     folder = str(root / f"{type(logger).__name__.removesuffix('Logger').lower()}_{logger.version}")
                 else:
+                    prefix = "fast_dev_run" if trainer.fast_dev_run else "run"
                     k = 0
-                    while (root / f"run_{k}").exists():
+                    while (root / f"{prefix}_{k}").exists():
                         k += 1
-                    folder = str(root / f"run_{k}")
+                    folder = str(root / f"{prefix}_{k}")
                 Path(folder).mkdir(parents=True, exist_ok=True)
             folder = trainer.strategy.broadcast(folder)
         _RUN_DIRECTORIES[trainer] = folder

@@ -82,7 +82,7 @@ class RunProbe(pl.Callback):
             torch.cuda.synchronize(pl_module.device)
 
     def on_train_start(self, trainer, pl_module):
-        self.initial = {k: v.detach().float().cpu().clone() for k, v in pl_module.state_dict().items()}
+        self.initial = {k: v.detach().float().cpu().clone() for k, v in pl_module.state_dict().items() if isinstance(v, torch.Tensor)}
         if pl_module.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(pl_module.device)
 
@@ -103,7 +103,7 @@ class RunProbe(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.losses.append(float(outputs["loss"].detach().float()))
         if trainer.global_step == 1:
-            after = {k: v.detach().float().cpu().clone() for k, v in pl_module.state_dict().items()}
+            after = {k: v.detach().float().cpu().clone() for k, v in pl_module.state_dict().items() if isinstance(v, torch.Tensor)}
             torch.save({"initial": self.initial, "after": after}, self.out / "first_step.pt")
 
     def on_fit_end(self, trainer, pl_module):

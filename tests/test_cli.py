@@ -167,6 +167,9 @@ def test_fast_dev_run_leaves_nothing_that_blocks_the_next_one(tmp_path, monkeypa
     args = ["fit", "--config", "configs/digits_lt_erm.yaml", "--trainer.fast_dev_run", "true", "--trainer.default_root_dir", str(tmp_path)]
     build_cli(args)
     assert build_cli(args).trainer.global_step == 1  # the same smoke test again, same folder
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("calibration.json"))
+    assert written == ["fast_dev_run_0/calibration.json", "fast_dev_run_1/calibration.json"]  # nothing overwritten
+    assert len(list(tmp_path.rglob("*.ckpt"))) == 2  # one per run, no last-vN.ckpt piling up
 
 
 def test_fit_with_zero_epochs_is_refused(tmp_path, monkeypatch):

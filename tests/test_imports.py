@@ -29,6 +29,9 @@ PURE = (
     "lt_imbalance.calibration",
     "lt_imbalance.label_shift",
     "lt_imbalance.model_prior",
+    "lt_imbalance.post_processor",
+    "lt_imbalance.stage_metrics",
+    "lt_imbalance.training.nonfinite",
     "lt_imbalance.cli",
     "lt_imbalance.commands",
 )

@@ -36,6 +36,7 @@ os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from lightning.pytorch.accelerators import CPUAccelerator  # noqa: E402
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback  # noqa: E402
 from lightning.pytorch.utilities import rank_zero_info  # noqa: E402
 
@@ -44,7 +45,7 @@ import lt_imbalance.losses  # noqa: E402, F401  (short names for the losses)
 import lt_imbalance.models  # noqa: E402, F401  (short names for the backbones)
 from lt_imbalance.callbacks import TargetPriorReport  # noqa: E402
 from lt_imbalance.callbacks.run_files import WritesRunFiles, log_files  # noqa: E402
-from lt_imbalance.checkpoint_file import check_fits  # noqa: E402
+from lt_imbalance.checkpoint_file import check_fits, checkpoint_path  # noqa: E402
 from lt_imbalance.console import verbose  # noqa: E402
 from lt_imbalance.data import (  # noqa: E402, F401  (imported so that configs can name them by class name)
     CIFAR10LT,
@@ -64,6 +65,20 @@ from lt_imbalance.data import (  # noqa: E402, F401  (imported so that configs c
 from lt_imbalance.label_shift import parse_prior  # noqa: E402
 from lt_imbalance.module import ImbalancedClassifier  # noqa: E402
 from lt_imbalance.rundir import check_run_directory, newest_last_checkpoint, next_free, run_directory  # noqa: E402
+
+#: trainer options that take a number of batches (int) or a share of them (float)
+LIMIT_KEYS = ("limit_train_batches", "limit_val_batches", "limit_test_batches", "limit_predict_batches", "overfit_batches")
+
+
+def option_value(words: list[str], flag: str) -> str | None:
+    """The value last given to ``flag`` on a command line (``flag value`` or ``flag=value``), or None."""
+    value = None
+    for i, word in enumerate(words):
+        if word.startswith(flag + "="):
+            value = word.split("=", 1)[1]
+        elif word == flag and i + 1 < len(words):
+            value = words[i + 1]
+    return value
 
 
 class RunConfigSaver(SaveConfigCallback):
@@ -107,6 +122,10 @@ class LTImbalanceCLI(LightningCLI):
             help="continue from the newest last.ckpt under trainer.default_root_dir (ignored when ckpt_path is given)",
         )  # fmt: skip
         parser.add_argument(
+            "--untrained", type=bool, default=False,
+            help="test / validate without --ckpt_path: evaluate the model as initialised (refused otherwise)",
+        )  # fmt: skip
+        parser.add_argument(
             "--prior", type=str | None, default=None,
             help="test (and the test after fit): also score the model adapted to this class prior (train, uniform, or a "
             "file of 'class,share' lines) on the test set re-weighted to it; predict: re-weight the outputs to it",
@@ -124,7 +143,36 @@ class LTImbalanceCLI(LightningCLI):
         if target is not None:
             self.trainer.callbacks.append(TargetPriorReport(target))
 
+    def warn_about_settings(self) -> None:
+        """Settings that run but rarely mean what they say, each said in one line (rank 0)."""
+        config = self.config[self.subcommand]
+        said = []
+        override = config.get("optimizer")
+        if override is not None:
+            name = str(override.get("class_path", override)).rsplit(".", 1)[-1] if hasattr(override, "get") else override
+            said.append(
+                f"--optimizer {name} replaces the model's optimizer and its learning-rate schedule (model.init_args.lr_schedule: "
+                "warm-up, cosine); to keep the schedule, set model.init_args.optimizer: {class_path: torch.optim."
+                f"{name}, init_args: {{lr: ...}}}} instead"
+            )
+        for where, settings in (
+            ("model.init_args.optimizer", config.model.get("init_args", {}).get("optimizer")),
+            ("--optimizer", override),
+        ):
+            lr = settings.get("init_args", {}).get("lr") if hasattr(settings, "get") else None
+            if lr is not None and float(lr) == 0:
+                said.append(f"{where} has lr 0: the weights will never change; set a positive learning rate (e.g. 0.05)")
+        cores = os.cpu_count() or 1
+        if isinstance(self.trainer.accelerator, CPUAccelerator) and self.trainer.num_devices > cores:
+            said.append(
+                f"trainer.devices {self.trainer.num_devices} on a CPU with {cores} cores starts {self.trainer.num_devices} processes "
+                f"that share {cores} cores (slower than one); set trainer.devices 1"
+            )
+        for line in said:
+            rank_zero_info(f"lt-imbalance {self.subcommand}: warning: {line}")
+
     def before_fit(self) -> None:
+        self.warn_about_settings()
         if self.trainer.max_epochs == 0:
             raise BadValue(
                 "trainer.max_epochs is 0: fit would train nothing and then test an untrained model; set it to 1 or "
@@ -150,14 +198,54 @@ class LTImbalanceCLI(LightningCLI):
                 config["ckpt_path"] = str(found)
 
     def before_instantiate_classes(self) -> None:
-        """A ``ckpt_path`` file trained on other classes or inputs than this config's data is refused
-        before anything is built (LightningCLI takes the model's settings from the checkpoint, so
-        the data is what can disagree)."""
+        """``ckpt_path`` resolved (:meth:`resolve_checkpoint`), and a checkpoint trained on other classes
+        or inputs than this config's data refused before anything is built (LightningCLI takes the
+        model's settings from the checkpoint, so the data is what can disagree)."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        if self.subcommand:
+            self.resolve_checkpoint(config)
         path = config.get("ckpt_path")
         if path and path not in ("last", "best") and Path(path).is_file():
             data = instantiate_data({"data": config.data.as_dict()})
             check_fits(path, len(data.class_counts), data.input_shape, f"the data of this config ({type(data).__name__})")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        self.command_line = list(sys.argv[1:] if args is None else args)
+        super().parse_arguments(parser, args)
+
+    def instantiate_trainer(self, **kwargs: Any):
+        """The trainer, with a ``limit_*_batches`` / ``overfit_batches`` written as an integer on the
+        command line kept an integer: ``--trainer.limit_train_batches 1`` is one batch, as in
+        Lightning's Python API (the parser reads it as the float 1.0, which Lightning takes as all batches)."""
+        counts = {}
+        for key in LIMIT_KEYS:
+            value = option_value(getattr(self, "command_line", []), f"--trainer.{key}")
+            if value is not None and value.strip().lstrip("+").isdigit():
+                counts[key] = int(value)
+        return super().instantiate_trainer(**counts, **kwargs)
+
+    def resolve_checkpoint(self, config) -> None:
+        """``test`` / ``validate`` evaluate a trained model: without ``--ckpt_path`` they are refused
+        (``--untrained true`` evaluates the model as initialised); ``last`` is the newest
+        ``last.ckpt`` under ``trainer.default_root_dir``; a run folder is its newest ``last.ckpt``."""
+        path = config.get("ckpt_path")
+        evaluates = self.subcommand in ("test", "validate")
+        if path is None:
+            if evaluates and not config.get("untrained"):
+                raise BadValue(
+                    f"{self.subcommand} needs a trained model: give --ckpt_path CKPT (a checkpoint, or a run folder for its "
+                    "newest last.ckpt, or `last` for the newest under trainer.default_root_dir); --untrained true evaluates "
+                    "the model as initialised"
+                )
+            return
+        if path == "last" and evaluates:
+            root = config.get("trainer", {}).get("default_root_dir") or "."
+            found = newest_last_checkpoint(root)
+            if found is None:
+                raise MissingFile(f"--ckpt_path last: no last.ckpt under '{root}'; give the checkpoint's path or its run folder")
+            config["ckpt_path"] = str(found)
+        elif path not in ("last", "best"):
+            config["ckpt_path"] = str(checkpoint_path(path))  # a run folder: its newest last.ckpt; missing: said
 
     def before_validate(self) -> None:
         if self.config[self.subcommand].get("prior") is not None:

@@ -85,6 +85,14 @@ def main(argv: list[str]) -> int:
     args = arguments.parse_args(argv)
     if args.top_k < 1 or args.batch_size < 1:
         arguments.error("--top_k and --batch_size must be at least 1")
+    if args.num_workers < 0:
+        arguments.error(f"--num_workers must be 0 (load in this process) or more, got {args.num_workers}")
+    if Path(args.output).suffix.lower() != ".csv":
+        raise BadValue(f"--output {args.output}: predict writes a CSV table; give a path ending in .csv")
+    if Path(args.output).is_dir():
+        raise BadValue(
+            f"--output {args.output} is a folder; give a file path ending in .csv (e.g. {Path(args.output) / 'predictions.csv'})"
+        )
     if Path(args.output).exists() and not args.overwrite:
         raise FileInTheWay(f"'{args.output}' exists; choose another --output, or pass --overwrite to replace it")
     from lt_imbalance.inference.predict import predict  # torch and Lightning: only once the arguments are read
@@ -101,6 +109,6 @@ def main(argv: list[str]) -> int:
         shown = ", ".join(result["skipped"][:5]) + (f" and {len(result['skipped']) - 5} more" if len(result["skipped"]) > 5 else "")
         print(f"predict: {len(result['skipped'])} unreadable inputs skipped: {shown} (--strict fails instead)", file=sys.stderr)
     if result["written"] == 0:
-        print(f"predict: nothing could be predicted; {result['output']} holds only its header", file=sys.stderr)
+        print(f"predict: nothing could be predicted, so no {result['output']} was written", file=sys.stderr)
         return 1
     return 0

@@ -216,6 +216,13 @@ class TabularLT(LongTailedDataModule):
         missing = int(table[target].isna().sum())
         if missing:
             raise BadValue(f"'{source}': {missing} rows have no {target!r} value; remove them or fill them in")
+        import pandas as pd
+
+        from lt_imbalance.inference.tables import numeric_column
+
+        for column in table.columns:
+            if column != target and column not in (drop_columns or []) and pd.api.types.is_numeric_dtype(table[column]):
+                numeric_column(table, column, source)  # an infinite value is refused, naming its row
         return table.drop(columns=drop_columns or []).reset_index(drop=True)
 
     @staticmethod

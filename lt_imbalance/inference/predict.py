@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import time
 from functools import partial
 from pathlib import Path
@@ -117,8 +118,10 @@ class PredictionData(pl.LightningDataModule):
 
 
 class CsvPredictionWriter(BasePredictionWriter):
-    """Writes each batch's rows as they come (module docstring); counts what was skipped. With
-    ``collect``, keeps the batches' probabilities instead (:meth:`write_rows` writes them later)."""
+    """Writes each batch's rows as they come (module docstring) into ``<output>.partial``, which
+    :meth:`close` renames to ``output`` when predict succeeded and removes otherwise, so a failed
+    run leaves no file; counts what was skipped. With ``collect``, keeps the batches'
+    probabilities instead (:meth:`write_rows` writes them later)."""
 
     def __init__(self, output: Path, names: list[str], class_names: list[str], top_k: int, collect: bool = False):
         super().__init__(write_interval="batch")
@@ -126,7 +129,8 @@ class CsvPredictionWriter(BasePredictionWriter):
         self.written, self.skipped, self.collect = 0, [], collect
         self.kept: list[tuple[torch.Tensor, torch.Tensor]] = []
         output.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(output, "w", newline="")
+        self.partial = output.with_name(output.name + ".partial")
+        self._file = open(self.partial, "w", newline="")
         self._csv = csv.writer(self._file)
         header = ["input", "prediction", "probability"]
         for k in range(1, self.top_k + 1):
@@ -161,8 +165,13 @@ class CsvPredictionWriter(BasePredictionWriter):
         self.written += len(index)
         self._file.flush()
 
-    def close(self) -> None:
+    def close(self, succeeded: bool) -> None:
+        """The rows into ``output`` when predict succeeded and wrote some; else no file."""
         self._file.close()
+        if succeeded and self.written:
+            os.replace(self.partial, self.output)
+        else:
+            self.partial.unlink(missing_ok=True)
 
 
 def prior_path(output: str | Path) -> Path:
@@ -236,7 +245,7 @@ def predict(
         accelerator=accelerator, devices=1, logger=False, callbacks=[writer], enable_progress_bar=False, enable_model_summary=False
     )
     start = time.perf_counter()
-    result = {}
+    result, succeeded = {}, False
     try:
         trainer.predict(model, datamodule=PredictionData(dataset, spec, batch_size, num_workers), return_predictions=False)
         if estimate:
@@ -244,8 +253,9 @@ def predict(
             model_prior = model.outputs.prior()
             result["estimate"] = estimated_mix(probabilities, model_prior, list(spec.class_names), prior_path(output))
             writer.write_rows(index, adapt_to_prior(probabilities, model_prior, result["estimate"]["prior"]))
+        succeeded = True
     finally:
-        writer.close()
+        writer.close(succeeded)
     seconds = time.perf_counter() - start
     return {
         **result,
@@ -277,5 +287,5 @@ def _table_inputs(source: Path, spec: InputSpec) -> tuple[Dataset, list[str]]:
     if spec.images:
         raise BadValue(f"this checkpoint is an image model; give images (a folder or a list of paths) as --input, not the table '{source}'")
     frame = read_table(source)
-    features = torch.from_numpy(encode_table(frame, spec.preprocessing))
+    features = torch.from_numpy(encode_table(frame, spec.preprocessing, str(source)))
     return TableRows(features), [f"{source.name}:{i}" for i in range(len(frame))]

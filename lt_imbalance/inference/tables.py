@@ -6,7 +6,9 @@
   (a category unseen in training encodes to all zeros).
 
 Features come in the training order: the numeric columns, then each categorical column's one-hot
-block. A column the model needs but the table lacks is refused, naming it.
+block. A column the model needs but the table lacks is refused, naming it; so is a value that is
+not a number in a numeric column, or an infinite one, naming its row (no row is predicted from
+it silently).
 """
 
 from __future__ import annotations
@@ -21,7 +23,26 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def encode_table(frame: pd.DataFrame, preprocessing: dict) -> np.ndarray:
+def numeric_column(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
+    """The float64 values of a numeric ``column`` (missing values as NaN); a value that is not a
+    number, or is infinite, is refused with its row (the data row, 0-based, and the CSV line)."""
+    import pandas as pd
+
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64")
+    not_numbers = np.flatnonzero(np.isnan(values) & frame[column].notna().to_numpy())
+    infinite = np.flatnonzero(np.isinf(values))
+    for rows, what in ((not_numbers, "is not a number"), (infinite, "is infinite")):
+        if len(rows):
+            row = int(rows[0])
+            raise BadValue(
+                f"'{source}', row {row} (line {row + 2} of a CSV with a header): column {column!r} value "
+                f"{frame[column].iloc[row]!r} {what} ({len(rows)} such rows); fix or drop those rows, or leave the cell empty "
+                "(missing values are filled with the training median)"
+            )
+    return values
+
+
+def encode_table(frame: pd.DataFrame, preprocessing: dict, source: str = "the table") -> np.ndarray:
     """float32 features ``[N, F]`` of ``frame`` (module docstring)."""
     needed = list(preprocessing["numeric"]) + list(preprocessing["categorical"])
     missing = [c for c in needed if c not in frame.columns]
@@ -29,7 +50,7 @@ def encode_table(frame: pd.DataFrame, preprocessing: dict) -> np.ndarray:
         raise BadValue(f"the table lacks the columns {missing} that the model was trained on (its columns: {list(frame.columns)})")
     blocks = []
     for column, p in preprocessing["numeric"].items():
-        values = frame[column].astype("float64").to_numpy()
+        values = numeric_column(frame, column, source)
         values = np.where(np.isnan(values), p["median"], values)
         blocks.append(((values - p["mean"]) / p["scale"])[:, None])
     for column, categories in preprocessing["categorical"].items():

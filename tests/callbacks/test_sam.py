@@ -177,8 +177,8 @@ def test_checkpoint_saves_and_resume_gives_the_uninterrupted_weights(tmp_path):
 def test_metrics_and_logs_once_per_step():
     model = _model()
     calls = []
-    original = model.confusion["train_cm"].update
-    model.confusion["train_cm"].update = lambda *a: (calls.append(1), original(*a))
+    original = model.stage_metrics.confusion["train_cm"].update
+    model.stage_metrics.confusion["train_cm"].update = lambda *a: (calls.append(1), original(*a))
     _fit(model, [SAM(rho=0.5)], steps=2, n=12)
     assert len(calls) == 2
 

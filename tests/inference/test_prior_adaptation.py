@@ -250,9 +250,15 @@ def test_a_checkpoint_of_the_previous_version_loads_with_its_calibration(digits_
     assert model.outputs.calibrated and model.outputs.record.prior_source == "old"
 
 
-def test_a_recipe_without_a_closed_form_prior_assumes_the_nearest_exact_one(tmp_path):
+def test_a_recipe_without_a_closed_form_prior_assumes_the_nearest_exact_one(tmp_path, capfd, caplog):
     _fit_one_epoch(tmp_path, "--model.init_args.loss", "focal", "--prior", "uniform")
     record = json.loads(next(tmp_path.rglob("calibration.json")).read_text())
+    captured = capfd.readouterr()
+    said = captured.out + captured.err + caplog.text
+    held_out = ", ".join(f"{kind} {nll:.3f}" for kind, nll in record["held_out"].items())
+    assert f"(held-out NLL: {held_out})" in said  # the line and the file: the same numbers
+    if record["calibrated"]:
+        assert f"NLL {record['before']['nll']:.3f} -> {record['after']['nll']:.3f}" in said
     assert record["prior_source"].startswith("approximate: n_c^1, as if without what has no closed form (the FocalLoss loss")
     assert sum(record["model_prior"].values()) == pytest.approx(1.0, abs=1e-5) and min(record["model_prior"].values()) > 0
     assert record["target"] == "uniform" and record["target_prior"] == pytest.approx({str(c): 0.1 for c in range(10)})
