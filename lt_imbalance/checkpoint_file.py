@@ -35,7 +35,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise BadValue(
-            f"'{path}' is not a checkpoint this version can read ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+            f"'{path}' cannot be read as a checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:200]}): it may be "
+            "truncated (an interrupted save or copy) or another kind of file; copy it again, or use another checkpoint"
         ) from err
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
         raise BadValue(f"'{path}' is not a Lightning checkpoint of an lt_imbalance model (no state_dict / hyper_parameters)")

@@ -16,7 +16,7 @@ from importlib import import_module
 
 from lt_imbalance.commands import BY_NAME, COMMANDS, LIGHTNING
 from lt_imbalance.console import quiet_libraries, take_verbose_flag
-from lt_imbalance.user_errors import TRACEBACK_VARIABLE, check_config_files, describe_user_error
+from lt_imbalance.user_errors import TRACEBACK_VARIABLE, check_files_first, describe_user_error
 
 
 def usage() -> str:
@@ -48,7 +48,7 @@ def main(args: list[str] | None = None) -> None:
         sys.exit(2)
     quiet_libraries()
     try:
-        check_config_files(argv[1:])
+        check_files_first(argv[1:])
         run, rest = command_main(argv, from_command_line=args is None)
         status = run(rest)
     except SystemExit as stop:
@@ -57,6 +57,9 @@ def main(args: list[str] | None = None) -> None:
         # Lightning's stop on SIGTERM (its callbacks have run): a SystemExit without a code, exit 0 otherwise
         print(f"lt-imbalance {argv[0]}: stopped by SIGTERM", file=sys.stderr)
         sys.exit(128 + signal.SIGTERM)
+    except BrokenPipeError:  # the reader went away (`lt-imbalance configs | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     except Exception as err:
         message = describe_user_error(err)
         if message is None or os.environ.get(TRACEBACK_VARIABLE):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 from importlib import resources
@@ -33,10 +34,17 @@ def shipped_configs() -> dict[str, Path]:
 
 
 def _summary(path: Path) -> str:
+    """The first sentence of the config's leading comment (its lines joined, never cut mid-sentence)."""
+    words = []
     for line in path.read_text().splitlines():
-        if line.startswith("#"):
-            return line.lstrip("# ").strip()
-    return ""
+        if not line.startswith("#") or line.startswith("#   ") or not line.strip("# "):
+            if words:
+                break
+            continue
+        words.append(line.lstrip("# ").strip())
+    text = " ".join(words)
+    first = re.match(r"(.*?[.:;])(?=\s+[A-Z(`]|\s*$)", text)
+    return first.group(1).rstrip(":;") if first else text
 
 
 def main(argv: list[str]) -> None:

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lt_imbalance.commands.fit_process import failure_reason
+from lt_imbalance.console import PlainHelp, plain
 from lt_imbalance.errors import BadValue, MissingFile
 
 TABLE_METRICS = (
@@ -211,7 +212,7 @@ def mean_se(values: list[float]) -> tuple[float, float]:
     values = [v for v in values if v is not None and not math.isnan(v)]
     if not values:
         return float("nan"), float("nan")
-    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float("nan")  # one seed: no spread to show
     return statistics.mean(values), se
 
 
@@ -224,7 +225,7 @@ def summary_table(records: list[dict]) -> str:
         row = [cell, str(len(mine))]
         for key, _ in TABLE_METRICS:
             mean, se = mean_se([r["metrics"].get(key, float("nan")) for r in mine])
-            row.append("n/a" if math.isnan(mean) else f"{100 * mean:.1f} ± {100 * se:.1f}")
+            row.append("n/a" if math.isnan(mean) else f"{100 * mean:.1f} ± " + ("n/a" if math.isnan(se) else f"{100 * se:.1f}"))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -311,7 +312,7 @@ def report(records: list[dict], out: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lt-imbalance sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="lt-imbalance sweep", description=plain(__doc__), formatter_class=PlainHelp)
     parser.add_argument("configs", nargs="+", help="config files (one cell each, times the --set combinations)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument(

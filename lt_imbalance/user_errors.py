@@ -85,6 +85,51 @@ TRANSLATIONS = (
         ),
     ),
     Translation(
+        ("RuntimeError", "UnpicklingError", "EOFError"),
+        r"(PytorchStreamReader failed|failed finding central directory|Ran out of input|invalid load key)[^\n]*",
+        lambda m, e: (
+            f"the checkpoint cannot be read ({m.group(0)[:120]}): it may be truncated (an interrupted save or copy) or "
+            "another kind of file; copy it again, or use another checkpoint"
+        ),
+    ),
+    Translation(
+        ("PermissionError",),
+        r"Permission denied:? *'?([^'\n]*)'?",
+        lambda m, e: (
+            f"cannot write '{m.group(1) or getattr(e, 'filename', '')}': permission denied; choose a folder you can write to "
+            "(--output / --out / trainer.default_root_dir), or change its permissions"
+        ),
+    ),
+    Translation(
+        ("MisconfigurationException", "ValueError", "RuntimeError"),
+        r"You restored a checkpoint with current_epoch=(\d+), but you have set `?Trainer\(max_epochs=(-?\d+)\)",
+        lambda m, e: (
+            f"the checkpoint has already trained {m.group(1)} epochs, more than this config's trainer.max_epochs "
+            f"({m.group(2)}): it comes from another config or run. Resume with the config it was trained with (the "
+            "config.yaml in its run folder), or raise --trainer.max_epochs"
+        ),
+    ),
+    Translation(
+        ("ValueError", "MisconfigurationException"),
+        r"You selected an invalid (strategy|accelerator) name: `\w+=?'?([^'`]*)'?`",
+        lambda m, e: (
+            f"trainer.{m.group(1)} {m.group(2)!r} is not one Lightning knows; choose "
+            + (
+                "auto, ddp, ddp_spawn, fsdp or deepspeed (configs/trainer/ has examples)"
+                if m.group(1) == "strategy"
+                else "auto, cpu or gpu"
+            )
+        ),
+    ),
+    Translation(
+        ("MisconfigurationException",),
+        r"`max_epochs` must be a non-negative integer or -1. You passed in (-?\d+)",
+        lambda m, e: (
+            f"trainer.max_epochs is {m.group(1)}; give a number of epochs (1 or more), or -1 to train until another "
+            "limit (max_steps, max_time) stops it"
+        ),
+    ),
+    Translation(
         ("YAMLError",),
         r"(.*)",
         lambda m, e: (
@@ -95,7 +140,7 @@ TRANSLATIONS = (
 )
 
 
-def _chain(err: BaseException) -> list[BaseException]:
+def exception_chain(err: BaseException) -> list[BaseException]:
     """``err`` and the exceptions it was raised from, outermost first."""
     chain, seen = [], set()
     while err is not None and id(err) not in seen:
@@ -105,11 +150,42 @@ def _chain(err: BaseException) -> list[BaseException]:
     return chain
 
 
+#: the data modules a config can name by class name
+DATA_MODULES = (
+    "DigitsLT", "CIFAR10LT", "CIFAR100LT", "TinyImageNetLT", "ImageNetLT", "PlacesLT", "INaturalist2018",
+    "ImageFolderLT", "MedMNISTLT", "ISICLT", "EuroSATLT", "TabularLT",
+)  # fmt: skip
+
+
 def _parser_message(err: BaseException) -> str:
-    """The parser's message without its machinery lines, de-indented."""
-    lines = [line for line in str(err).splitlines() if line.strip() and not NOISE.match(line)]
+    """The parser's message without its machinery lines, de-indented; a few shapes of it said plainly
+    (:func:`_plainly`)."""
+    text = str(err)
+    lines = [line for line in text.splitlines() if line.strip() and not NOISE.match(line)]
     lines = [line.strip().removeprefix("- ") for line in lines]
-    return "\n".join(dict.fromkeys(lines))
+    return _plainly(text) or "\n".join(dict.fromkeys(lines))
+
+
+def _plainly(text: str) -> str | None:
+    """The parser's message for: an unknown data module (with the list), a value of the wrong type
+    deep in a config (the key's full path, the type and the value), a command with no config."""
+    keys = re.findall(r'Parser key "([\w.]+)"', text)
+    wanted = [w for w in re.findall(r"Expected a <class '(\w+)'>", text) if w != "NoneType"]
+    given = re.search(r"Expected a dot import path string: (.*)|Got value: (.*)", text)
+    value = next((g for g in given.groups() if g), "").strip() if given else None
+    if keys == ["data"] and value is not None and not wanted:
+        return f"data {value!r} is not a data module; choose one of {', '.join(DATA_MODULES)}, or give a class path (my_package.MyData)"
+    if keys and wanted and value is not None:
+        where = keys[0] + "".join(f".init_args.{k}" for k in keys[1:]) if keys[0] in ("model", "data") else ".".join(keys)
+        return f"{where}: expected {wanted[-1]}, got {value!r}; fix it in the config or on the command line"
+    missing = re.search(r"the following arguments are required: (\w+)\.(data|model)", text)
+    if missing:
+        command = missing.group(1)
+        return (
+            f"{command} needs a config with the data and the model: lt-imbalance {command} --config configs/digits_lt.yaml "
+            "(`lt-imbalance configs` lists the shipped configs)"
+        )
+    return None
 
 
 def _translated(chain: list[BaseException]) -> str | None:
@@ -123,7 +199,7 @@ def _translated(chain: list[BaseException]) -> str | None:
 
 def user_message(err: BaseException) -> str | None:
     """The text of a user error (module docstring), or ``None`` for a programming error."""
-    chain = _chain(err)
+    chain = exception_chain(err)
     ours = next((e for e in chain if isinstance(e, UserError)), None)
     if ours is not None:
         return str(ours)
@@ -162,16 +238,45 @@ def read_yaml_file(path: str | Path, what: str = "YAML file"):
         raise UnreadableData(f"{what} '{path}' is not valid YAML: {problem}{_yaml_position(err)}; fix the file") from err
 
 
-def check_config_files(argv: list[str]) -> None:
-    """Read every ``--config FILE`` (``-c FILE``, ``--config=FILE``) of a command line as YAML first,
-    so that a malformed file is named (the parser itself reads the text and cannot say which file)."""
-    for i, arg in enumerate(argv):
-        value = (
-            arg.split("=", 1)[1]
-            if arg.startswith("--config=")
-            else argv[i + 1]
-            if arg in ("--config", "-c") and i + 1 < len(argv)
-            else None
-        )
-        if value is not None and Path(value).is_file():
-            read_yaml_file(value, "config")
+def option_values(argv: list[str], *flags: str) -> list[str]:
+    """The values given to any of ``flags`` on a command line (``FLAG VALUE`` or ``FLAG=VALUE``), in order."""
+    values = []
+    for i, word in enumerate(argv):
+        for flag in flags:
+            if word.startswith(flag + "="):
+                values.append(word.split("=", 1)[1])
+            elif word == flag and i + 1 < len(argv):
+                values.append(argv[i + 1])
+    return values
+
+
+def check_files_first(argv: list[str]) -> None:
+    """Read every ``--config FILE`` (``-c FILE``) of a command line and look for every ``--ckpt_path``
+    first, before any framework is imported: a missing, empty, malformed or non-mapping config and
+    a missing checkpoint are named with the fix at once (the parser itself reads the text and
+    cannot say which file)."""
+    from lt_imbalance.errors import MissingFile, UnreadableData
+
+    for value in option_values(argv, "--config", "-c"):
+        if value.lstrip().startswith(("{", "[")):  # an inline YAML / JSON value
+            continue
+        if not Path(value).is_file():
+            where = "is a folder" if Path(value).is_dir() else "not found"
+            raise MissingFile(
+                f"config '{value}' {where}; give a YAML file (`lt-imbalance configs` lists the shipped ones, "
+                "`lt-imbalance configs copy NAME my.yaml` copies one)"
+            )
+        contents = read_yaml_file(value, "config")
+        if contents is None:
+            raise UnreadableData(f"config '{value}' is empty; a config maps trainer:, model: and data: to their settings")
+        if not isinstance(contents, dict):
+            raise UnreadableData(
+                f"config '{value}' holds a {type(contents).__name__}, not a mapping; a config maps trainer:, model: and data: "
+                "to their settings (e.g. `lt-imbalance configs copy digits_lt.yaml my.yaml`)"
+            )
+    for value in option_values(argv, "--ckpt_path"):
+        if value not in ("last", "best", "null") and not Path(value).exists():
+            raise MissingFile(
+                f"checkpoint '{value}' not found; give the path of a checkpoint that training wrote "
+                "(<run>/checkpoints/last.ckpt), or its run folder"
+            )

@@ -31,7 +31,14 @@ def _run(argv: list[str], capfd) -> tuple[int, str]:
 def prior_files(tmp_path) -> dict[str, Path]:
     twice = tmp_path / "twice.csv"
     twice.write_text("class,share\n" + "".join(f"{c},0.1\n" for c in range(10)) + "3,0.5\n")
-    return {"twice": twice}
+    (tmp_path / "empty.yaml").write_text("")
+    (tmp_path / "list.yaml").write_text("- trainer\n- model\n")
+    (tmp_path / "binary.yaml").write_bytes(b"\x00\x01\x02 not yaml")
+    (tmp_path / "space.yaml").write_text("model.init_args.los.class_path: {categorical: [CrossEntropy]}\n")
+    (tmp_path / "truncated.ckpt").write_bytes(b"PK\x03\x04 a zip cut short")
+    names = ("empty", "list", "binary", "space", "truncated")
+    suffix = {"space": ".yaml", "truncated": ".ckpt"}
+    return {"twice": twice, **{n: tmp_path / f"{n}{suffix.get(n, '.yaml')}" for n in names}}
 
 
 def _cases(ckpt: Path, tmp: Path, files: dict[str, Path]) -> list[tuple[list[str], int, list[str]]]:
@@ -46,7 +53,31 @@ def _cases(ckpt: Path, tmp: Path, files: dict[str, Path]) -> list[tuple[list[str
         (["predict", "--ckpt_path", str(ckpt), "--input", "x", "--num_workers", "-1"], 2, ["--num_workers must be 0"]),
         (["predict", "--config", ERM, "--ckpt_path", str(ckpt)], 2, ["predict takes no --config", "lt-imbalance predict --ckpt_path"]),
         (["export", "--ckpt_path", str(ckpt), "--out", str(tmp / "m.pt"), "--prior", "estimate"], 2, ["no inputs to estimate from"]),
-    ]
+        (["fit", "--config", str(tmp / "missing.yaml")], 2, ["config", "missing.yaml' not found", "lt-imbalance configs"]),
+        (["fit", "--config", str(files["empty"])], 2, ["is empty", "trainer:, model: and data:"]),
+        (["fit", "--config", str(files["list"])], 2, ["holds a list, not a mapping"]),
+        (["fit", "--config", str(files["binary"])], 2, ["is not valid YAML"]),
+        (["fit", "--config", ERM, "--trainer.strategy", "dpp", *root], 2, ["trainer.strategy 'dpp' is not one Lightning knows", "ddp"]),
+        (["fit", "--config", ERM, "--trainer.max_epochs", "-2", *root], 2, ["trainer.max_epochs is -2", "-1 to train"]),
+        (["fit", "--config", ERM, "--data.init_args.split_seed", "-1", *root], 2, ["split_seed must be 0 or more"]),
+        (["fit", "--config", ERM, "--data.init_args.num_workers", "-1", *root], 2, ["num_workers must be 0"]),
+        (["fit", "--config", ERM, "--data", "DigitLT", *root], 2, ["data 'DigitLT' is not a data module", "DigitsLT", "TabularLT"]),
+        (["fit", "--config", ERM, "--model.init_args.optimizer.init_args.lr", "fast", *root], 2,
+         ["model.init_args.optimizer.init_args.lr: expected float, got 'fast'"]),
+        (["fit", *root], 2, ["fit needs a config", "--config configs/digits_lt.yaml"]),
+        (["test", "--config", ERM, "--ckpt_path", str(files["truncated"]), *root], 2, ["checkpoint cannot be read", "truncated"]),
+        (["predict", "--ckpt_path", str(tmp / "gone.ckpt"), "--input", "x"], 2, ["checkpoint", "gone.ckpt' not found"]),
+        (["predict", "--ckpt_path", str(ckpt), "--input", "x", "--output", str(tmp), "--overwrite"], 2, ["give a path ending in .csv"]),
+        (["tune", "--config", ERM, "--space", str(files["space"]), "--out", str(tmp / "tune"), "--n_trials", "1"], 2,
+         ["'model.init_args.los.class_path' does not fit the config", "no option 'los.class_path'"]),
+        # run, but rarely meant: warned (max_epochs 0 then stops the run before it trains)
+        (["fit", "--config", ERM, "--optimizer", "Adam", "--trainer.max_epochs", "0", *root], 2,
+         ["warning: --optimizer Adam replaces the model's optimizer and its learning-rate schedule"]),
+        (["fit", "--config", ERM, "--model.init_args.optimizer.init_args.lr", "0", "--trainer.max_epochs", "0", *root], 2,
+         ["warning: model.init_args.optimizer has lr 0: the weights will never change"]),
+        (["fit", "--config", ERM, "--trainer.accelerator", "cpu", "--trainer.devices", "64", "--trainer.max_epochs", "0", *root], 2,
+         ["warning: trainer.devices 64 on a CPU with", "set trainer.devices 1"]),
+    ]  # fmt: skip
 
 
 def test_each_bad_input_gets_its_exit_status_and_message(digits_checkpoint, tmp_path, prior_files, capfd):
@@ -115,3 +146,93 @@ def test_a_table_with_an_infinite_or_text_value_is_refused_at_its_row(train_chec
         capfd,
     )  # fmt: skip
     assert code == 2 and "is infinite" in said and "Traceback" not in said
+
+
+def test_a_config_mistake_is_answered_before_the_framework_is_imported(tmp_path):
+    """What makes `fit --config missing.yaml` answer at once: torch and Lightning are never imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom lt_imbalance.cli import main\n"
+        f"try:\n    main(['fit', '--config', {str(tmp_path / 'missing.yaml')!r}])\nexcept SystemExit as stop:\n    print(stop.code)\n"
+        "print(sorted(m for m in ('torch', 'lightning', 'jsonargparse') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["2", "[]"]
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (PermissionError(13, "Permission denied", "/data/out/p.csv"), ["cannot write '/data/out/p.csv': permission denied"]),
+        (
+            "You restored a checkpoint with current_epoch=30, but you have set Trainer(max_epochs=10).",
+            ["already trained 30 epochs", "max_epochs (10)", "the config it was trained with"],
+        ),
+        ("`max_epochs` must be a non-negative integer or -1. You passed in -2.", ["trainer.max_epochs is -2"]),
+    ],
+)
+def test_library_errors_about_the_input_are_translated(error, words):
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from lt_imbalance.user_errors import describe_user_error
+
+    said = describe_user_error(MisconfigurationException(error) if isinstance(error, str) else error)
+    assert said is not None and all(w in said for w in words), said
+
+
+def test_images_far_from_the_training_size_are_predicted_with_a_warning(digits_checkpoint, tmp_path, capfd):
+    write_image_folder(tmp_path / "big", {"a": 2}, size=32, modes=("L",))
+    code, said = _run(
+        ["predict", "--ckpt_path", str(digits_checkpoint), "--input", str(tmp_path / "big"), "--output", str(tmp_path / "p.csv")], capfd
+    )
+    assert code == 0 and "warning: the inputs are 32 px on their shorter side" in said and "trained on 8 px images" in said
+    write_image_folder(tmp_path / "small", {"a": 2}, size=8, modes=("L",))
+    code, said = _run(
+        ["predict", "--ckpt_path", str(digits_checkpoint), "--input", str(tmp_path / "small"), "--output", str(tmp_path / "q.csv")], capfd
+    )
+    assert code == 0 and "warning" not in said
+
+
+def test_the_data_modules_an_error_lists_are_the_shipped_ones():
+    import lt_imbalance.data as data
+    from lt_imbalance.user_errors import DATA_MODULES
+
+    bases = {"LongTailedDataModule", "ImageDataModule", "FileImageDataModule", "FileListDataModule"}
+    shipped = {n for n in data.__all__ if isinstance(getattr(data, n), type) and issubclass(getattr(data, n), data.LongTailedDataModule)}
+    assert set(DATA_MODULES) == shipped - bases
+
+
+#: how every line our commands print begins (the results tables and their notes included)
+OUR_LINES = (
+    "run folder:", "  results:", "  checkpoint:", "calibration:", "### ", "| ", "|---", "Worst classes:", "**",
+    "predict:", "export:", "lt-imbalance ",
+)  # fmt: skip
+
+
+def test_without_verbose_only_our_own_lines_are_printed(digits_checkpoint, tmp_path):
+    """fit, test, validate, predict and export of the digits config: every line begins with one of
+    :data:`OUR_LINES` (no library's log line or warning); the progress bar is off here."""
+    import os
+    import subprocess
+    import sys
+
+    write_image_folder(tmp_path / "images", {"a": 2}, size=8, modes=("L",))
+    quiet = ["--trainer.enable_progress_bar", "false"]
+    commands = {
+        "fit": ["fit", "--config", ERM, "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path / "f"), *quiet],
+        "test": ["test", "--config", ERM, "--ckpt_path", str(digits_checkpoint), "--trainer.default_root_dir", str(tmp_path / "t"), *quiet],
+        "validate": ["validate", "--config", ERM, "--ckpt_path", str(digits_checkpoint), "--trainer.default_root_dir", str(tmp_path / "v"), *quiet],
+        "predict": ["predict", "--ckpt_path", str(digits_checkpoint), "--input", str(tmp_path / "images"), "--output", str(tmp_path / "p.csv")],
+        "export": ["export", "--ckpt_path", str(digits_checkpoint), "--out", str(tmp_path / "m.onnx")],
+    }  # fmt: skip
+    environment = {**os.environ, "LT_IMBALANCE_VERBOSE": "", "OMP_NUM_THREADS": "1"}
+    for name, argv in commands.items():
+        out = subprocess.run([sys.executable, "-m", "lt_imbalance", *argv], cwd=ROOT, env=environment, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-2000:]
+        lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
+        strangers = [line for line in lines if not line.startswith(OUR_LINES)]
+        assert lines and strangers == [], (name, strangers)
+    validation = next((tmp_path / "v").rglob("results_val.md")).read_text()
+    assert "### ImbalancedClassifier on DigitsLT: validation split" in validation  # validate: our table, not Lightning's box

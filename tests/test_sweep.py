@@ -29,13 +29,15 @@ def test_sweep_checks_every_cell_before_the_first_run(tmp_path, capsys):
 
     with pytest.raises(SystemExit) as exit_info:
         main(["sweep", "configs/digits_lt_erm.yaml", "--set", "data.init_args.batch_size=32,abc", "--out", str(tmp_path / "s")])
-    assert exit_info.value.code == 2 and "Expected a <class 'int'>. Got value: abc" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "data.init_args.batch_size: expected int, got 'abc'" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()  # nothing ran
 
 
 def test_mean_and_standard_error():
     mean, se = sweep.mean_se([0.5, 0.7, 0.9])
     assert mean == pytest.approx(0.7) and se == pytest.approx(0.2 / 3**0.5)
+    records = [{"cell": "erm", "metrics": {"balanced_acc": 0.9}}]  # one seed: no spread to show
+    assert "| erm | 1 | 90.0 ± n/a | n/a |" in sweep.summary_table(records)
 
 
 @pytest.mark.slow

@@ -98,8 +98,9 @@ def format_results_table(
 
 
 class ResultsTable(WritesRunFiles):
-    """Prints the table of the last validation epoch when ``fit`` ends and of the test set when
-    ``test`` ends (rank 0), and saves it with per-class accuracy and the confusion matrix."""
+    """Prints the table of the last validation epoch when ``fit`` ends, of the validation split when
+    ``validate`` ends and of the test set when ``test`` ends (rank 0), and saves it with per-class
+    accuracy and the confusion matrix."""
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
@@ -127,6 +128,10 @@ class ResultsTable(WritesRunFiles):
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._report(trainer, pl_module, "val")
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == "validate":  # `lt-imbalance validate`: the table instead of Lightning's metrics box
+            self._report(trainer, pl_module, "val")
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._report(trainer, pl_module, "test")

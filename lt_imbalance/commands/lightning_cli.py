@@ -65,20 +65,10 @@ from lt_imbalance.data import (  # noqa: E402, F401  (imported so that configs c
 from lt_imbalance.label_shift import parse_prior  # noqa: E402
 from lt_imbalance.module import ImbalancedClassifier  # noqa: E402
 from lt_imbalance.rundir import check_run_directory, newest_last_checkpoint, next_free, run_directory  # noqa: E402
+from lt_imbalance.user_errors import option_values  # noqa: E402
 
 #: trainer options that take a number of batches (int) or a share of them (float)
 LIMIT_KEYS = ("limit_train_batches", "limit_val_batches", "limit_test_batches", "limit_predict_batches", "overfit_batches")
-
-
-def option_value(words: list[str], flag: str) -> str | None:
-    """The value last given to ``flag`` on a command line (``flag value`` or ``flag=value``), or None."""
-    value = None
-    for i, word in enumerate(words):
-        if word.startswith(flag + "="):
-            value = word.split("=", 1)[1]
-        elif word == flag and i + 1 < len(words):
-            value = words[i + 1]
-    return value
 
 
 class RunConfigSaver(SaveConfigCallback):
@@ -168,8 +158,9 @@ class LTImbalanceCLI(LightningCLI):
                 f"trainer.devices {self.trainer.num_devices} on a CPU with {cores} cores starts {self.trainer.num_devices} processes "
                 f"that share {cores} cores (slower than one); set trainer.devices 1"
             )
-        for line in said:
-            rank_zero_info(f"lt-imbalance {self.subcommand}: warning: {line}")
+        if self.trainer.is_global_zero:
+            for line in said:
+                print(f"lt-imbalance {self.subcommand}: warning: {line}", file=sys.stderr)
 
     def before_fit(self) -> None:
         self.warn_about_settings()
@@ -219,9 +210,9 @@ class LTImbalanceCLI(LightningCLI):
         Lightning's Python API (the parser reads it as the float 1.0, which Lightning takes as all batches)."""
         counts = {}
         for key in LIMIT_KEYS:
-            value = option_value(getattr(self, "command_line", []), f"--trainer.{key}")
-            if value is not None and value.strip().lstrip("+").isdigit():
-                counts[key] = int(value)
+            given = option_values(getattr(self, "command_line", []), f"--trainer.{key}")
+            if given and given[-1].strip().lstrip("+").isdigit():
+                counts[key] = int(given[-1])
         return super().instantiate_trainer(**counts, **kwargs)
 
     def resolve_checkpoint(self, config) -> None:
@@ -250,6 +241,9 @@ class LTImbalanceCLI(LightningCLI):
     def before_validate(self) -> None:
         if self.config[self.subcommand].get("prior") is not None:
             raise BadValue("--prior applies to test, predict and the test after fit; validate scores the model as trained")
+        check_run_directory(self.trainer.default_root_dir)
+        if not verbose():  # our results table gives the same numbers
+            self.config_init[self.subcommand]["verbose"] = False
 
     def before_test(self) -> None:
         check_run_directory(self.trainer.default_root_dir)

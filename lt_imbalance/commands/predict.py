@@ -101,6 +101,8 @@ def main(argv: list[str]) -> int:
         args.ckpt_path, args.input, args.output, args.top_k, args.batch_size, args.num_workers, args.strict, args.accelerator, args.prior,
         args.overwrite,
     )  # fmt: skip
+    if result.get("size_note"):
+        print(f"predict: warning: {result['size_note']}", file=sys.stderr)
     if "estimate" in result:
         say_estimate(result["estimate"], result["class_names"])
     rate = result["written"] / max(result["seconds"], 1e-9)

@@ -160,6 +160,10 @@ class LongTailedDataModule(pl.LightningDataModule):
             raise BadValue(f"unknown sampler {sampler!r}; choose random, class_balanced or square_root")
         if batch_size < 1:
             raise BadValue(f"batch_size must be >= 1, got {batch_size}")
+        if num_workers < 0:
+            raise BadValue(f"num_workers must be 0 (load in the training process) or more, got {num_workers}")
+        if split_seed < 0:
+            raise BadValue(f"split_seed must be 0 or more (a seed of the long-tailed draw), got {split_seed}")
         check_imbalance_ratio(imbalance_ratio)
         if profile == "none" and imbalance_ratio != 1:
             raise BadValue(

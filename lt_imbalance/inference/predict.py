@@ -64,6 +64,12 @@ def list_images(path: Path) -> list[Path]:
     files = [(path.parent / line) if not Path(line).is_absolute() else Path(line) for line in lines if line and not line.startswith("#")]
     if not files:
         raise BadValue(f"'{path}' lists no image paths (one per line)")
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise MissingFile(
+            f"{len(missing)} of the {len(files)} images listed in '{path}' are not there, e.g. '{missing[0]}'; relative paths "
+            f"in a list are read from the list's own folder ('{path.parent}'): write them relative to it, or absolute"
+        )
     return files
 
 
@@ -174,6 +180,29 @@ class CsvPredictionWriter(BasePredictionWriter):
             self.partial.unlink(missing_ok=True)
 
 
+#: inputs this many times larger or smaller than the training images are said to be far from them
+SIZE_RATIO_NOTED = 2.0
+
+
+def size_note(first: Path, spec: InputSpec) -> str | None:
+    """A line when the first input image is far from the training size (resizing hides it, and the
+    model may do worse on such images), else ``None``."""
+    from PIL import Image
+
+    try:
+        with Image.open(first) as image:
+            side = min(image.size)
+    except OSError:
+        return None
+    trained = spec.resize_size or spec.input_shape[-1]
+    if max(side / trained, trained / side) < SIZE_RATIO_NOTED:
+        return None
+    return (
+        f"the inputs are {side} px on their shorter side (the first, '{first}'); the model was trained on {trained} px images, "
+        f"so they are resized to {spec.input_shape[-1]} px: predictions may be worse than on images like the training ones"
+    )
+
+
 def prior_path(output: str | Path) -> Path:
     """Where ``--prior estimate`` saves the estimated class mix: beside the predictions."""
     return Path(str(output) + ".prior.csv")
@@ -230,6 +259,7 @@ def predict(
     if target is not None:
         model.outputs.prior()  # refuses a checkpoint that records no prior, before any input is read
         model.outputs.set_target(None if estimate else target)  # estimate: the rows under the model's own prior first
+    result: dict = {}
     source = Path(input_path)
     if not source.exists():
         raise MissingFile(f"input '{source}' not found; give a folder of images, a text file of image paths, or a .csv / .parquet table")
@@ -240,12 +270,13 @@ def predict(
             raise BadValue(f"this checkpoint is a tabular model; give a .csv or .parquet table as --input, not '{source}'")
         paths = list_images(source)
         dataset, names = PredictionImages(paths, spec, strict), [str(p) for p in paths]
+        result["size_note"] = size_note(paths[0], spec)
     writer = CsvPredictionWriter(Path(output), names, list(spec.class_names), top_k, collect=estimate)
     trainer = pl.Trainer(
         accelerator=accelerator, devices=1, logger=False, callbacks=[writer], enable_progress_bar=False, enable_model_summary=False
     )
     start = time.perf_counter()
-    result, succeeded = {}, False
+    succeeded = False
     try:
         trainer.predict(model, datamodule=PredictionData(dataset, spec, batch_size, num_workers), return_predictions=False)
         if estimate:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,7 +234,15 @@ class SearchSpace:
 
 
 def _first_line(err: Exception) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    """What the parser found wrong, in a line: the key it does not accept where it names one, else
+    its first lines without its machinery."""
+    from lt_imbalance.user_errors import NOISE, exception_chain
+
+    for cause in exception_chain(err):
+        unknown = re.search(r"Option '([^']+)' is not accepted", str(cause))
+        if unknown:
+            return f"the config has no option {unknown.group(1)!r} at that place; check the key's spelling (fit --help lists the options)"
+    lines = [line.strip() for line in str(err).splitlines() if line.strip() and not NOISE.match(line)]
     return " / ".join(lines[:3])
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 import yaml
 
 from lt_imbalance.commands.fit_process import failure_reason
-from lt_imbalance.console import verbose
+from lt_imbalance.console import PlainHelp, plain, verbose
 from lt_imbalance.errors import BadValue, UnsupportedCombination
 from lt_imbalance.tuning.space import SearchSpace, apply_overrides, describe
 from lt_imbalance.tuning.storage import default_url, fail_orphaned_trials, open_storage, trial_id, worker_id
@@ -390,7 +390,7 @@ class Tuner:
 
 # ---- running and stopping trial processes ---------------------------------------------------------------------------------------------------------------------------------------------------------
 def parse_args(argv: list[str]) -> TuneSettings:
-    parser = argparse.ArgumentParser(prog="lt-imbalance tune", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="lt-imbalance tune", description=plain(__doc__.split("\n\n")[0]), formatter_class=PlainHelp)
     parser.add_argument(
         "--config",
         action="append",

@@ -88,8 +88,11 @@ def test_a_list_file_strict_mode_and_bad_inputs(digits_checkpoint, tmp_path, cap
     with pytest.raises(OSError, match="broken.png"):
         predict(str(digits_checkpoint), str(tmp_path / "images"), str(tmp_path / "strict.csv"), strict=True)
     (tmp_path / "not.ckpt").write_bytes(b"garbage")
-    with pytest.raises(ValueError, match="not a checkpoint this version can read"):
+    with pytest.raises(ValueError, match="cannot be read as a checkpoint .*it may be truncated"):
         load_trained(tmp_path / "not.ckpt")
+    listing.write_text("images/" + images[0].name + "\n")  # relative to the working folder, not the list's
+    with pytest.raises(FileNotFoundError, match="1 of the 1 images listed in .* are not there.*read from the list's own folder"):
+        predict(str(digits_checkpoint), str(listing), str(tmp_path / "moved.csv"))
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.ckpt")
     with pytest.raises(ValueError, match="not a Lightning checkpoint of an lt_imbalance model"):
         load_trained(tmp_path / "other.ckpt")

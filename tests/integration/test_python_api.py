@@ -40,5 +40,8 @@ def test_python_api_run_writes_the_run_files_and_resumes_exactly_after_sigkill(t
     a = torch.load(max((tmp_path / "a").rglob("last.ckpt"), key=os.path.getmtime), weights_only=True)
     b = torch.load(max((tmp_path / "b").rglob("last.ckpt"), key=os.path.getmtime), weights_only=True)
     assert a["global_step"] == b["global_step"] == 39
-    for name in a["state_dict"]:
-        torch.testing.assert_close(b["state_dict"][name], a["state_dict"][name], rtol=0, atol=0, msg=name)
+    for name, value in a["state_dict"].items():  # tensors exactly; the outputs owner's record equal
+        if isinstance(value, torch.Tensor):
+            torch.testing.assert_close(b["state_dict"][name], value, rtol=0, atol=0, msg=name)
+        else:
+            assert b["state_dict"][name] == value, name

@@ -71,5 +71,8 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Restored all states from the checkpoint" in resumed.stderr + resumed.stdout
     a, b = _final_weights(tmp_path / "a"), _final_weights(tmp_path / "b")
-    for name in a:
-        torch.testing.assert_close(b[name], a[name], rtol=0, atol=0, msg=name)
+    for name, value in a.items():  # tensors exactly; the outputs owner's record equal
+        if isinstance(value, torch.Tensor):
+            torch.testing.assert_close(b[name], value, rtol=0, atol=0, msg=name)
+        else:
+            assert b[name] == value, name
