@@ -18,6 +18,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from lt_imbalance.console import PlainHelp, plain
 from lt_imbalance.errors import FileInTheWay, MissingFile
 
 
@@ -48,7 +49,7 @@ def _summary(path: Path) -> str:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="lt-imbalance configs", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="lt-imbalance configs", description=plain(__doc__.split("\n\n")[0]), formatter_class=PlainHelp)
     sub = parser.add_subparsers(dest="action")
     copy = sub.add_parser("copy", help="copy a shipped config to a file of your own")
     copy.add_argument("name", help="as listed, e.g. cifar10_lt/tuned.yaml")

@@ -212,8 +212,9 @@ OUR_LINES = (
 
 
 def test_without_verbose_only_our_own_lines_are_printed(digits_checkpoint, tmp_path):
-    """fit, test, validate, predict and export of the digits config: every line begins with one of
-    :data:`OUR_LINES` (no library's log line or warning); the progress bar is off here."""
+    """fit of the default config for one epoch, and test, validate, predict and export of a digits
+    checkpoint: every line begins with one of :data:`OUR_LINES` (no library's log line or
+    warning); the progress bar is off here."""
     import os
     import subprocess
     import sys
@@ -221,7 +222,7 @@ def test_without_verbose_only_our_own_lines_are_printed(digits_checkpoint, tmp_p
     write_image_folder(tmp_path / "images", {"a": 2}, size=8, modes=("L",))
     quiet = ["--trainer.enable_progress_bar", "false"]
     commands = {
-        "fit": ["fit", "--config", ERM, "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path / "f"), *quiet],
+        "fit": ["fit", "--config", "configs/digits_lt.yaml", "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path / "f"), *quiet],
         "test": ["test", "--config", ERM, "--ckpt_path", str(digits_checkpoint), "--trainer.default_root_dir", str(tmp_path / "t"), *quiet],
         "validate": ["validate", "--config", ERM, "--ckpt_path", str(digits_checkpoint), "--trainer.default_root_dir", str(tmp_path / "v"), *quiet],
         "predict": ["predict", "--ckpt_path", str(digits_checkpoint), "--input", str(tmp_path / "images"), "--output", str(tmp_path / "p.csv")],

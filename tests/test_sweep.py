@@ -46,6 +46,8 @@ def test_tiny_grid_writes_table_csv_plots_and_resumes(tmp_path, monkeypatch, cap
     monkeypatch.chdir(ROOT)
     args = ["configs/digits_lt_erm.yaml", "configs/tabular/erm.yaml", "--seeds", "0", "1", "--out", str(tmp_path), "--extra", EXTRA]
     sweep.main(args)
+    printed = capsys.readouterr()
+    assert not [line for line in (printed.out + printed.err).splitlines() if "Warning" in line or "Seed set" in line]  # quiet
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     assert len(rows) == 4 and {r["cell"] for r in rows} == {"digits_lt_erm", "erm"}
     table = (tmp_path / "table.md").read_text()

@@ -12,7 +12,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lt-imbalance export",
         description="Write a checkpoint as one ONNX or TorchScript file that maps raw inputs to class probabilities "
-        "(preprocessing, post-hoc adjustment and the fitted temperature inside), with <out>.json describing input, classes "
+        "(preprocessing, post-hoc adjustment and the fitted calibration inside), with <out>.json describing input, classes "
         "and the class prior the outputs assume.",
     )
     p.add_argument("--ckpt_path", required=True, help="a checkpoint written by training")
