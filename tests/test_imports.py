@@ -19,6 +19,7 @@ PURE = (
     "lt_imbalance.training.optimization",
     "lt_imbalance.training.buffers",
     "lt_imbalance.data.splits",
+    "lt_imbalance.data.parts",
     "lt_imbalance.data.augment",
     "lt_imbalance.data.device_augment",
     "lt_imbalance.data.samplers",

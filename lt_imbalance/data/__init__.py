@@ -12,10 +12,10 @@ from typing import Any
 
 #: public name -> the module that defines it
 _EXPORTS = {
-    "DataPart": "base",
-    "DatasetParts": "base",
+    "DataPart": "parts",
+    "DatasetParts": "parts",
     "LongTailedDataModule": "base",
-    "TrainValSplit": "base",
+    "TrainValSplit": "parts",
     "ImageDataModule": "image",
     "FileImageDataModule": "files",
     "CIFAR10LT": "cifar",
@@ -34,13 +34,13 @@ _EXPORTS = {
     "FeatureDataset": "datasets",
     "ImageFileDataset": "datasets",
     "TensorImageDataset": "datasets",
-    "Split": "splits",
+    "Draw": "splits",
     "balanced_holdout": "splits",
-    "cao2019_split": "splits",
-    "holdout_split": "splits",
+    "draw_cao2019": "splits",
+    "stratified_holdout": "splits",
     "long_tailed_counts": "splits",
-    "long_tailed_split": "splits",
-    "natural_split": "splits",
+    "draw_long_tailed": "splits",
+    "draw_natural": "splits",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -30,90 +30,32 @@ pool's labels alone, so it is the same on every rank.
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from lt_imbalance.data.loading import ResumingDataLoader
-from lt_imbalance.data.samplers import EpochSampler, SamplerName
+from lt_imbalance.data.loaders import EpochLoaders
+from lt_imbalance.data.parts import DataPart, DatasetParts, TrainValSplit
+from lt_imbalance.data.samplers import SamplerName
 from lt_imbalance.data.splits import (
+    Draw,
     Profile,
-    Split,
     balanced_holdout,
     check_imbalance_ratio,
-    holdout_split,
+    draw_long_tailed,
+    draw_natural,
     indices_hash,
-    long_tailed_split,
-    natural_split,
+    stratified_holdout,
 )
 from lt_imbalance.errors import BadValue
 from lt_imbalance.inputs import InputSpec
-from lt_imbalance.lightning_compat import batches_done_this_epoch
 
 
-@dataclass(frozen=True)
-class DataPart:
-    """One part of a dataset: integer labels and the samples they belong to, in the same order.
-
-    Args:
-        labels: int64 class indices ``[N]``.
-        samples: uint8 images ``[N, C, H, W]``, float feature rows ``[N, F]``, or ``N`` image file paths.
-    """
-
-    labels: np.ndarray
-    samples: torch.Tensor | Sequence[Any]
-
-    def __post_init__(self):
-        labels = np.asarray(self.labels, dtype=np.int64)
-        if labels.ndim != 1:
-            raise BadValue(f"labels must be one-dimensional, got shape {labels.shape}")
-        if len(labels) != len(self.samples):
-            raise BadValue(f"{len(self.samples)} samples but {len(labels)} labels")
-        object.__setattr__(self, "labels", labels)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-@dataclass(frozen=True)
-class DatasetParts:
-    """What :meth:`LongTailedDataModule.load_data` returns.
-
-    Args:
-        class_names: one name per class; class c is ``class_names[c]``.
-        pool: the training pool the long-tailed split is drawn from.
-        test: the test set.
-        val: the data's own validation set, if it ships one.
-    """
-
-    class_names: Sequence[str]
-    pool: DataPart
-    test: DataPart
-    val: DataPart | None = None
-
-
-@dataclass(frozen=True)
-class TrainValSplit:
-    """Positions into the pool of the training and validation samples, their class counts and a
-    hash of the positions (saved with every run)."""
-
-    train_indices: np.ndarray
-    val_indices: np.ndarray
-    class_counts: list[int]
-    val_counts: list[int]
-    hash: str
-
-
-class LongTailedDataModule(pl.LightningDataModule):
+class LongTailedDataModule(EpochLoaders, pl.LightningDataModule):
     """Base data module: long-tailed split, validation carve-out, loaders, metadata.
 
     Args:
@@ -170,10 +112,6 @@ class LongTailedDataModule(pl.LightningDataModule):
                 f"profile 'none' keeps the data's own distribution, so imbalance_ratio={imbalance_ratio} "
                 "would be ignored; set imbalance_ratio: 1, or choose profile 'exponential' or 'step'."
             )
-        if self.has_official_val and (val_fraction > 0 or val_source != "split"):
-            raise BadValue(
-                f"{type(self).__name__} has its own validation split; set val_fraction: 0 (not {val_fraction}) and val_source: split."
-            )
         if val_source not in ("split", "pool"):
             raise BadValue(f"unknown val_source {val_source!r}; choose split (a share of the training split) or pool (unused pool images)")
         if val_source == "pool" and (val_fraction > 0 or val_per_class < 1):
@@ -191,6 +129,17 @@ class LongTailedDataModule(pl.LightningDataModule):
         self.ssl_views = ssl_views
         self.sampler = sampler
         self.train_set: Dataset | None = None
+        #: the split recomputed on the data's own labels at ``setup`` where they differ from the announced ones
+        self.confirmed_split: TrainValSplit | None = None
+        self.check_validation_settings()
+
+    def check_validation_settings(self) -> None:
+        """Data with its own validation split takes no validation share of the training split (a
+        subclass that learns only from its arguments whether it has one calls this again)."""
+        if self.has_official_val and (self.val_fraction > 0 or self.val_source != "split"):
+            raise BadValue(
+                f"{type(self).__name__} has its own validation split; set val_fraction: 0 (not {self.val_fraction}) and val_source: split."
+            )
 
     # ---- what a subclass provides ---------------------------------------------------------
     def load_data(self) -> DatasetParts:
@@ -228,18 +177,29 @@ class LongTailedDataModule(pl.LightningDataModule):
         return parts
 
     @cached_property
+    def announced_labels(self) -> np.ndarray:
+        """The pool's labels as known before the data is read (:meth:`pool_labels`), for the class counts
+        the CLI links into the model at instantiation."""
+        return np.asarray(self.pool_labels(), dtype=np.int64)
+
+    @cached_property
+    def announced_split(self) -> TrainValSplit:
+        return self.train_val_split(self.announced_labels)
+
+    @property
     def split(self) -> TrainValSplit:
-        """The long-tailed training split and the validation carve-out (module docstring)."""
-        self._split_labels = np.asarray(self.pool_labels(), dtype=np.int64)
-        return self._split(self._split_labels)
+        """The split: the long-tailed training positions and the validation carve-out (module
+        docstring); from the announced labels until ``setup`` has confirmed it on the data."""
+        return self.confirmed_split if self.confirmed_split is not None else self.announced_split
 
-    def long_tailed_draw(self, pool_labels: np.ndarray, num_classes: int) -> Split:
+    def long_tailed_draw(self, pool_labels: np.ndarray, num_classes: int) -> Draw:
         """The long-tailed training draw (positions into ``pool_labels``): the seeded draw of
-        :func:`~lt_imbalance.data.splits.long_tailed_split`; a data family may use its
+        :func:`~lt_imbalance.data.splits.draw_long_tailed`; a data family may use its
         literature's procedure instead."""
-        return long_tailed_split(pool_labels, num_classes, self.imbalance_ratio, self.profile, self.split_seed)
+        return draw_long_tailed(pool_labels, num_classes, self.imbalance_ratio, self.profile, self.split_seed)
 
-    def _split(self, pool_labels: np.ndarray) -> TrainValSplit:
+    def train_val_split(self, pool_labels: np.ndarray) -> TrainValSplit:
+        """The split of a pool with ``pool_labels``: a function of the labels and the settings alone."""
         num_classes = self.num_classes
         if num_classes < 2:
             raise BadValue(
@@ -250,13 +210,13 @@ class LongTailedDataModule(pl.LightningDataModule):
         if self.val_source == "pool":  # a balanced validation set first; the long-tailed draw takes from the rest
             candidates, val = self._pool_validation(pool_labels, num_classes)
         if self.profile == "none":
-            drawn = natural_split(pool_labels[candidates], num_classes)
+            drawn = draw_natural(pool_labels[candidates], num_classes)
         else:
             drawn = self.long_tailed_draw(pool_labels[candidates], num_classes)
         if self.val_source == "pool":
             train = candidates[drawn.indices]
         else:
-            keep, held = holdout_split(pool_labels[drawn.indices], num_classes, self.val_fraction, self.split_seed + 1)
+            keep, held = stratified_holdout(pool_labels[drawn.indices], num_classes, self.val_fraction, self.split_seed + 1)
             train, val = drawn.indices[keep], drawn.indices[held]
         split = TrainValSplit(
             train_indices=train,
@@ -334,16 +294,17 @@ class LongTailedDataModule(pl.LightningDataModule):
         if self.train_set is not None:
             return
         parts = self.parts
-        announced = self.split.class_counts
-        if not np.array_equal(parts.pool.labels, self._split_labels):
+        announced = self.announced_split
+        if not np.array_equal(parts.pool.labels, self.announced_labels):
             # the counts were announced from labels known before the data was there (e.g. before a
             # download): the split depends on the class sizes alone, so the real labels give the same counts
-            self.split = self._split(parts.pool.labels)
-            if self.split.class_counts != announced:
+            confirmed = self.train_val_split(parts.pool.labels)
+            if confirmed.class_counts != announced.class_counts:
                 raise BadValue(
-                    f"{type(self).__name__}: the class counts {announced} announced before setup differ from the data's "
-                    f"{self.split.class_counts}; the data changed between construction and setup."
+                    f"{type(self).__name__}: the class counts {announced.class_counts} announced before setup differ from the "
+                    f"data's {confirmed.class_counts}; the data changed between construction and setup."
                 )
+            self.confirmed_split = confirmed
         split = self.split
         self.train_set = self.make_dataset(parts.pool, split.train_indices, train=True)
         self.test_set = self.make_dataset(parts.test, None, train=False)
@@ -366,68 +327,6 @@ class LongTailedDataModule(pl.LightningDataModule):
             chosen = [rng.permutation(np.flatnonzero(labels == c))[:max_per_class] for c in range(self.num_classes)]
             indices = indices[np.sort(np.concatenate(chosen))]
         return self.make_dataset(self.parts.pool, indices, train=False)
-
-    @property
-    def per_device_batch_size(self) -> int:
-        """batch_size / world size (floor, at least 1); warns when the world size does not divide it."""
-        world = self.trainer.world_size if self.trainer is not None else 1
-        if self.batch_size % world:
-            rank_zero_warn(
-                f"global batch_size={self.batch_size} is not divisible by {world} devices; each loads "
-                f"{max(1, self.batch_size // world)}, so the effective batch is {max(1, self.batch_size // world) * world}."
-            )
-        return max(1, self.batch_size // world)
-
-    def eval_loader(self, dataset: Dataset) -> DataLoader:
-        """Validation / test loader: in order, no augmentation."""
-        return DataLoader(
-            dataset,
-            batch_size=self.per_device_batch_size,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        """Epoch order and augmentation are functions of (seed, epoch), and after a mid-epoch resume
-        the batches already trained on are skipped, so a resumed run sees what an uninterrupted one would.
-        A last batch of a single sample (BatchNorm cannot train on it) is dropped; other last batches are kept."""
-        seed = self.split_seed * 1_000_003 + int(os.environ.get("PL_GLOBAL_SEED", 0))
-        sampler = EpochSampler(self.train_set.labels.numpy(), self.sampler, seed, self._epoch)
-        dataset, workers = self.training_items()
-        batch, world = self.per_device_batch_size, self.trainer.world_size if self.trainer is not None else 1
-        return ResumingDataLoader(
-            dataset,
-            batch_size=batch,
-            sampler=sampler,
-            drop_last=math.ceil(len(sampler) / world) % batch == 1,  # a last batch of one breaks BatchNorm: dropped (only then)
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            pin_memory=torch.cuda.is_available(),
-            generator=torch.Generator().manual_seed(seed),  # worker seeding leaves the global RNG alone
-            skip_fn=self._batches_done_this_epoch,
-            collate_fn=self.train_collate_fn(),
-        )
-
-    def train_collate_fn(self):
-        """How the training loader batches items (None: PyTorch's default)."""
-        return None
-
-    def training_items(self) -> tuple[Dataset, int]:
-        """The dataset the training loader draws from and its number of workers."""
-        return self.train_set, self.num_workers
-
-    def _epoch(self) -> int | None:
-        return self.trainer.current_epoch if self.trainer is not None else None
-
-    def _batches_done_this_epoch(self) -> int:
-        return batches_done_this_epoch(self.trainer) if self.trainer is not None else 0
-
-    def val_dataloader(self) -> DataLoader:
-        return self.eval_loader(self.val_set)
-
-    def test_dataloader(self) -> DataLoader:
-        return self.eval_loader(self.test_set)
 
     # ---- reproducibility ------------------------------------------------------------------
     def validation_source(self) -> str:

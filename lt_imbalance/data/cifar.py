@@ -10,7 +10,7 @@ long-tailed training split has the exponential profile of Cao et al. 2019 (n_max
 CIFAR-10 and 500 for CIFAR-100 on the real data); the 10,000-image test set stays balanced.
 
 Which images: ``split_protocol: cao2019`` (the default) selects them with Cao et al.'s procedure
-(:func:`~lt_imbalance.data.splits.cao2019_split`: NumPy's legacy generator seeded once with
+(:func:`~lt_imbalance.data.splits.draw_cao2019`: NumPy's legacy generator seeded once with
 ``split_seed``, their default 0, then per class in order a shuffle of its positions in the
 training pickles, keeping the first n_c), so the training images are those of the LDAM-DRW,
 MiSLAS and Shwartz-Ziv et al. code and results can be set beside theirs; ``seeded`` draws them
@@ -32,9 +32,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from lt_imbalance.data.base import DataPart, DatasetParts
 from lt_imbalance.data.image import ImageDataModule
-from lt_imbalance.data.splits import Split, cao2019_split, long_tailed_counts
+from lt_imbalance.data.parts import DataPart, DatasetParts
+from lt_imbalance.data.splits import Draw, draw_cao2019, long_tailed_counts
 from lt_imbalance.errors import BadValue, MissingFile, UnsupportedCombination
 
 SOURCE = "https://www.cs.toronto.edu/~kriz/cifar.html"
@@ -131,12 +131,12 @@ class _CIFARLT(ImageDataModule):
             return np.repeat(np.arange(self.classes), self.per_class_train)
         return super().pool_labels()
 
-    def long_tailed_draw(self, pool_labels: np.ndarray, num_classes: int) -> Split:
+    def long_tailed_draw(self, pool_labels: np.ndarray, num_classes: int) -> Draw:
         if self.split_protocol == "seeded":
             return super().long_tailed_draw(pool_labels, num_classes)
         n_max = int(np.bincount(pool_labels, minlength=num_classes).min())  # 5,000 / 500: Cao's len(data) / classes
         counts = long_tailed_counts(num_classes, n_max, self.imbalance_ratio, self.profile)
-        return cao2019_split(pool_labels, counts, self.split_seed)
+        return draw_cao2019(pool_labels, counts, self.split_seed)
 
     @property
     def metadata(self) -> dict[str, Any]:

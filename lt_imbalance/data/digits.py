@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lt_imbalance.data.base import DataPart, DatasetParts
 from lt_imbalance.data.image import ImageDataModule
+from lt_imbalance.data.parts import DataPart, DatasetParts
 from lt_imbalance.data.splits import balanced_holdout
 
 

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lt_imbalance.data.base import DataPart, DatasetParts
 from lt_imbalance.data.files import FileImageDataModule
+from lt_imbalance.data.parts import DataPart, DatasetParts
 from lt_imbalance.data.splits import Profile
 from lt_imbalance.errors import BadValue, MissingFile
 
@@ -120,11 +120,12 @@ class FileListDataModule(FileImageDataModule):
         imbalance_ratio: float = 1.0,
         **kwargs,
     ):
-        self.has_official_val = val_list is not None
         super().__init__(
             val_fraction=val_fraction, image_size=image_size, resize_size=resize_size, augmentation=augmentation,
             profile=profile, imbalance_ratio=imbalance_ratio, **kwargs,
         )  # fmt: skip
+        self.has_official_val = val_list is not None
+        self.check_validation_settings()
         self.data_dir, self.classes = Path(data_dir), num_classes
         self.lists = {"train": train_list, "val": val_list, "test": test_list}
         if not self.data_dir.is_dir():

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lt_imbalance.data.base import DataPart
 from lt_imbalance.data.datasets import (
     EncodedImageDataset,
     ImageFileDataset,
@@ -33,6 +32,7 @@ from lt_imbalance.data.datasets import (
 )
 from lt_imbalance.data.image import STATS_FILES, STATS_IMAGES, ImageDataModule
 from lt_imbalance.data.loading_mode import MEMORY_LIMIT_MIB, LoadingMode, choose_loading
+from lt_imbalance.data.parts import DataPart
 from lt_imbalance.errors import BadValue, MissingFile
 from lt_imbalance.inputs import InputSpec
 
@@ -96,6 +96,7 @@ class FileImageDataModule(ImageDataModule):
         self, image_size: int = 64, channels: int = 3, in_memory: bool | None = None, resize_size: int | None = None,
         gpu_decode: bool = False, memory_limit_mib: float = MEMORY_LIMIT_MIB, **kwargs,
     ):  # fmt: skip
+        super().__init__(**kwargs)
         if channels not in (1, 3):
             raise BadValue(f"channels must be 1 or 3, got {channels}")
         if resize_size is not None and resize_size < image_size:
@@ -103,7 +104,7 @@ class FileImageDataModule(ImageDataModule):
         self.file_image_size, self.file_channels, self.in_memory = image_size, channels, in_memory
         self.resize_size = resize_size or image_size
         self.gpu_decode, self.memory_limit_mib = gpu_decode, memory_limit_mib
-        super().__init__(**kwargs)  # decides the provisional loading mode, which needs the settings above
+        self.choose_loading()  # a combination that cannot load is refused at construction
         self._train_files: ImageFileDataset | None = None  # the training files, their transforms
         self.check_normalisation()
 

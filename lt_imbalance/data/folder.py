@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lt_imbalance.data.base import DataPart, DatasetParts
 from lt_imbalance.data.files import FileImageDataModule, list_image_folder
-from lt_imbalance.data.splits import Profile, holdout_split
+from lt_imbalance.data.parts import DataPart, DatasetParts
+from lt_imbalance.data.splits import Profile, stratified_holdout
 from lt_imbalance.errors import BadValue
 
 
@@ -51,7 +51,7 @@ class ImageFolderLT(FileImageDataModule):
     def load_data(self) -> DatasetParts:
         names, paths, labels = self.listing
         if self.test_root is None:
-            pool, test = holdout_split(labels, len(names), self.test_fraction, self.split_seed + 2)
+            pool, test = stratified_holdout(labels, len(names), self.test_fraction, self.split_seed + 2)
             return DatasetParts(names, DataPart(labels[pool], [paths[i] for i in pool]), DataPart(labels[test], [paths[i] for i in test]))
         _, test_paths, test_labels = list_image_folder(Path(self.test_root), names)
         return DatasetParts(names, DataPart(labels, paths), DataPart(test_labels, test_paths))

@@ -29,9 +29,10 @@ from torch.utils.data import Dataset
 from lt_imbalance.contracts import PretrainedInputs, provides
 from lt_imbalance.data import device_augment
 from lt_imbalance.data.augment import build_ssl_transform, build_train_transform, check_policy
-from lt_imbalance.data.base import DataPart, LongTailedDataModule
+from lt_imbalance.data.base import LongTailedDataModule
 from lt_imbalance.data.datasets import IndexDataset, ItemDataset, TensorImageDataset
 from lt_imbalance.data.loading_mode import LoadingMode, choose_loading
+from lt_imbalance.data.parts import DataPart
 from lt_imbalance.errors import BadValue
 from lt_imbalance.inputs import InputSpec, Preprocessor
 
@@ -79,8 +80,14 @@ class ImageDataModule(LongTailedDataModule):
         self._generators: dict[torch.device, torch.Generator] = {}
         self._preprocessor: Preprocessor | None = None
         self._device_transform = self._device_views = None
-        #: how the images are served (:mod:`lt_imbalance.data.loading_mode`); final at ``setup``
-        self.loading = self.choose_loading()
+        self._loading: LoadingMode | None = None
+        ImageDataModule.choose_loading(self)  # a combination that cannot load is refused here (files: again, with their settings)
+
+    @property
+    def loading(self) -> LoadingMode:
+        """How the images are served (:mod:`lt_imbalance.data.loading_mode`): decided from the settings
+        until ``setup``, which decides it for good (with the decoded size of the selected images)."""
+        return self._loading if self._loading is not None else self.choose_loading()
 
     @property
     def channels(self) -> int:
@@ -127,7 +134,7 @@ class ImageDataModule(LongTailedDataModule):
         if self.train_set is not None:
             return
         self.check_normalisation()
-        self.loading = self.choose_loading(self.decoded_mib())
+        self._loading = self.choose_loading(self.decoded_mib())
         super().setup(stage)
         if self.mean is None:
             pretrained = self.pretrained_statistics()

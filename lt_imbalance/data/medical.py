@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
-from lt_imbalance.data.base import DataPart, DatasetParts
 from lt_imbalance.data.files import IMAGE_SUFFIXES, FileImageDataModule
 from lt_imbalance.data.image import ImageDataModule
-from lt_imbalance.data.splits import Profile, holdout_split
+from lt_imbalance.data.parts import DataPart, DatasetParts
+from lt_imbalance.data.splits import Profile, stratified_holdout
 from lt_imbalance.errors import BadValue, MissingFile
 
 #: class names of the single-label MedMNIST 2D datasets (from the MedMNIST v2 paper / INFO)
@@ -222,5 +222,5 @@ class ISICLT(FileImageDataModule):
         if missing:
             raise MissingFile(f"{len(missing)} images listed in '{self.labels_csv}' are not in '{folder}', e.g. {missing[:3]}")
         paths = [by_stem[i] for i in ids]
-        pool, test = holdout_split(labels, len(names), self.test_fraction, self.split_seed + 2)
+        pool, test = stratified_holdout(labels, len(names), self.test_fraction, self.split_seed + 2)
         return DatasetParts(names, DataPart(labels[pool], [paths[i] for i in pool]), DataPart(labels[test], [paths[i] for i in test]))

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lt_imbalance.data.base import DataPart, DatasetParts
 from lt_imbalance.data.files import FileImageDataModule, list_image_folder
+from lt_imbalance.data.parts import DataPart, DatasetParts
 from lt_imbalance.data.splits import balanced_holdout
 from lt_imbalance.errors import MissingFile
 

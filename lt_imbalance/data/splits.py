@@ -7,8 +7,8 @@ C classes, n_max images for the largest class, imbalance ratio rho = n_max / n_m
 - step profile: the first floor(mu * C) classes keep n_max, the rest get floor(n_max / rho).
 
 Images are drawn without replacement, deterministically from (labels, profile, rho, seed):
-:func:`long_tailed_split` with NumPy's ``default_rng(seed)`` (a different draw per seed, for seed
-sweeps), or :func:`cao2019_split`, the literature's CIFAR-LT draw (the same images as the
+:func:`draw_long_tailed` with NumPy's ``default_rng(seed)`` (a different draw per seed, for seed
+sweeps), or :func:`draw_cao2019`, the literature's CIFAR-LT draw (the same images as the
 LDAM-DRW / MiSLAS code for seed 0).
 """
 
@@ -28,7 +28,7 @@ Profile = Literal["exponential", "step", "none"]
 
 
 @dataclass(frozen=True)
-class Split:
+class Draw:
     """Indices chosen from a labelled pool, the per-class counts and a hash of the indices."""
 
     indices: np.ndarray
@@ -97,7 +97,7 @@ def _per_class_pools(labels: np.ndarray, num_classes: int) -> list[np.ndarray]:
     return [np.flatnonzero(labels == c) for c in range(num_classes)]
 
 
-def long_tailed_split(
+def draw_long_tailed(
     labels: Sequence[int] | np.ndarray,
     num_classes: int,
     imbalance_ratio: float,
@@ -106,7 +106,7 @@ def long_tailed_split(
     n_max: int | None = None,
     step_fraction: float = 0.5,
     class_order: Sequence[int] | None = None,
-) -> Split:
+) -> Draw:
     """Draw a long-tailed subset of a labelled pool without replacement.
 
     Class ``class_order[k]`` gets the k-th count of :func:`long_tailed_counts` (default order:
@@ -136,10 +136,10 @@ def long_tailed_split(
     rng = np.random.default_rng(seed)
     chosen = [rng.permutation(pool)[:n] for pool, n in zip(pools, counts)]
     indices = np.concatenate(chosen).astype(np.int64)
-    return Split(indices=indices, class_counts=counts, hash=indices_hash(indices))
+    return Draw(indices=indices, class_counts=counts, hash=indices_hash(indices))
 
 
-def cao2019_split(labels: Sequence[int] | np.ndarray, class_counts: Sequence[int], seed: int = 0) -> Split:
+def draw_cao2019(labels: Sequence[int] | np.ndarray, class_counts: Sequence[int], seed: int = 0) -> Draw:
     """The long-tailed draw of Cao et al. 2019's CIFAR-LT code (LDAM-DRW; reused by MiSLAS and by
     Shwartz-Ziv et al.'s code), so that the selected images are the literature's.
 
@@ -161,20 +161,22 @@ def cao2019_split(labels: Sequence[int] | np.ndarray, class_counts: Sequence[int
         rng.shuffle(pool)
         chosen.append(pool[:n])
     indices = np.concatenate(chosen).astype(np.int64)
-    return Split(indices=indices, class_counts=list(class_counts), hash=indices_hash(indices))
+    return Draw(indices=indices, class_counts=list(class_counts), hash=indices_hash(indices))
 
 
-def natural_split(labels: Sequence[int] | np.ndarray, num_classes: int) -> Split:
+def draw_natural(labels: Sequence[int] | np.ndarray, num_classes: int) -> Draw:
     """Keep every sample (the data's own distribution); raises on a class with no samples."""
     pools = _per_class_pools(np.asarray(labels), num_classes)
     empty = [c for c, p in enumerate(pools) if len(p) == 0]
     if empty:
         raise BadValue(f"classes {empty} have no training samples; remove them or add data.")
     indices = np.concatenate(pools).astype(np.int64)
-    return Split(indices=indices, class_counts=[len(p) for p in pools], hash=indices_hash(indices))
+    return Draw(indices=indices, class_counts=[len(p) for p in pools], hash=indices_hash(indices))
 
 
-def holdout_split(labels: Sequence[int] | np.ndarray, num_classes: int, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def stratified_holdout(
+    labels: Sequence[int] | np.ndarray, num_classes: int, fraction: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Stratified hold-out: floor(fraction * n_c) positions of each class go to the held-out part.
 
     Returns ``(keep, held_out)`` as positions into ``labels``. Every class keeps at least one

@@ -25,9 +25,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lt_imbalance.data.base import DataPart, DatasetParts, LongTailedDataModule
+from lt_imbalance.data.base import LongTailedDataModule
 from lt_imbalance.data.datasets import FeatureDataset
-from lt_imbalance.data.splits import Profile, holdout_split
+from lt_imbalance.data.parts import DataPart, DatasetParts
+from lt_imbalance.data.splits import Profile, stratified_holdout
 from lt_imbalance.errors import BadValue, MissingFile
 from lt_imbalance.inputs import InputSpec
 
@@ -160,7 +161,7 @@ class TabularLT(LongTailedDataModule):
         labels = frame[target].astype(str).map(code).to_numpy(np.int64).copy()
         features = [c for c in frame.columns if c != target]
         if self.test_path is None:
-            pool_rows, test_rows = holdout_split(labels, len(names), self.test_fraction, self.split_seed + 2)
+            pool_rows, test_rows = stratified_holdout(labels, len(names), self.test_fraction, self.split_seed + 2)
             return RawTable(frame.iloc[pool_rows][features], labels[pool_rows], frame.iloc[test_rows][features], labels[test_rows], names)
         test = self._checked(read_table(Path(self.test_path)), target, self.drop_columns, self.test_path)
         unseen = sorted(set(test[target].astype(str)) - set(names))

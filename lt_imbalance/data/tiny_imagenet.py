@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lt_imbalance.data.base import DataPart, DatasetParts
 from lt_imbalance.data.files import FileImageDataModule, list_image_folder
+from lt_imbalance.data.parts import DataPart, DatasetParts
 from lt_imbalance.errors import BadValue, MissingFile
 
 SOURCE = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"

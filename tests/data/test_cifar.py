@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lt_imbalance.data import CIFAR10LT, CIFAR100LT, long_tailed_counts
-from lt_imbalance.data.splits import cao2019_split
+from lt_imbalance.data.splits import draw_cao2019
 
 
 def test_cifar10_lt_counts_known_before_setup_and_balanced_test(cifar10_dir):
@@ -143,7 +143,7 @@ def _cao_reference(targets: np.ndarray, imbalance_ratio: float, seed: int) -> np
 def test_cao2019_split_selects_exactly_the_literature_indices(classes, per_class, ratio, seed):
     targets = np.random.default_rng(7).permutation(np.repeat(np.arange(classes), per_class))
     counts = long_tailed_counts(classes, per_class, ratio)
-    ours = cao2019_split(targets, counts, seed)
+    ours = draw_cao2019(targets, counts, seed)
     expected = _cao_reference(targets, ratio, seed)
     assert np.array_equal(ours.indices, expected)
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lt_imbalance.data.splits import holdout_split, indices_hash, long_tailed_counts, long_tailed_split, natural_split
+from lt_imbalance.data.splits import draw_long_tailed, draw_natural, indices_hash, long_tailed_counts, stratified_holdout
 
 
 def test_exponential_counts_match_the_cifar10_lt_protocol():
@@ -42,7 +42,7 @@ def _pool(per_class=40, classes=5):
 
 def test_split_counts_no_duplicates_and_labels():
     labels = _pool()
-    split = long_tailed_split(labels, 5, imbalance_ratio=10, seed=3)
+    split = draw_long_tailed(labels, 5, imbalance_ratio=10, seed=3)
     assert split.class_counts == long_tailed_counts(5, 40, 10)
     assert len(np.unique(split.indices)) == len(split.indices) == sum(split.class_counts)
     assert np.bincount(labels[split.indices], minlength=5).tolist() == split.class_counts
@@ -50,8 +50,8 @@ def test_split_counts_no_duplicates_and_labels():
 
 def test_split_is_deterministic_per_seed_and_differs_across_seeds():
     labels = _pool()
-    a, b = long_tailed_split(labels, 5, 10, seed=0), long_tailed_split(labels, 5, 10, seed=0)
-    c = long_tailed_split(labels, 5, 10, seed=1)
+    a, b = draw_long_tailed(labels, 5, 10, seed=0), draw_long_tailed(labels, 5, 10, seed=0)
+    c = draw_long_tailed(labels, 5, 10, seed=1)
     assert np.array_equal(a.indices, b.indices) and a.hash == b.hash
     assert a.hash != c.hash and a.class_counts == c.class_counts
 
@@ -63,25 +63,25 @@ def test_hash_is_stable_across_versions():
 
 
 def test_class_order_moves_the_head():
-    split = long_tailed_split(_pool(), 5, 10, class_order=[4, 3, 2, 1, 0])
+    split = draw_long_tailed(_pool(), 5, 10, class_order=[4, 3, 2, 1, 0])
     assert split.class_counts == long_tailed_counts(5, 40, 10)[::-1]
 
 
 def test_empty_class_and_oversized_n_max_are_refused():
     labels = np.array([0, 0, 1, 1, 3, 3])
     with pytest.raises(ValueError, match=r"classes \[2\] have no samples"):
-        long_tailed_split(labels, 4, 1)
+        draw_long_tailed(labels, 4, 1)
     with pytest.raises(ValueError, match="n_max is larger than what these classes hold"):
-        long_tailed_split(_pool(), 5, 2, n_max=100)
+        draw_long_tailed(_pool(), 5, 2, n_max=100)
     with pytest.raises(ValueError, match=r"classes \[2\] have no training samples"):
-        natural_split(labels, 4)
+        draw_natural(labels, 4)
 
 
 def test_holdout_is_stratified_and_keeps_every_class():
     labels = np.repeat(np.arange(3), [50, 10, 1])
-    keep, held = holdout_split(labels, 3, 0.2, seed=0)
+    keep, held = stratified_holdout(labels, 3, 0.2, seed=0)
     assert np.bincount(labels[held], minlength=3).tolist() == [10, 2, 0]
     assert np.bincount(labels[keep], minlength=3).tolist() == [40, 8, 1]
     assert set(keep).isdisjoint(held) and len(keep) + len(held) == len(labels)
     with pytest.raises(ValueError, match="val_fraction"):
-        holdout_split(labels, 3, 1.0)
+        stratified_holdout(labels, 3, 1.0)
