@@ -67,7 +67,7 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, offset: torch.T
     if logits.ndim != 2 or targets.shape != logits.shape[:1] or len(targets) == 0:
         raise BadValue(f"temperature scaling needs logits [N, C] and N targets, got {tuple(logits.shape)} and {tuple(targets.shape)}")
     z = logits.detach().double()
-    o = offset.double() if offset is not None else torch.zeros(z.shape[1], dtype=torch.float64)
+    o = offset.double() if offset is not None else torch.zeros(z.shape[1], dtype=torch.float64, device=z.device)
     target_logit = z.gather(1, targets.view(-1, 1)).squeeze(1)
 
     def slope(log_s: float) -> float:
@@ -192,9 +192,10 @@ def choose_calibrator(logits: torch.Tensor, targets: torch.Tensor, offset: torch
     on the validation split, fitted again on all of it; ``none`` unless one is strictly lower, so a
     calibrator is applied only where it helped on samples it was not fitted on, and never one
     whose T ends at a bound of its search."""
-    held_out = {"none": calibrated_nll(logits, targets, 1.0, torch.zeros(logits.shape[1]), offset)}
+    none = torch.zeros(logits.shape[1], dtype=torch.float64, device=logits.device)
+    held_out = {"none": calibrated_nll(logits, targets, 1.0, none, offset)}
     rejected: dict[str, str] = {}
-    fitted = {"none": (1.0, torch.zeros(logits.shape[1], dtype=torch.float64, device=logits.device))}
+    fitted = {"none": (1.0, none)}
     for kind in CALIBRATORS[1:]:
         temperature, bias = fit_calibrator(kind, logits, targets, offset)
         if at_a_bound(temperature):
