@@ -167,7 +167,7 @@ class PostProcessor(nn.Module):
         counts = torch.bincount(targets, minlength=self.num_classes).double()
         offset = torch.log((counts / counts.sum()).clamp_min(1e-300)) - torch.log(self.prior().to(logits.device))
         choice = choose_calibrator(uncalibrated, targets, offset)
-        record = self.describe_choice(choice, uncalibrated, targets, offset, where, int(counts[counts > 0].min()))
+        record = self.describe_choice(choice, uncalibrated, targets, offset, where, int(counts.min()))
         self.set_calibration(choice.temperature, choice.bias, record)
         return record
 
@@ -180,7 +180,9 @@ class PostProcessor(nn.Module):
         before["nll"] = calibrated_nll(logits, targets, 1.0, torch.zeros_like(offset), offset)  # exactly the objective
         after["nll"] = calibrated_nll(logits, targets, choice.temperature, choice.bias, offset)
         note = None
-        if fewest < TRUSTED_PER_CLASS:
+        if fewest == 0:
+            note = "a class has no validation samples, so the calibration is not checked on it (its bias stays near 0)"
+        elif fewest < TRUSTED_PER_CLASS:
             note = (
                 f"a small validation split: its smallest class has {fewest} samples (fewer than {TRUSTED_PER_CLASS}), so the "
                 "held-out comparison of the calibrators is noisy"

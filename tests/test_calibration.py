@@ -293,6 +293,10 @@ def test_the_outputs_owner_reports_before_and_after_under_the_objective_it_minim
     before = torch.nn.functional.cross_entropy(logits + objective, labels).item()
     assert record.after["nll"] == pytest.approx(after, rel=1e-5) and record.before["nll"] == pytest.approx(before, rel=1e-6)
     assert record.after["nll"] < record.before["nll"] and record.note is None  # 200 per class: no caution
+    small = outputs.fit(logits[:20], labels[:20], "validation split")
+    assert "smallest class has" in small.note and "fewer than 10" in small.note
+    missing = outputs.fit(logits[labels < 2], labels[labels < 2], "validation split")
+    assert missing.note.startswith("a class has no validation samples")
 
 
 def test_the_outputs_state_travels_in_the_state_dict_and_old_checkpoints_upgrade():
