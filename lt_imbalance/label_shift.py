@@ -22,6 +22,7 @@ A ``--prior`` value of any command is read by one function, :func:`parse_prior`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,7 +145,7 @@ def _read_shares(spec: str, class_names: list[str], class_counts: list[int]) -> 
             if number == 1 and not shares:
                 continue  # a header
             raise BadValue(f"--prior {spec}, line {number}: write 'class name,share' (e.g. cat,0.25), got {line!r}") from None
-        if share < 0 or share != share or share == float("inf"):
+        if not math.isfinite(share) or share < 0:
             raise BadValue(f"--prior {spec}, line {number}: a share must be a finite number, 0 or more, got {value.strip()}")
         if name.strip() in shares:
             raise BadValue(f"--prior {spec}, line {number}: class {name.strip()!r} is listed twice; give each class once")

@@ -94,7 +94,7 @@ class CalibrateAfterFit(WritesRunFiles):
             os.replace(partial, path)
         checkpoint = trainer.checkpoint_callback
         last = Path(checkpoint.last_model_path) if checkpoint is not None and getattr(checkpoint, "last_model_path", "") else None
-        names = list(getattr(trainer.datamodule, "class_names", []) or []) or None
+        names = getattr(trainer.datamodule, "class_names", None)
         if self.run_dir:
             path = Path(self.run_dir) / "calibration.json"
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -118,7 +118,7 @@ class LTImbalanceCLI(LightningCLI):
         parser.add_argument(
             "--prior", type=str | None, default=None,
             help="test (and the test after fit): also score the model adapted to this class prior (train, uniform, or a "
-            "file of 'class,share' lines) on the test set re-weighted to it; predict: re-weight the outputs to it",
+            "file of 'class,share' lines) on the test set re-weighted to it; fit: its checkpoints deploy for it",
         )  # fmt: skip
 
     def target_prior(self):
@@ -171,22 +171,6 @@ class LTImbalanceCLI(LightningCLI):
             )
         check_run_directory(self.trainer.default_root_dir)
         self.set_target_prior()
-        config = self.config_init[self.subcommand]
-        root = self.trainer.default_root_dir
-        if config.get("ckpt_path") == "last":  # Lightning looks only in this run's new folder, finds nothing and starts afresh
-            found = newest_last_checkpoint(root)
-            if found is None:
-                raise MissingFile(
-                    f"--ckpt_path last: no last.ckpt under '{root}' to resume from; drop --ckpt_path to start afresh, "
-                    "or give the checkpoint's path (or the trainer.default_root_dir of the run to resume)"
-                )
-            rank_zero_info(f"ckpt_path last: continuing from {found}")
-            config["ckpt_path"] = str(found)
-        if config.get("resume") and not config.get("ckpt_path"):
-            found = newest_last_checkpoint(root)
-            rank_zero_info(f"resume: {'continuing from ' + str(found) if found else 'no last.ckpt yet, starting afresh'}")
-            if found:
-                config["ckpt_path"] = str(found)
 
     def before_instantiate_classes(self) -> None:
         """``ckpt_path`` resolved (:meth:`resolve_checkpoint`), and a checkpoint trained on other classes
@@ -216,26 +200,40 @@ class LTImbalanceCLI(LightningCLI):
         return super().instantiate_trainer(**counts, **kwargs)
 
     def resolve_checkpoint(self, config) -> None:
-        """``test`` / ``validate`` evaluate a trained model: without ``--ckpt_path`` they are refused
-        (``--untrained true`` evaluates the model as initialised); ``last`` is the newest
-        ``last.ckpt`` under ``trainer.default_root_dir``; a run folder is its newest ``last.ckpt``."""
+        """Which checkpoint a command starts from, decided once, before anything is built: ``last`` is
+        the newest ``last.ckpt`` under ``trainer.default_root_dir`` (Lightning would look only in this
+        run's new folder, find nothing and start afresh); a run folder is its newest ``last.ckpt``;
+        ``fit --resume true`` without ``ckpt_path`` continues from the newest one if there is one.
+        ``test`` / ``validate`` evaluate a trained model: without ``ckpt_path`` they are refused
+        (``--untrained true`` evaluates the model as initialised)."""
         path = config.get("ckpt_path")
-        evaluates = self.subcommand in ("test", "validate")
+        fit = self.subcommand == "fit"
+        root = config.get("trainer", {}).get("default_root_dir") or os.getcwd()  # the trainer's own default
         if path is None:
-            if evaluates and not config.get("untrained"):
+            if fit and config.get("resume"):
+                found = newest_last_checkpoint(root)
+                rank_zero_info(f"resume: {'continuing from ' + str(found) if found else 'no last.ckpt yet, starting afresh'}")
+                config["ckpt_path"] = str(found) if found else None
+            elif not fit and not config.get("untrained"):
                 raise BadValue(
                     f"{self.subcommand} needs a trained model: give --ckpt_path CKPT (a checkpoint, or a run folder for its "
                     "newest last.ckpt, or `last` for the newest under trainer.default_root_dir); --untrained true evaluates "
                     "the model as initialised"
                 )
-            return
-        if path == "last" and evaluates:
-            root = config.get("trainer", {}).get("default_root_dir") or "."
+        elif path == "last":
             found = newest_last_checkpoint(root)
             if found is None:
-                raise MissingFile(f"--ckpt_path last: no last.ckpt under '{root}'; give the checkpoint's path or its run folder")
+                fix = (
+                    " to resume from; drop --ckpt_path to start afresh, or give the checkpoint's path (or the "
+                    "trainer.default_root_dir of the run to resume)"
+                    if fit
+                    else "; give the checkpoint's path or its run folder"
+                )
+                raise MissingFile(f"--ckpt_path last: no last.ckpt under '{root}'{fix}")
+            if fit:
+                rank_zero_info(f"ckpt_path last: continuing from {found}")
             config["ckpt_path"] = str(found)
-        elif path not in ("last", "best"):
+        elif path != "best":
             config["ckpt_path"] = str(checkpoint_path(path))  # a run folder: its newest last.ckpt; missing: said
 
     def before_validate(self) -> None:
