@@ -136,6 +136,13 @@ def finished(run: Run, out: Path, digest: str | None) -> dict | None:
     return record if digest is None or record.get("config_hash") == digest else None
 
 
+def result_files(folder: Path) -> dict[Path, tuple[int, int]]:
+    """Every ``results_test.json`` under ``folder`` with its (modification time in ns, size): a
+    file the fit wrote is one that is new or whose stamp changed (comparing against the wall clock
+    fails where the file system's timestamps are coarser than ``time.time()``)."""
+    return {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("results_test.json")}
+
+
 def execute(run: Run, out: Path, device: str | None, extra: list[str], threads: int | None = None, digest: str | None = None) -> dict:
     """Run one fit (unless it already finished with the same resolved config) and return its
     ``result.json`` record, or ``{"cell", "seed", "error"}`` when it failed (also in ``failed.json``)."""
@@ -151,15 +158,21 @@ def execute(run: Run, out: Path, device: str | None, extra: list[str], threads: 
         env["CUDA_VISIBLE_DEVICES"] = device
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)
+    before = result_files(folder)
     start = time.time()
     proc = subprocess.run(run.command(out, device, extra), env=env, capture_output=True, text=True)
     (folder / "fit.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        failure = {"cell": run.cell, "seed": run.seed, "error": failure_reason(proc.stdout + proc.stderr, proc.returncode)}
+    written = [p for p, stamp in result_files(folder).items() if before.get(p) != stamp]
+    if proc.returncode != 0 or not written:
+        reason = (
+            failure_reason(proc.stdout + proc.stderr, proc.returncode)
+            if proc.returncode != 0
+            else "the fit exited 0 but wrote no results_test.json"
+        )
+        failure = {"cell": run.cell, "seed": run.seed, "error": reason}
         (folder / "failed.json").write_text(json.dumps({**failure, "log": str(folder / "fit.log")}, indent=2) + "\n")
         return failure
-    results = [p for p in folder.rglob("results_test.json") if p.stat().st_mtime >= start]
-    newest = max(results, key=lambda p: p.stat().st_mtime)
+    newest = max(written, key=lambda p: p.stat().st_mtime_ns)
     result = json.loads(newest.read_text())
     metadata = newest.parent / "run_metadata.json"
     data = (json.loads(metadata.read_text()).get("data") or {}) if metadata.is_file() else {}

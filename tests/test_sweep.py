@@ -95,8 +95,9 @@ def test_the_split_stays_the_configs_unless_redrawn(tmp_path):
     assert [r.fit_args(tmp_path, None, [])[5] for r in redrawn] == ["0", "1"]  # --data.init_args.split_seed <seed>
 
 
-def _fake_fit(calls: list, fail: set):
-    """A stand-in for the fit process: writes a results_test.json, or fails for the cells in ``fail``."""
+def _fake_fit(calls: list, fail: set, silent: frozenset = frozenset()):
+    """A stand-in for the fit process: writes a results_test.json, fails for the cells in ``fail``,
+    and exits 0 without writing anything for those in ``silent``."""
     import subprocess as sp
 
     def run(cmd, **kwargs):
@@ -104,9 +105,12 @@ def _fake_fit(calls: list, fail: set):
         calls.append(root.parent.name)
         if root.parent.name in fail:
             return sp.CompletedProcess(cmd, 1, "", "Traceback ...\nlt_imbalance.errors.BadValue: batch_size must be >= 1\n")
-        (root / "version_0").mkdir(parents=True, exist_ok=True)
+        if root.parent.name in silent:
+            return sp.CompletedProcess(cmd, 0, "", "")
+        version = root / f"version_{len(list(root.glob('version_*')))}"  # like a real fit: a new folder each time
+        version.mkdir(parents=True)
         result = {"metrics": {"balanced_acc": 0.5, "acc": 0.6}, "per_class_acc": [0.5] * 10, "class_counts": list(range(10, 0, -1))}
-        (root / "version_0" / "results_test.json").write_text(json.dumps(result))
+        (version / "results_test.json").write_text(json.dumps(result))
         return sp.CompletedProcess(cmd, 0, "", "")
 
     return run
@@ -123,6 +127,17 @@ def test_a_finished_run_is_reused_only_with_the_same_resolved_config(tmp_path, m
     assert sweep.main(changed) == 0 and calls == ["digits_lt_erm"] * 2  # --extra changed: run again
     record = json.loads((tmp_path / "s" / "digits_lt_erm" / "seed0" / "result.json").read_text())
     assert record["split"] == "the config's" and len(record["config_hash"]) == 16
+
+
+def test_a_fit_that_exits_0_without_results_is_a_failure_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    calls: list = []
+    monkeypatch.setattr(sweep.subprocess, "run", _fake_fit(calls, set(), frozenset({"digits_lt_erm"})))
+    out = tmp_path / "s"
+    assert sweep.main(["configs/digits_lt_erm.yaml", "--seeds", "0", "--out", str(out)]) == 1
+    failed = json.loads((out / "digits_lt_erm" / "seed0" / "failed.json").read_text())
+    assert failed["error"] == "the fit exited 0 but wrote no results_test.json"
+    assert not (out / "digits_lt_erm" / "seed0" / "result.json").exists()
 
 
 def test_a_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path, monkeypatch, capsys):
