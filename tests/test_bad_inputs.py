@@ -119,7 +119,7 @@ def test_a_failed_predict_leaves_no_file_and_the_rerun_works(digits_checkpoint, 
 def test_a_table_with_an_infinite_or_text_value_is_refused_at_its_row(train_checkpoint, tmp_path_factory, tmp_path, capfd):
     import pandas as pd
 
-    from lt_imbalance.data.tabular import load_builtin
+    from lt_imbalance.data.readers.tables import load_builtin
 
     ckpt = train_checkpoint(tmp_path_factory, "configs/tabular/erm.yaml")
     frame, _ = load_builtin("penguins")

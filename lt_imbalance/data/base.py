@@ -1,7 +1,8 @@
 """The base of every long-tailed data module: split, validation carve-out, loaders, metadata.
 
-A data module is one :class:`LongTailedDataModule` subclass per data family. The subclass
-declares only its own arguments (``**kwargs`` go to the base) and hands its data over through
+A data module is one :class:`LongTailedDataModule` subclass per data family. Its signature lists
+its own options, then the shared ones it passes on by name (no ``**kwargs``: every option of a
+shipped data module is in its signature), and it hands its data over through
 one typed method, :meth:`LongTailedDataModule.load_data`, which returns a :class:`DatasetParts`:
 the class names and the training pool, test set and (when the data ships one) validation set as
 :class:`DataPart` s (labels plus the samples: uint8 images, float feature rows or image files).
@@ -54,6 +55,9 @@ from lt_imbalance.data.splits import (
 from lt_imbalance.errors import BadValue
 from lt_imbalance.inputs import InputSpec
 
+#: where the validation set comes from: a share of the training split, or unused pool samples
+ValSource = Literal["split", "pool"]
+
 
 class LongTailedDataModule(EpochLoaders, pl.LightningDataModule):
     """Base data module: long-tailed split, validation carve-out, loaders, metadata.
@@ -92,7 +96,7 @@ class LongTailedDataModule(EpochLoaders, pl.LightningDataModule):
         profile: Profile = "exponential",
         split_seed: int = 0,
         val_fraction: float = 0.1,
-        val_source: Literal["split", "pool"] = "split",
+        val_source: ValSource = "split",
         val_per_class: int = 20,
         ssl_views: bool = False,
         sampler: SamplerName = "random",

@@ -25,33 +25,30 @@ files exist, the class counts come from the published per-class sizes of the tra
 
 from __future__ import annotations
 
-import pickle
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from lt_imbalance.data.base import ValSource
 from lt_imbalance.data.image import ImageDataModule
 from lt_imbalance.data.parts import DataPart, DatasetParts
-from lt_imbalance.data.splits import Draw, draw_cao2019, long_tailed_counts
+from lt_imbalance.data.readers.cifar import pickle_images, unpickle
+from lt_imbalance.data.samplers import SamplerName
+from lt_imbalance.data.splits import Draw, Profile, draw_cao2019, long_tailed_counts
 from lt_imbalance.errors import BadValue, MissingFile, UnsupportedCombination
 
 SOURCE = "https://www.cs.toronto.edu/~kriz/cifar.html"
 
 
-def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        return pickle.load(f, encoding="latin1")
-
-
-def _images(entry: dict) -> torch.Tensor:
-    data = np.asarray(entry["data"], dtype=np.uint8)
-    return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
-
-
 class _CIFARLT(ImageDataModule):
     """CIFAR-LT (module docstring).
+
+    After its own options the signature lists the shared ones of
+    :class:`~lt_imbalance.data.image.ImageDataModule` and
+    :class:`~lt_imbalance.data.base.LongTailedDataModule` (documented there).
 
     Args:
         data_dir: the folder holding the pickle folder (or that folder itself).
@@ -59,8 +56,6 @@ class _CIFARLT(ImageDataModule):
         val_fraction: stratified validation share of the training split (default 0: validate on
             the test set, the CIFAR-LT protocol).
         split_protocol: ``cao2019`` (the literature's images) or ``seeded`` (module docstring).
-        **kwargs: the other arguments of :class:`~lt_imbalance.data.image.ImageDataModule` and
-            :class:`~lt_imbalance.data.base.LongTailedDataModule`.
     """
 
     folder: str
@@ -77,11 +72,28 @@ class _CIFARLT(ImageDataModule):
         self,
         data_dir: str = "data",
         download: bool = False,
-        val_fraction: float = 0.0,
         split_protocol: Literal["cao2019", "seeded"] = "cao2019",
-        **kwargs,
+        augmentation: str = "standard",
+        device_data: bool = False,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        imbalance_ratio: float = 100.0,
+        profile: Profile = "exponential",
+        split_seed: int = 0,
+        val_fraction: float = 0.0,
+        val_source: ValSource = "split",
+        val_per_class: int = 20,
+        ssl_views: bool = False,
+        sampler: SamplerName = "random",
     ):
-        super().__init__(val_fraction=val_fraction, **kwargs)
+        super().__init__(
+            augmentation=augmentation, device_data=device_data, mean=mean, std=std, batch_size=batch_size,
+            num_workers=num_workers, imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed,
+            val_fraction=val_fraction, val_source=val_source, val_per_class=val_per_class, ssl_views=ssl_views,
+            sampler=sampler,
+        )  # fmt: skip
         if split_protocol not in ("cao2019", "seeded"):
             raise BadValue(f"unknown split_protocol {split_protocol!r}; choose cao2019 (the literature's images) or seeded")
         if split_protocol == "cao2019" and self.val_source == "pool":
@@ -144,14 +156,14 @@ class _CIFARLT(ImageDataModule):
 
     def load_data(self) -> DatasetParts:
         root = self._locate()
-        train = [_unpickle(root / f) for f in self.train_files]
-        test = _unpickle(root / self.test_file)
-        names = _unpickle(root / self.meta_file)[self.names_key]
+        train = [unpickle(root / f) for f in self.train_files]
+        test = unpickle(root / self.test_file)
+        names = unpickle(root / self.meta_file)[self.names_key]
         labels = np.concatenate([np.asarray(e[self.label_key]) for e in train])
         return DatasetParts(
             class_names=names,
-            pool=DataPart(labels, torch.cat([_images(e) for e in train])),
-            test=DataPart(np.asarray(test[self.label_key]), _images(test)),
+            pool=DataPart(labels, torch.cat([pickle_images(e) for e in train])),
+            test=DataPart(np.asarray(test[self.label_key]), pickle_images(test)),
         )
 
 

@@ -27,72 +27,28 @@ its category name.
 
 from __future__ import annotations
 
-import json
-import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from lt_imbalance.data.base import ValSource
 from lt_imbalance.data.files import FileImageDataModule
+from lt_imbalance.data.loading_mode import MEMORY_LIMIT_MIB
 from lt_imbalance.data.parts import DataPart, DatasetParts
+from lt_imbalance.data.readers.file_lists import folder_class_names, read_coco_annotations, read_file_list
+from lt_imbalance.data.samplers import SamplerName
 from lt_imbalance.data.splits import Profile
 from lt_imbalance.errors import BadValue, MissingFile
-
-#: how many missing images an error names before it counts the rest
-MISSING_SHOWN = 5
-
-
-def read_file_list(list_path: Path, root: Path, num_classes: int | None = None) -> tuple[list[Path], np.ndarray]:
-    """``(image paths, labels)`` of a ``<relative path> <label>`` list; errors name the file and line,
-    labels out of ``[0, num_classes)`` and missing images (the first few, then a count)."""
-    if not list_path.is_file():
-        raise MissingFile(f"list file '{list_path}' not found; it lists '<image path relative to {root}> <label>' per line")
-    paths, labels = [], []
-    for number, line in enumerate(list_path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        fields = line.split()
-        if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-            raise BadValue(f"{list_path}, line {number}: expected '<relative image path> <integer label>', got {line!r}")
-        label = int(fields[1])
-        if label < 0 or (num_classes is not None and label >= num_classes):
-            raise BadValue(f"{list_path}, line {number}: label {label} is outside 0..{num_classes - 1 if num_classes else 'N-1'}")
-        paths.append(root / fields[0].lstrip("/"))
-        labels.append(label)
-    if not paths:
-        raise BadValue(f"list file '{list_path}' lists no images")
-    check_images_exist(paths, f"{list_path} lists")
-    return paths, np.asarray(labels, dtype=np.int64)
-
-
-def check_images_exist(paths: list[Path], source: str) -> None:
-    """Raise naming the first :data:`MISSING_SHOWN` missing images and counting the rest."""
-    missing = [p for p in paths if not p.is_file()]
-    if missing:
-        shown = ", ".join(f"'{p}'" for p in missing[:MISSING_SHOWN])
-        more = f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
-        raise MissingFile(
-            f"{source} {len(missing)} images that do not exist: {shown}{more}; point data_dir at the image tree the list is relative to"
-        )
-
-
-def folder_class_names(paths: list[Path], labels: np.ndarray, root: Path, num_classes: int) -> list[str]:
-    """Class c is named after the folder of its first training image, relative to ``root``, less the
-    folders every class shares (``train/n01440764`` -> ``n01440764``)."""
-    first: dict[int, Path] = {}
-    for path, label in zip(paths, labels.tolist()):
-        first.setdefault(label, path.parent)
-    missing = [c for c in range(num_classes) if c not in first]
-    if missing:
-        raise BadValue(f"classes {missing[:10]} have no training images in the list (every class needs at least one)")
-    folders = [os.path.relpath(first[c], root) for c in range(num_classes)]
-    shared = os.path.commonpath(folders) if num_classes > 1 else ""
-    names = [os.path.relpath(f, shared) if shared else f for f in folders]
-    return [n.replace(os.sep, "/") for n in names]
 
 
 class FileListDataModule(FileImageDataModule):
     """A long-tailed benchmark given as list files of ``<relative image path> <label>`` lines.
+
+    After its own options the signature lists the shared ones of
+    :class:`~lt_imbalance.data.files.FileImageDataModule`,
+    :class:`~lt_imbalance.data.image.ImageDataModule` and
+    :class:`~lt_imbalance.data.base.LongTailedDataModule` (documented there).
 
     Args:
         data_dir: the image tree the lists' paths are relative to.
@@ -100,9 +56,6 @@ class FileListDataModule(FileImageDataModule):
             without ``val_list``, ``val_fraction`` of the training list is held out (0: validate
             on the test set).
         num_classes: the number of classes (labels must lie in 0..num_classes-1).
-        **kwargs: the arguments of :class:`~lt_imbalance.data.files.FileImageDataModule`,
-            :class:`~lt_imbalance.data.image.ImageDataModule` and
-            :class:`~lt_imbalance.data.base.LongTailedDataModule`.
     """
 
     def __init__(
@@ -112,17 +65,33 @@ class FileListDataModule(FileImageDataModule):
         test_list: str,
         num_classes: int,
         val_list: str | None = None,
-        val_fraction: float = 0.0,
         image_size: int = 224,
+        channels: int = 3,
+        in_memory: bool | None = None,
         resize_size: int | None = 256,
+        gpu_decode: bool = False,
+        memory_limit_mib: float = MEMORY_LIMIT_MIB,
         augmentation: str = "random_resized_crop",
-        profile: Profile = "none",
+        device_data: bool = False,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        batch_size: int = 128,
+        num_workers: int = 0,
         imbalance_ratio: float = 1.0,
-        **kwargs,
+        profile: Profile = "none",
+        split_seed: int = 0,
+        val_fraction: float = 0.0,
+        val_source: ValSource = "split",
+        val_per_class: int = 20,
+        ssl_views: bool = False,
+        sampler: SamplerName = "random",
     ):
         super().__init__(
-            val_fraction=val_fraction, image_size=image_size, resize_size=resize_size, augmentation=augmentation,
-            profile=profile, imbalance_ratio=imbalance_ratio, **kwargs,
+            image_size=image_size, channels=channels, in_memory=in_memory, resize_size=resize_size,
+            gpu_decode=gpu_decode, memory_limit_mib=memory_limit_mib, augmentation=augmentation,
+            device_data=device_data, mean=mean, std=std, batch_size=batch_size, num_workers=num_workers,
+            imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed, val_fraction=val_fraction,
+            val_source=val_source, val_per_class=val_per_class, ssl_views=ssl_views, sampler=sampler,
         )  # fmt: skip
         self.has_official_val = val_list is not None
         self.check_validation_settings()
@@ -164,9 +133,35 @@ class ImageNetLT(FileListDataModule):
         val_list: str | None = "ImageNet_LT_val.txt",
         test_list: str = "ImageNet_LT_test.txt",
         num_classes: int = 1000,
-        **kwargs,
+        image_size: int = 224,
+        channels: int = 3,
+        in_memory: bool | None = None,
+        resize_size: int | None = 256,
+        gpu_decode: bool = False,
+        memory_limit_mib: float = MEMORY_LIMIT_MIB,
+        augmentation: str = "random_resized_crop",
+        device_data: bool = False,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        imbalance_ratio: float = 1.0,
+        profile: Profile = "none",
+        split_seed: int = 0,
+        val_fraction: float = 0.0,
+        val_source: ValSource = "split",
+        val_per_class: int = 20,
+        ssl_views: bool = False,
+        sampler: SamplerName = "random",
     ):
-        super().__init__(data_dir, train_list, test_list, num_classes, val_list=val_list, **kwargs)
+        super().__init__(
+            data_dir=data_dir, train_list=train_list, test_list=test_list, num_classes=num_classes, val_list=val_list,
+            image_size=image_size, channels=channels, in_memory=in_memory, resize_size=resize_size,
+            gpu_decode=gpu_decode, memory_limit_mib=memory_limit_mib, augmentation=augmentation,
+            device_data=device_data, mean=mean, std=std, batch_size=batch_size, num_workers=num_workers,
+            imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed, val_fraction=val_fraction,
+            val_source=val_source, val_per_class=val_per_class, ssl_views=ssl_views, sampler=sampler,
+        )  # fmt: skip
 
 
 class PlacesLT(FileListDataModule):
@@ -181,28 +176,35 @@ class PlacesLT(FileListDataModule):
         val_list: str | None = "Places_LT_val.txt",
         test_list: str = "Places_LT_test.txt",
         num_classes: int = 365,
-        **kwargs,
+        image_size: int = 224,
+        channels: int = 3,
+        in_memory: bool | None = None,
+        resize_size: int | None = 256,
+        gpu_decode: bool = False,
+        memory_limit_mib: float = MEMORY_LIMIT_MIB,
+        augmentation: str = "random_resized_crop",
+        device_data: bool = False,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        imbalance_ratio: float = 1.0,
+        profile: Profile = "none",
+        split_seed: int = 0,
+        val_fraction: float = 0.0,
+        val_source: ValSource = "split",
+        val_per_class: int = 20,
+        ssl_views: bool = False,
+        sampler: SamplerName = "random",
     ):
-        super().__init__(data_dir, train_list, test_list, num_classes, val_list=val_list, **kwargs)
-
-
-def read_coco_annotations(path: Path, root: Path) -> tuple[list[Path], np.ndarray, dict[int, str]]:
-    """``(image paths, category ids, {id: name})`` of an iNaturalist JSON; errors name what is wrong."""
-    if not path.is_file():
-        raise MissingFile(f"annotation file '{path}' not found; iNaturalist 2018 ships train2018.json and val2018.json")
-    try:
-        data = json.loads(path.read_text())
-        files = {image["id"]: image["file_name"] for image in data["images"]}
-        pairs = [(files[a["image_id"]], int(a["category_id"])) for a in data["annotations"]]
-        names = {int(c["id"]): str(c.get("name", c["id"])) for c in data.get("categories", [])}
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise BadValue(
-            f"'{path}' is not an iNaturalist (COCO-style) annotation file: {type(error).__name__} {error}; expected "
-            "'images' [{id, file_name}], 'annotations' [{image_id, category_id}] and 'categories' [{id, name}]"
-        ) from error
-    paths = [root / name for name, _ in pairs]
-    check_images_exist(paths, f"{path} lists")
-    return paths, np.asarray([c for _, c in pairs], dtype=np.int64), names
+        super().__init__(
+            data_dir=data_dir, train_list=train_list, test_list=test_list, num_classes=num_classes, val_list=val_list,
+            image_size=image_size, channels=channels, in_memory=in_memory, resize_size=resize_size,
+            gpu_decode=gpu_decode, memory_limit_mib=memory_limit_mib, augmentation=augmentation,
+            device_data=device_data, mean=mean, std=std, batch_size=batch_size, num_workers=num_workers,
+            imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed, val_fraction=val_fraction,
+            val_source=val_source, val_per_class=val_per_class, ssl_views=ssl_views, sampler=sampler,
+        )  # fmt: skip
 
 
 class INaturalist2018(FileListDataModule):
@@ -215,9 +217,35 @@ class INaturalist2018(FileListDataModule):
         train_json: str = "train2018.json",
         test_json: str = "val2018.json",
         num_classes: int = 8142,
-        **kwargs,
+        image_size: int = 224,
+        channels: int = 3,
+        in_memory: bool | None = None,
+        resize_size: int | None = 256,
+        gpu_decode: bool = False,
+        memory_limit_mib: float = MEMORY_LIMIT_MIB,
+        augmentation: str = "random_resized_crop",
+        device_data: bool = False,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        imbalance_ratio: float = 1.0,
+        profile: Profile = "none",
+        split_seed: int = 0,
+        val_fraction: float = 0.0,
+        val_source: ValSource = "split",
+        val_per_class: int = 20,
+        ssl_views: bool = False,
+        sampler: SamplerName = "random",
     ):
-        super().__init__(data_dir, train_json, test_json, num_classes, val_list=None, **kwargs)
+        super().__init__(
+            data_dir=data_dir, train_list=train_json, test_list=test_json, num_classes=num_classes, val_list=None,
+            image_size=image_size, channels=channels, in_memory=in_memory, resize_size=resize_size,
+            gpu_decode=gpu_decode, memory_limit_mib=memory_limit_mib, augmentation=augmentation,
+            device_data=device_data, mean=mean, std=std, batch_size=batch_size, num_workers=num_workers,
+            imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed, val_fraction=val_fraction,
+            val_source=val_source, val_per_class=val_per_class, ssl_views=ssl_views, sampler=sampler,
+        )  # fmt: skip
 
     def read_part(self, part: str) -> tuple[list[Path], np.ndarray]:
         paths, labels, self.category_names = read_coco_annotations(self.list_path(part), self.data_dir)

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from lt_imbalance.data.base import ValSource
 from lt_imbalance.data.datasets import (
     EncodedImageDataset,
     ImageFileDataset,
@@ -33,43 +33,19 @@ from lt_imbalance.data.datasets import (
 from lt_imbalance.data.image import STATS_FILES, STATS_IMAGES, ImageDataModule
 from lt_imbalance.data.loading_mode import MEMORY_LIMIT_MIB, LoadingMode, choose_loading
 from lt_imbalance.data.parts import DataPart
-from lt_imbalance.errors import BadValue, MissingFile
+from lt_imbalance.data.samplers import SamplerName
+from lt_imbalance.data.splits import Profile
+from lt_imbalance.errors import BadValue
 from lt_imbalance.inputs import InputSpec
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-
-
-def list_image_folder(root: Path, class_names: Sequence[str] | None = None) -> tuple[list[str], list[Path], np.ndarray]:
-    """``(class_names, image paths, labels)`` of a class-per-folder tree; errors name the folder and the fix.
-
-    Images may sit anywhere below their class folder. With ``class_names`` given (a test folder),
-    class folders may be missing or empty but unknown ones are refused.
-    """
-    if not root.is_dir():
-        raise MissingFile(f"image folder '{root}' not found; expected '{root}/<class name>/<images>'.")
-    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not found:
-        raise BadValue(f"'{root}' has no class sub-folders; expected '{root}/<class name>/<images>'.")
-    every_class_needs_images = class_names is None
-    if class_names is None:
-        class_names = found
-    unknown = sorted(set(found) - set(class_names))
-    if unknown:
-        raise BadValue(f"'{root}' has class folders {unknown} that the training folder does not have.")
-    paths, labels = [], []
-    for label, name in enumerate(class_names):
-        folder = root / name
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
-        if not files and every_class_needs_images:
-            raise BadValue(f"class '{name}' has no images in '{folder}' (looked for {sorted(IMAGE_SUFFIXES)}).")
-        paths += files
-        labels += [label] * len(files)
-    return list(class_names), paths, np.asarray(labels, dtype=np.int64)
 
 
 class FileImageDataModule(ImageDataModule):
     """Base of the data modules whose images are files: ``load_data`` hands over :class:`DataPart` s
     whose samples are image paths.
+
+    After its own options the signature lists the shared ones of
+    :class:`~lt_imbalance.data.image.ImageDataModule` and
+    :class:`~lt_imbalance.data.base.LongTailedDataModule` (documented there).
 
     Args:
         image_size: side of the square images the model sees.
@@ -88,15 +64,37 @@ class FileImageDataModule(ImageDataModule):
             given its per-item transforms there, so the CPU no longer limits the training images
             per second. JPEG files only. Evaluation sets stream as usual (they are read once per
             epoch, and the diagnostics iterate them with their own loaders).
-        **kwargs: the arguments of :class:`~lt_imbalance.data.image.ImageDataModule` and
-            :class:`~lt_imbalance.data.base.LongTailedDataModule`.
     """
 
     def __init__(
-        self, image_size: int = 64, channels: int = 3, in_memory: bool | None = None, resize_size: int | None = None,
-        gpu_decode: bool = False, memory_limit_mib: float = MEMORY_LIMIT_MIB, **kwargs,
-    ):  # fmt: skip
-        super().__init__(**kwargs)
+        self,
+        image_size: int = 64,
+        channels: int = 3,
+        in_memory: bool | None = None,
+        resize_size: int | None = None,
+        gpu_decode: bool = False,
+        memory_limit_mib: float = MEMORY_LIMIT_MIB,
+        augmentation: str = "standard",
+        device_data: bool = False,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        imbalance_ratio: float = 100.0,
+        profile: Profile = "exponential",
+        split_seed: int = 0,
+        val_fraction: float = 0.1,
+        val_source: ValSource = "split",
+        val_per_class: int = 20,
+        ssl_views: bool = False,
+        sampler: SamplerName = "random",
+    ):
+        super().__init__(
+            augmentation=augmentation, device_data=device_data, mean=mean, std=std, batch_size=batch_size,
+            num_workers=num_workers, imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed,
+            val_fraction=val_fraction, val_source=val_source, val_per_class=val_per_class, ssl_views=ssl_views,
+            sampler=sampler,
+        )  # fmt: skip
         if channels not in (1, 3):
             raise BadValue(f"channels must be 1 or 3, got {channels}")
         if resize_size is not None and resize_size < image_size:

@@ -8,10 +8,15 @@ stratified ``test_fraction`` of ``root`` held out before the long-tailed draw.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from lt_imbalance.data.files import FileImageDataModule, list_image_folder
+from lt_imbalance.data.base import ValSource
+from lt_imbalance.data.files import FileImageDataModule
+from lt_imbalance.data.loading_mode import MEMORY_LIMIT_MIB
 from lt_imbalance.data.parts import DataPart, DatasetParts
+from lt_imbalance.data.readers.folders import list_image_folder
+from lt_imbalance.data.samplers import SamplerName
 from lt_imbalance.data.splits import Profile, stratified_holdout
 from lt_imbalance.errors import BadValue
 
@@ -19,15 +24,17 @@ from lt_imbalance.errors import BadValue
 class ImageFolderLT(FileImageDataModule):
     """Class-per-folder images at their natural distribution (``profile: none``) or re-split long-tailed.
 
+    After its own options the signature lists the shared ones of
+    :class:`~lt_imbalance.data.files.FileImageDataModule`,
+    :class:`~lt_imbalance.data.image.ImageDataModule` and
+    :class:`~lt_imbalance.data.base.LongTailedDataModule` (documented there).
+
     Args:
         root: training folder, ``<root>/<class name>/<images>``.
         test_root: optional test folder in the same layout.
         test_fraction: stratified share of ``root`` held out as test set when ``test_root`` is unset.
         imbalance_ratio: rho of a long-tailed re-split (default 1: keep the data's own distribution).
         profile: ``none`` by default (the natural distribution); ``exponential`` / ``step`` re-split.
-        **kwargs: the arguments of :class:`~lt_imbalance.data.files.FileImageDataModule` (image size,
-            channels, in memory), :class:`~lt_imbalance.data.image.ImageDataModule` and
-            :class:`~lt_imbalance.data.base.LongTailedDataModule`.
     """
 
     def __init__(
@@ -35,11 +42,34 @@ class ImageFolderLT(FileImageDataModule):
         root: str,
         test_root: str | None = None,
         test_fraction: float = 0.2,
+        image_size: int = 64,
+        channels: int = 3,
+        in_memory: bool | None = None,
+        resize_size: int | None = None,
+        gpu_decode: bool = False,
+        memory_limit_mib: float = MEMORY_LIMIT_MIB,
+        augmentation: str = "standard",
+        device_data: bool = False,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        batch_size: int = 128,
+        num_workers: int = 0,
         imbalance_ratio: float = 1.0,
         profile: Profile = "none",
-        **kwargs,
+        split_seed: int = 0,
+        val_fraction: float = 0.1,
+        val_source: ValSource = "split",
+        val_per_class: int = 20,
+        ssl_views: bool = False,
+        sampler: SamplerName = "random",
     ):
-        super().__init__(imbalance_ratio=imbalance_ratio, profile=profile, **kwargs)
+        super().__init__(
+            image_size=image_size, channels=channels, in_memory=in_memory, resize_size=resize_size,
+            gpu_decode=gpu_decode, memory_limit_mib=memory_limit_mib, augmentation=augmentation,
+            device_data=device_data, mean=mean, std=std, batch_size=batch_size, num_workers=num_workers,
+            imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed, val_fraction=val_fraction,
+            val_source=val_source, val_per_class=val_per_class, ssl_views=ssl_views, sampler=sampler,
+        )  # fmt: skip
         if test_root is None and not 0 < test_fraction < 1:
             raise BadValue(
                 f"test_fraction must lie in (0, 1) when no test_root is given, got {test_fraction}; "

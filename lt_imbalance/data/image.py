@@ -29,10 +29,12 @@ from torch.utils.data import Dataset
 from lt_imbalance.contracts import PretrainedInputs, provides
 from lt_imbalance.data import device_augment
 from lt_imbalance.data.augment import build_ssl_transform, build_train_transform, check_policy
-from lt_imbalance.data.base import LongTailedDataModule
+from lt_imbalance.data.base import LongTailedDataModule, ValSource
 from lt_imbalance.data.datasets import IndexDataset, ItemDataset, TensorImageDataset
 from lt_imbalance.data.loading_mode import LoadingMode, choose_loading
 from lt_imbalance.data.parts import DataPart
+from lt_imbalance.data.samplers import SamplerName
+from lt_imbalance.data.splits import Profile
 from lt_imbalance.errors import BadValue
 from lt_imbalance.inputs import InputSpec, Preprocessor
 
@@ -45,6 +47,9 @@ class ImageDataModule(LongTailedDataModule):
     """Long-tailed image data (module docstring). Subclasses hand over uint8 images ``[N, C, H, W]``
     (or image files, :class:`~lt_imbalance.data.files.FileImageDataModule`) from ``load_data``.
 
+    After its own options the signature lists the shared ones of
+    :class:`~lt_imbalance.data.base.LongTailedDataModule` (documented there).
+
     Args:
         augmentation: training policy name (``none``, ``standard``, ``autoaugment``,
             ``randaugment``, ``trivialaugment``, ``random_resized_crop``; see :mod:`lt_imbalance.data.augment`).
@@ -53,7 +58,6 @@ class ImageDataModule(LongTailedDataModule):
             function of its first sample's seed, so runs and resumes stay reproducible.
         mean: per-channel mean on the [0, 1] scale; ``None`` computes it from the training images.
         std: per-channel standard deviation on the [0, 1] scale; ``None`` computes it likewise.
-        **kwargs: the shared arguments of :class:`~lt_imbalance.data.base.LongTailedDataModule`.
     """
 
     #: whether mirroring preserves the meaning of an image (False for digits)
@@ -65,9 +69,22 @@ class ImageDataModule(LongTailedDataModule):
         device_data: bool = False,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
-        **kwargs,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        imbalance_ratio: float = 100.0,
+        profile: Profile = "exponential",
+        split_seed: int = 0,
+        val_fraction: float = 0.1,
+        val_source: ValSource = "split",
+        val_per_class: int = 20,
+        ssl_views: bool = False,
+        sampler: SamplerName = "random",
     ):
-        super().__init__(**kwargs)
+        super().__init__(
+            batch_size=batch_size, num_workers=num_workers, imbalance_ratio=imbalance_ratio, profile=profile,
+            split_seed=split_seed, val_fraction=val_fraction, val_source=val_source, val_per_class=val_per_class,
+            ssl_views=ssl_views, sampler=sampler,
+        )  # fmt: skip
         check_policy(augmentation)
         if (mean is None) != (std is None):
             raise BadValue("give both mean and std, or neither (then they are computed from the training images)")

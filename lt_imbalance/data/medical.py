@@ -17,95 +17,28 @@ dropped with a warning; the test set is a stratified hold-out.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import torch
-from lightning.pytorch.utilities import rank_zero_warn
-
-from lt_imbalance.data.files import IMAGE_SUFFIXES, FileImageDataModule
+from lt_imbalance.data.base import ValSource
+from lt_imbalance.data.files import FileImageDataModule
 from lt_imbalance.data.image import ImageDataModule
+from lt_imbalance.data.loading_mode import MEMORY_LIMIT_MIB
 from lt_imbalance.data.parts import DataPart, DatasetParts
+from lt_imbalance.data.readers.folders import IMAGE_SUFFIXES
+from lt_imbalance.data.readers.medmnist import MEDMNIST_CLASSES, read_medmnist
+from lt_imbalance.data.readers.onehot_csv import read_onehot_csv
+from lt_imbalance.data.samplers import SamplerName
 from lt_imbalance.data.splits import Profile, stratified_holdout
 from lt_imbalance.errors import BadValue, MissingFile
-
-#: class names of the single-label MedMNIST 2D datasets (from the MedMNIST v2 paper / INFO)
-MEDMNIST_CLASSES = {
-    "dermamnist": [
-        "actinic keratoses",
-        "basal cell carcinoma",
-        "benign keratosis",
-        "dermatofibroma",
-        "melanoma",
-        "melanocytic nevi",
-        "vascular lesions",
-    ],
-    "bloodmnist": ["basophil", "eosinophil", "erythroblast", "immature granulocytes", "lymphocyte", "monocyte", "neutrophil", "platelet"],
-    "pathmnist": [
-        "adipose",
-        "background",
-        "debris",
-        "lymphocytes",
-        "mucus",
-        "smooth muscle",
-        "normal colon mucosa",
-        "cancer-associated stroma",
-        "colorectal adenocarcinoma epithelium",
-    ],
-    "organamnist": [
-        "bladder",
-        "femur-left",
-        "femur-right",
-        "heart",
-        "kidney-left",
-        "kidney-right",
-        "liver",
-        "lung-left",
-        "lung-right",
-        "pancreas",
-        "spleen",
-    ],
-}
-NPZ_KEYS = [f"{split}_{kind}" for split in ("train", "val", "test") for kind in ("images", "labels")]
-
-
-def read_medmnist(path: Path) -> dict[str, tuple[torch.Tensor, np.ndarray]]:
-    """``{split: (uint8 images [N, C, H, W], labels [N])}``; errors name the file and what is wrong."""
-    if not path.is_file():
-        raise MissingFile(
-            f"MedMNIST file '{path}' not found; expected e.g. data/dermamnist.npz (28 px) or "
-            "data/dermamnist_64.npz (MedMNIST+), from https://medmnist.com or Zenodo."
-        )
-    try:
-        arrays = np.load(path)
-    except (OSError, ValueError) as err:
-        raise BadValue(f"'{path}' is not a readable .npz file: {err}") from err
-    missing = [k for k in NPZ_KEYS if k not in arrays.files]
-    if missing:
-        raise BadValue(f"'{path}' lacks the arrays {missing}; a MedMNIST file has {NPZ_KEYS}")
-    out = {}
-    for split in ("train", "val", "test"):
-        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        if labels.ndim == 2 and labels.shape[1] > 1:
-            raise BadValue(
-                f"'{path}' is multi-label ({labels.shape[1]} label columns, e.g. ChestMNIST); only single-label data is supported"
-            )
-        if images.ndim == 3:
-            images = images[:, None]
-        elif images.ndim == 4 and images.shape[-1] in (1, 3):
-            images = images.transpose(0, 3, 1, 2)
-        else:
-            raise BadValue(f"'{path}': {split}_images has shape {images.shape}; expected N x H x W or N x H x W x 3")
-        if len(images) != len(labels):
-            raise BadValue(f"'{path}': {len(images)} {split} images but {len(labels)} labels")
-        out[split] = (torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)), labels.reshape(-1).astype(np.int64))
-    return out
 
 
 class MedMNISTLT(ImageDataModule):
     """A single-label MedMNIST dataset with its own train / val / test splits.
+
+    After its own options the signature lists the shared ones of
+    :class:`~lt_imbalance.data.image.ImageDataModule` and
+    :class:`~lt_imbalance.data.base.LongTailedDataModule` (documented there).
 
     Args:
         path: the ``.npz`` file, e.g. ``data/dermamnist.npz``.
@@ -114,8 +47,6 @@ class MedMNISTLT(ImageDataModule):
         imbalance_ratio: rho of a long-tailed re-split (default 1: keep the data's own distribution).
         profile: ``none`` by default (the natural distribution); ``exponential`` / ``step`` re-split.
         val_fraction: must stay 0: the dataset's own validation split is used.
-        **kwargs: the arguments of :class:`~lt_imbalance.data.image.ImageDataModule` and
-            :class:`~lt_imbalance.data.base.LongTailedDataModule`.
     """
 
     has_official_val = True
@@ -124,12 +55,27 @@ class MedMNISTLT(ImageDataModule):
         self,
         path: str = "data/dermamnist.npz",
         class_names: list[str] | None = None,
+        augmentation: str = "standard",
+        device_data: bool = False,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        batch_size: int = 128,
+        num_workers: int = 0,
         imbalance_ratio: float = 1.0,
         profile: Profile = "none",
+        split_seed: int = 0,
         val_fraction: float = 0.0,
-        **kwargs,
+        val_source: ValSource = "split",
+        val_per_class: int = 20,
+        ssl_views: bool = False,
+        sampler: SamplerName = "random",
     ):
-        super().__init__(imbalance_ratio=imbalance_ratio, profile=profile, val_fraction=val_fraction, **kwargs)
+        super().__init__(
+            augmentation=augmentation, device_data=device_data, mean=mean, std=std, batch_size=batch_size,
+            num_workers=num_workers, imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed,
+            val_fraction=val_fraction, val_source=val_source, val_per_class=val_per_class, ssl_views=ssl_views,
+            sampler=sampler,
+        )  # fmt: skip
         self.path, self.given_class_names = path, class_names
         self.flag = Path(path).stem.split("_")[0].lower()
         self.hflip = not self.flag.startswith("organ")  # left and right organs are different classes
@@ -144,41 +90,13 @@ class MedMNISTLT(ImageDataModule):
         return DatasetParts(names, pool, test, val)
 
 
-def read_onehot_csv(path: Path, image_column: str, class_columns: Sequence[str] | None) -> tuple[list[str], list[str], np.ndarray]:
-    """``(class names, image ids, labels)`` from a one-hot ground-truth CSV."""
-    if not path.is_file():
-        raise MissingFile(f"ground-truth CSV '{path}' not found; expected columns '{image_column},<class 1>,<class 2>,...'")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        rows = list(reader)
-    if image_column not in header:
-        raise BadValue(f"'{path}' has no image column {image_column!r}; its columns are {header}. Set image_column.")
-    columns = list(class_columns) if class_columns else [c for c in header if c != image_column]
-    unknown = [c for c in columns if c not in header]
-    if unknown:
-        raise BadValue(f"class columns {unknown} are not in '{path}' (columns: {header})")
-    try:
-        onehot = np.array([[float(r[c]) for c in columns] for r in rows])
-    except (TypeError, ValueError) as err:
-        raise BadValue(f"'{path}': class columns {columns} must hold 0/1 values ({err})") from err
-    bad = np.flatnonzero(np.abs(onehot.sum(1) - 1) > 1e-6) if len(rows) else []
-    if len(bad):
-        row = bad[0]
-        raise BadValue(
-            f"'{path}', data row {row + 1} ({rows[row][image_column]}): the class columns {columns} sum to "
-            f"{onehot[row].sum():g}, not 1; each row must mark exactly one class (or list the right class_columns)."
-        )
-    empty = [c for c, n in zip(columns, onehot.sum(0)) if n == 0]
-    if empty:
-        rank_zero_warn(f"'{path}': dropping class columns with no images: {empty}")
-        keep = [i for i, c in enumerate(columns) if c not in empty]
-        columns, onehot = [columns[i] for i in keep], onehot[:, keep]
-    return columns, [r[image_column] for r in rows], onehot.argmax(1).astype(np.int64)
-
-
 class ISICLT(FileImageDataModule):
     """ISIC-style skin-lesion images: ``image_dir/<id><suffix>`` plus a one-hot ground-truth CSV.
+
+    After its own options the signature lists the shared ones of
+    :class:`~lt_imbalance.data.files.FileImageDataModule`,
+    :class:`~lt_imbalance.data.image.ImageDataModule` and
+    :class:`~lt_imbalance.data.base.LongTailedDataModule` (documented there).
 
     Args:
         image_dir: folder of the images.
@@ -189,9 +107,6 @@ class ISICLT(FileImageDataModule):
         batch_size: the global batch (default 64 here).
         imbalance_ratio: rho of a long-tailed re-split (default 1: keep the data's own distribution).
         profile: ``none`` by default (the natural distribution); ``exponential`` / ``step`` re-split.
-        **kwargs: the arguments of :class:`~lt_imbalance.data.files.FileImageDataModule`,
-            :class:`~lt_imbalance.data.image.ImageDataModule` and
-            :class:`~lt_imbalance.data.base.LongTailedDataModule`.
     """
 
     def __init__(
@@ -201,12 +116,34 @@ class ISICLT(FileImageDataModule):
         image_column: str = "image",
         class_columns: list[str] | None = None,
         test_fraction: float = 0.2,
+        image_size: int = 64,
+        channels: int = 3,
+        in_memory: bool | None = None,
+        resize_size: int | None = None,
+        gpu_decode: bool = False,
+        memory_limit_mib: float = MEMORY_LIMIT_MIB,
+        augmentation: str = "standard",
+        device_data: bool = False,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
         batch_size: int = 64,
+        num_workers: int = 0,
         imbalance_ratio: float = 1.0,
         profile: Profile = "none",
-        **kwargs,
+        split_seed: int = 0,
+        val_fraction: float = 0.1,
+        val_source: ValSource = "split",
+        val_per_class: int = 20,
+        ssl_views: bool = False,
+        sampler: SamplerName = "random",
     ):
-        super().__init__(batch_size=batch_size, imbalance_ratio=imbalance_ratio, profile=profile, **kwargs)
+        super().__init__(
+            image_size=image_size, channels=channels, in_memory=in_memory, resize_size=resize_size,
+            gpu_decode=gpu_decode, memory_limit_mib=memory_limit_mib, augmentation=augmentation,
+            device_data=device_data, mean=mean, std=std, batch_size=batch_size, num_workers=num_workers,
+            imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed, val_fraction=val_fraction,
+            val_source=val_source, val_per_class=val_per_class, ssl_views=ssl_views, sampler=sampler,
+        )  # fmt: skip
         if not 0 < test_fraction < 1:
             raise BadValue(f"test_fraction must lie in (0, 1), got {test_fraction}")
         self.image_dir, self.labels_csv, self.image_column = image_dir, labels_csv, image_column

@@ -19,51 +19,23 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lt_imbalance.data.base import LongTailedDataModule
+from lt_imbalance.data.base import LongTailedDataModule, ValSource
 from lt_imbalance.data.datasets import FeatureDataset
 from lt_imbalance.data.parts import DataPart, DatasetParts
+from lt_imbalance.data.readers.tables import Builtin, load_builtin, read_table
+from lt_imbalance.data.samplers import SamplerName
 from lt_imbalance.data.splits import Profile, stratified_holdout
-from lt_imbalance.errors import BadValue, MissingFile
+from lt_imbalance.errors import BadValue
 from lt_imbalance.inputs import InputSpec
 
 if TYPE_CHECKING:
     import pandas as pd
-
-Builtin = Literal["penguins", "wine", "breast_cancer"]
-
-
-def load_builtin(name: str) -> tuple[pd.DataFrame, str]:
-    """``(table, target column)`` of a bundled dataset."""
-    if name == "penguins":
-        from palmerpenguins import load_penguins
-
-        return load_penguins(), "species"
-    if name in ("wine", "breast_cancer"):
-        import sklearn.datasets
-
-        bunch = getattr(sklearn.datasets, f"load_{name}")(as_frame=True)
-        frame = bunch.frame.copy()
-        frame["target"] = [str(bunch.target_names[t]) for t in bunch.target]
-        return frame, "target"
-    raise BadValue(f"unknown builtin table {name!r}; choose penguins, wine or breast_cancer")
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    import pandas as pd
-
-    if not path.is_file():
-        raise MissingFile(f"table '{path}' not found; expected a .csv or .parquet file with one row per sample")
-    if path.suffix.lower() == ".csv":
-        return pd.read_csv(path)
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    raise BadValue(f"'{path}': unsupported file type {path.suffix!r}; use .csv or .parquet")
 
 
 class FeatureCorruption:
@@ -95,6 +67,9 @@ class RawTable:
 class TabularLT(LongTailedDataModule):
     """A classification table at its natural distribution or re-split long-tailed.
 
+    After its own options the signature lists the shared ones of
+    :class:`~lt_imbalance.data.base.LongTailedDataModule` (documented there).
+
     Args:
         path: a ``.csv`` or ``.parquet`` file (or use ``builtin``).
         builtin: ``penguins``, ``wine`` or ``breast_cancer`` (bundled, no download).
@@ -107,7 +82,6 @@ class TabularLT(LongTailedDataModule):
         batch_size: the global batch (default 64 here).
         imbalance_ratio: rho of a long-tailed re-split (default 1: keep the data's own distribution).
         profile: ``none`` by default (the natural distribution); ``exponential`` / ``step`` re-split.
-        **kwargs: the shared arguments of :class:`~lt_imbalance.data.base.LongTailedDataModule`.
     """
 
     sample_unit = "rows"
@@ -123,11 +97,21 @@ class TabularLT(LongTailedDataModule):
         test_fraction: float = 0.25,
         corruption_rate: float = 0.6,
         batch_size: int = 64,
+        num_workers: int = 0,
         imbalance_ratio: float = 1.0,
         profile: Profile = "none",
-        **kwargs,
+        split_seed: int = 0,
+        val_fraction: float = 0.1,
+        val_source: ValSource = "split",
+        val_per_class: int = 20,
+        ssl_views: bool = False,
+        sampler: SamplerName = "random",
     ):
-        super().__init__(batch_size=batch_size, imbalance_ratio=imbalance_ratio, profile=profile, **kwargs)
+        super().__init__(
+            batch_size=batch_size, num_workers=num_workers, imbalance_ratio=imbalance_ratio, profile=profile,
+            split_seed=split_seed, val_fraction=val_fraction, val_source=val_source, val_per_class=val_per_class,
+            ssl_views=ssl_views, sampler=sampler,
+        )  # fmt: skip
         if (path is None) == (builtin is None):
             raise BadValue(
                 "give exactly one of path (a .csv / .parquet file) and builtin (penguins, wine, breast_cancer); "

@@ -26,46 +26,63 @@ from pathlib import Path
 
 import numpy as np
 
-from lt_imbalance.data.files import FileImageDataModule, list_image_folder
+from lt_imbalance.data.base import ValSource
+from lt_imbalance.data.files import FileImageDataModule
+from lt_imbalance.data.loading_mode import MEMORY_LIMIT_MIB
 from lt_imbalance.data.parts import DataPart, DatasetParts
+from lt_imbalance.data.readers.folders import list_image_folder
+from lt_imbalance.data.readers.tiny_imagenet import read_val_annotations
+from lt_imbalance.data.samplers import SamplerName
+from lt_imbalance.data.splits import Profile
 from lt_imbalance.errors import BadValue, MissingFile
 
 SOURCE = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 
 
-def read_val_annotations(path: Path, wnids: Sequence[str]) -> tuple[list[Path], np.ndarray]:
-    """Test files and labels from ``val_annotations.txt``; malformed lines name the file and line."""
-    index = {w: c for c, w in enumerate(wnids)}
-    paths, labels = [], []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if len(fields) < 2:
-            raise BadValue(f"{path}, line {number}: expected '<file>\\t<wnid>\\t...', got {line!r}")
-        if fields[1] not in index:
-            raise BadValue(f"{path}, line {number}: wnid {fields[1]!r} is not in wnids.txt")
-        image = path.parent / "images" / fields[0]
-        if not image.is_file():
-            raise MissingFile(f"{path}, line {number}: image '{image}' does not exist")
-        paths.append(image)
-        labels.append(index[fields[1]])
-    return paths, np.asarray(labels, dtype=np.int64)
-
-
 class TinyImageNetLT(FileImageDataModule):
     """Tiny ImageNet-LT (200 classes, 64x64 RGB; construction in the module docstring).
+
+    After its own options the signature lists the shared ones of
+    :class:`~lt_imbalance.data.files.FileImageDataModule`,
+    :class:`~lt_imbalance.data.image.ImageDataModule` and
+    :class:`~lt_imbalance.data.base.LongTailedDataModule` (documented there).
 
     Args:
         data_dir: the folder holding ``tiny-imagenet-200`` (or that folder itself).
         val_fraction: stratified validation share of the training split (default 0: validate on the test set).
-        **kwargs: the arguments of :class:`~lt_imbalance.data.files.FileImageDataModule`,
-            :class:`~lt_imbalance.data.image.ImageDataModule` and
-            :class:`~lt_imbalance.data.base.LongTailedDataModule`.
     """
 
-    def __init__(self, data_dir: str = "data", val_fraction: float = 0.0, **kwargs):
-        super().__init__(val_fraction=val_fraction, **kwargs)
+    def __init__(
+        self,
+        data_dir: str = "data",
+        image_size: int = 64,
+        channels: int = 3,
+        in_memory: bool | None = None,
+        resize_size: int | None = None,
+        gpu_decode: bool = False,
+        memory_limit_mib: float = MEMORY_LIMIT_MIB,
+        augmentation: str = "standard",
+        device_data: bool = False,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        imbalance_ratio: float = 100.0,
+        profile: Profile = "exponential",
+        split_seed: int = 0,
+        val_fraction: float = 0.0,
+        val_source: ValSource = "split",
+        val_per_class: int = 20,
+        ssl_views: bool = False,
+        sampler: SamplerName = "random",
+    ):
+        super().__init__(
+            image_size=image_size, channels=channels, in_memory=in_memory, resize_size=resize_size,
+            gpu_decode=gpu_decode, memory_limit_mib=memory_limit_mib, augmentation=augmentation,
+            device_data=device_data, mean=mean, std=std, batch_size=batch_size, num_workers=num_workers,
+            imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed, val_fraction=val_fraction,
+            val_source=val_source, val_per_class=val_per_class, ssl_views=ssl_views, sampler=sampler,
+        )  # fmt: skip
         self.data_dir = data_dir
         self.root = self._locate(Path(data_dir))
         self.wnids = sorted(w.strip() for w in (self.root / "wnids.txt").read_text().splitlines() if w.strip())

@@ -38,7 +38,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
 from lt_imbalance.data.datasets import ImageFileDataset
-from lt_imbalance.data.files import IMAGE_SUFFIXES
+from lt_imbalance.data.readers.folders import IMAGE_SUFFIXES
 from lt_imbalance.errors import BadValue, FileInTheWay, MissingFile
 from lt_imbalance.inference.trained_model import load_trained
 from lt_imbalance.inputs import InputSpec, Preprocessor
@@ -312,7 +312,7 @@ class TableRows(Dataset):
 
 
 def _table_inputs(source: Path, spec: InputSpec) -> tuple[Dataset, list[str]]:
-    from lt_imbalance.data.tabular import read_table
+    from lt_imbalance.data.readers.tables import read_table
     from lt_imbalance.inference.tables import encode_table
 
     if spec.images:

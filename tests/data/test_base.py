@@ -1,5 +1,5 @@
-"""The data-module base: one signature (subclasses pass the shared arguments on as **kwargs, and the
-CLI still lists them), the typed hand-over of the data, and the validation sources."""
+"""The data-module base: the CLI lists every module's shared arguments, the typed hand-over of the
+data, and the validation sources."""
 
 import subprocess
 import sys
