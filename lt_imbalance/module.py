@@ -352,10 +352,13 @@ class ImbalancedClassifier(pl.LightningModule):
         return self.outputs(self(batch[0]))
 
     def _end_epoch(self, stage: str) -> None:
-        self.evaluations.update(self.stage_metrics.compute(stage, self.current_epoch, self.class_counts, self.outputs))
-        result = self.evaluations[stage]
+        computed = self.stage_metrics.compute(stage, self.current_epoch, self.class_counts, self.outputs)
+        self.evaluations.update(computed)
+        result = computed[stage]
         self.log_dict({f"{stage}/{k}": v for k, v in result.metrics.items() if k != "balanced_acc"})
         self.log(f"{stage}/balanced_acc", result.metrics["balanced_acc"], prog_bar=stage == "val")
+        if "val_as_trained" in computed:  # a target prior: val/ is the adapted model, this the model as trained
+            self.log_dict({f"val_as_trained/{k}": v for k, v in computed["val_as_trained"].metrics.items()})
 
     def on_train_epoch_end(self) -> None:
         self._end_epoch("train")

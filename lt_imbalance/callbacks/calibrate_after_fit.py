@@ -12,12 +12,15 @@
    keeps its outputs uncalibrated, with the prior they assume, and says so.
 3. ``calibration.json`` in the run folder and one printed line say which calibrator, where it was
    fitted, and the NLL and ECE before and after under the objective it minimised.
+4. The final weights' validation probabilities, as deployed and as trained, stay with the callback
+   (:class:`FinalValidation`): a tuner's trial is judged on them (:mod:`lt_imbalance.tuning.trial_reporter`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -26,6 +29,26 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from lt_imbalance.callbacks.diagnostic_pass import evaluate
 from lt_imbalance.callbacks.run_files import WritesRunFiles, log_files
+from lt_imbalance.metrics import EvaluationResult
+
+
+@dataclass(frozen=True)
+class FinalValidation:
+    """The final weights on the validation split, in its order: ``targets`` [N], and the class
+    probabilities [N, C] ``deployed`` (calibrated, re-weighted to the target prior when the outputs
+    have one: what ``predict`` gives) and ``as_trained`` (uncalibrated, under the prior the training
+    left them with)."""
+
+    targets: torch.Tensor
+    deployed: torch.Tensor
+    as_trained: torch.Tensor
+
+    def result(self, which: str, class_counts: list[int] | None) -> EvaluationResult:
+        """The metrics of the ``deployed`` or ``as_trained`` predictions (argmax)."""
+        probabilities = getattr(self, which)
+        c = probabilities.shape[1]
+        confusion = torch.bincount(self.targets * c + probabilities.argmax(1), minlength=c * c).reshape(c, c)
+        return EvaluationResult.from_confusion(f"val_final_{which}", -1, confusion, class_counts)
 
 
 def outputs_prefix(pl_module: pl.LightningModule) -> str:
@@ -42,6 +65,8 @@ class CalibrateAfterFit(WritesRunFiles):
 
     def __init__(self):
         self.summaries: dict[str, dict[str, float]] = {}
+        #: the final weights on the validation split, once calibrated (None before, or when not calibrated)
+        self.final: FinalValidation | None = None
 
     def summary(self, stage: str) -> dict[str, float]:
         """NLL and ECE before and after calibration on the validation split (``val``), and T."""
@@ -56,7 +81,11 @@ class CalibrateAfterFit(WritesRunFiles):
             data = trainer.datamodule
             logits, targets = evaluate(pl_module, data, data.val_dataloader())  # in order, with the data module's workers
             where = data.validation_source() if hasattr(data, "validation_source") else "validation split"
-            outputs.fit(logits.to(pl_module.device), targets.to(pl_module.device), where)
+            logits = logits.to(pl_module.device)
+            outputs.fit(logits, targets.to(pl_module.device), where)
+            with torch.no_grad():
+                deployed, as_trained = outputs(logits), outputs.uncalibrated(logits).float().softmax(1)
+            self.final = FinalValidation(targets.long().cpu(), deployed.float().cpu(), as_trained.cpu())
         else:
             outputs.not_calibrated(why)
         record = outputs.record

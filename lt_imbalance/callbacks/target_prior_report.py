@@ -1,8 +1,10 @@
 """A target prior q (``--prior``) for ``fit`` and ``test``, and after ``test`` the model as trained
 and the model adapted to q, both scored on the test set re-weighted to q.
 
-Given q, the module's outputs deploy for it from the start of ``fit`` (so its checkpoints carry it)
-and of ``test`` (after the checkpoint is loaded).
+Given q, the module's outputs deploy for it from the start of ``fit`` (so its checkpoints carry it,
+and validation, the checkpoint monitor and a tuner's trials judge the adapted model) and of
+``test`` (after the checkpoint is loaded; the test's own table and ``results_test.json`` are the
+adapted model's, on the test set as it is).
 
 The adapted model predicts argmax_y p(y | x) q(y) / p_model(y) (:mod:`lt_imbalance.label_shift`);
 its confusion matrix on the test set, with each row rescaled to q
@@ -42,13 +44,13 @@ class TargetPriorReport(WritesRunFiles):
         self.deploy(pl_module)
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        adapted = pl_module.evaluations.get("test_adapted")
-        if adapted is None or not pl_module.outputs.has_target or not trainer.is_global_zero:
+        as_trained = pl_module.evaluations.get("test_as_trained")
+        if as_trained is None or not pl_module.outputs.has_target or not trainer.is_global_zero:
             return
         q = pl_module.outputs.target_prior.double()
         columns = {
-            "as trained": reweighted_metrics(pl_module.evaluations["test"].confusion, q),
-            "adapted to the prior": reweighted_metrics(adapted.confusion, q),
+            "as trained": reweighted_metrics(as_trained.confusion, q),
+            "adapted to the prior": reweighted_metrics(pl_module.evaluations["test"].confusion, q),
         }
         title = "Test set re-weighted to the target prior (%): the model as trained and adapted to it"
         table = ShiftedTestDistributions.format_table(title, columns)  # the same rows as the shifted-distribution table

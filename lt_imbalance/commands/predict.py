@@ -105,6 +105,11 @@ def main(argv: list[str]) -> int:
         print(f"predict: warning: {result['size_note']}", file=sys.stderr)
     if "estimate" in result:
         say_estimate(result["estimate"], result["class_names"])
+    if result.get("deployed_for") is not None and result.get("asked") is None:
+        print(
+            f"predict: probabilities for the class prior '{result['deployed_for']}' the checkpoint deploys (--prior changes it)",
+            file=sys.stderr,
+        )
     rate = result["written"] / max(result["seconds"], 1e-9)
     print(f"predict: {result['written']} predictions written to {result['output']} ({rate:,.0f} per second)", file=sys.stderr)
     if result["skipped"]:

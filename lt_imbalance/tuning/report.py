@@ -2,7 +2,8 @@
 
 - ``best.yaml``: the base config with the best trial's values, complete and runnable with
   ``lt-imbalance fit --config``; its header says where it came from;
-- ``trials.csv``: every trial: number, state, value, seconds, values, error;
+- ``trials.csv``: every trial: number, state, value (as deployed), the value as trained, seconds,
+  values, error;
 - the best and the base config retrained for each of ``--seeds`` and tested once
   (``retrain/``, by the experiment runner :mod:`lt_imbalance.sweep`);
 - ``report.md``: best vs base on the test set (mean ± standard error over seeds; overall, many /
@@ -36,7 +37,7 @@ def trial_rows(study) -> list[dict]:
     for t in study.get_trials(deepcopy=False):
         rows.append({
             "number": t.number, "recipe": t.user_attrs.get("recipe", ""), "state": t.state.name.lower(), "value": t.value,
-            "seconds": t.user_attrs.get("seconds"),
+            "as_trained": t.user_attrs.get("as_trained"), "seconds": t.user_attrs.get("seconds"),
             "overrides": t.user_attrs.get("overrides", "{}"), "error": t.user_attrs.get("error", ""),
         })  # fmt: skip
     return rows
@@ -100,7 +101,7 @@ def write_report(tuner) -> Path:
     data = tuner.base["data"]["init_args"]
     header = (
         f"# The best recipe of the study '{study.study_name}' in {out} (storage {tuner.url}): trial {best.number} of "
-        f"{len(rows)}, {s.monitor} {best.value:.4f}\n# on the validation split ({_validation(data)}); base config {' + '.join(s.configs)}. "
+        f"{len(rows)}, {s.monitor} {best.value:.4f} as deployed (prior '{tuner.base.get('prior')}')\n# on the validation split ({_validation(data)}); base config {' + '.join(s.configs)}. "
         f"Its values: {describe(overrides)}\n"
     )
     (out / "best.yaml").write_text(header + yaml.safe_dump(apply_overrides(tuner.base, overrides), sort_keys=False))
@@ -129,7 +130,9 @@ def write_report(tuner) -> Path:
             sweep.plot_per_class(records, out / "per_class.png")
     lines = [f"# Study '{study.study_name}'", "", f"Base config `{' + '.join(s.configs)}`" + (f" (+ `{' '.join(s.overrides)}`)" if s.overrides else "") + f", space `{s.space or 'the default space'}`, "
              f"{len(rows)} trials ({sum(r['state'] == 'complete' for r in rows)} complete, {sum(r['state'] == 'pruned' for r in rows)} pruned, "
-             f"{sum(r['state'] == 'fail' for r in rows)} failed), objective {s.monitor} ({s.direction}) on {_validation(data)}.", ""]  # fmt: skip
+             f"{sum(r['state'] == 'fail' for r in rows)} failed), objective {s.monitor} ({s.direction}) on {_validation(data)}, "
+             f"judged as deployed: the final weights, calibrated on the validation split, their outputs re-weighted to the "
+             f"class prior '{tuner.base.get('prior')}' (best.yaml and every retrain deploy the same way).", ""]  # fmt: skip
     lines += _selection(study, rows, s.monitor)
     if records:
         lines += [
@@ -160,16 +163,18 @@ def write_report(tuner) -> Path:
         lines += [
             "## Portfolio (tried first) and the winner",
             "",
-            f"| recipe | trial | state | {s.monitor} |",
-            "|---|---:|---|---:|",
-            *(f"| {r['recipe']} | {r['number']} | {r['state']} | {_value(r['value'])} |" for r in recipes),
-            f"| **winner** | {best.number} | complete | {best.value:.4f} |",
+            f"| recipe | trial | state | {s.monitor} as deployed | as trained |",
+            "|---|---:|---|---:|---:|",
+            *(f"| {r['recipe']} | {r['number']} | {r['state']} | {_value(r['value'])} | {_value(r['as_trained'])} |" for r in recipes),
+            f"| **winner** | {best.number} | complete | {best.value:.4f} | {_value(best.user_attrs.get('as_trained'))} |",
             "",
         ]
-    lines += ["## Top trials", "", f"| trial | {s.monitor} | seconds | values |", "|---:|---:|---:|---|"]
+    lines += ["## Top trials", "", f"| trial | {s.monitor} as deployed | as trained | seconds | values |", "|---:|---:|---:|---:|---|"]
     done = sorted((r for r in rows if r["state"] == "complete"), key=lambda r: r["value"], reverse=s.direction == "maximize")
     for r in done[:10]:
-        lines.append(f"| {r['number']} | {r['value']:.4f} | {r['seconds']} | {describe(json.loads(r['overrides']))} |")
+        lines.append(
+            f"| {r['number']} | {r['value']:.4f} | {_value(r['as_trained'])} | {r['seconds']} | {describe(json.loads(r['overrides']))} |"
+        )
     lines += ["", "## Parameter importances", ""]
     sampled = sum(1 for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.params)
     if importances and sampled < IMPORTANCE_MIN_TRIALS:

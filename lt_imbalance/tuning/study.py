@@ -3,6 +3,7 @@
     lt-imbalance tune --config configs/digits_lt_erm.yaml --n_trials 40 --out runs/tune_digits \\
         [--space space.yaml] [--timeout S] [--storage URL] [--study NAME] [--jobs K] [--seeds 0 1 2] \\
         [--monitor val/balanced_acc] [--direction maximize] [--pruner median|hyperband|threshold:X|none] \\
+        [--target-prior uniform|train|FILE] \\
         [--trainer.max_epochs 30 ...]     # any `fit` override, applied to the base config
 
 1. The base config plus the overrides is resolved by the ``fit`` parser (``base.yaml``). The tuner
@@ -12,7 +13,13 @@
 3. Each trial is a full ``lt-imbalance fit`` of the base config with the trial's values, in its own
    process (``trials/<n>/``); :class:`~lt_imbalance.tuning.trial_reporter.TrialReporter` reports
    the monitored validation metric after every epoch, and the pruner stops bad trials early (the default median pruner only after the warm-up and two thirds of
-   the epochs). The objective is that metric's mean over the last three validations. A trial that fails (NaN loss, out of memory, a
+   the epochs). A trial is judged as it will be deployed: every trial's config carries the study's
+   target prior (``prior``: ``--target-prior``, else the prior the monitor assumes, :func:`deploy_prior`),
+   so its validation scores the outputs re-weighted to that prior; when the fit ends the outputs are
+   calibrated on the validation split and the trial's value is the monitor of those final, deployed
+   outputs (the value as trained, and the mean of the last three validations during training, are
+   recorded beside it). ``best.yaml`` and the retrains carry the same prior, so ``test``, ``predict``
+   and ``export`` of the answer deploy it by default. A trial that fails (NaN loss, out of memory, a
    combination the module refuses) is recorded with its reason and the study goes on.
 4. The study lives in ``--storage`` (default ``<out>/study.db``, SQLite): running the same command
    again resumes it (:mod:`lt_imbalance.tuning.storage`). The sampler is TPE with ``--sampler-seed``.
@@ -108,6 +115,21 @@ class TuneSettings:
     pruner: str = "median"
     sampler_seed: int = 0
     report: bool = True
+    target_prior: str | None = None
+
+
+def deploy_prior(requested: str | None, config: dict, monitor: str) -> str:
+    """The class prior every trial is judged and deployed for: ``requested`` (``--target-prior``), else
+    the base config's ``prior``, else the one ``monitor`` assumes: the validation split's mix for plain
+    accuracy (the training mix when validation is a stratified share of the training split, uniform
+    when it is a balanced pool), uniform for balanced accuracy, macro-F1 and the shot groups."""
+    if requested is not None:
+        return requested
+    if config.get("prior") is not None:
+        return str(config["prior"])
+    data = config["data"].get("init_args") or {}
+    stratified = data.get("val_source", "split") == "split" and (data.get("val_fraction") or 0) > 0
+    return "train" if monitor.split("/", 1)[-1] == "acc" and stratified else "uniform"
 
 
 # ---- the config ---------------------------------------------------------------------------------------
@@ -139,6 +161,7 @@ class Tuner:
         s.out.mkdir(parents=True, exist_ok=True)
         self.base = resolve_config([arg for path in s.configs for arg in ("--config", path)] + s.overrides)
         refuse_test_validation(self.base)
+        self.base["prior"] = deploy_prior(s.target_prior, self.base, s.monitor)  # every trial, best.yaml and retrain carry it
         self.space = SearchSpace.from_yaml(s.space)
         self.space.check(self.base, check_config)
         self.space.check_portfolio(self.base, check_config)
@@ -208,7 +231,9 @@ class Tuner:
         if remaining > 0:
             self.preflight()
             print(
-                f"tune: {self.finished()} of {s.n_trials} trials done; running {remaining} more ({s.jobs} at a time) in {s.out}", flush=True
+                f"tune: {self.finished()} of {s.n_trials} trials done; running {remaining} more ({s.jobs} at a time) in {s.out}; "
+                f"trials are judged as deployed for the class prior '{self.base['prior']}' (--target-prior)",
+                flush=True,
             )
             with on_stop_signals(self.stop):
                 self.study.optimize(
@@ -296,6 +321,8 @@ class Tuner:
             study.stop()
         with self.lock:
             value = "-" if trial.value is None else f"{trial.value:.4f}"
+            if trial.user_attrs.get("as_trained") is not None:
+                value += f" as deployed ({trial.user_attrs['as_trained']:.4f} as trained)"
             recipe = f" [{trial.user_attrs['recipe']}]" if trial.user_attrs.get("recipe") else ""
             line = f"trial {trial.number}{recipe} ({self.finished()} of {self.settings.n_trials} done): {trial.state.name.lower()}, {self.settings.monitor} {value}"
             if trial.state == TrialState.FAIL:
@@ -372,8 +399,9 @@ class Tuner:
             trial.set_user_attr("error", f"no validation ran, so {s.monitor} was never reported (check trainer.limit_val_batches)")
             raise TrialFailed(f"trial {trial.number}: no objective")
         record = json.loads(last.read_text())
-        if record.get("se") is not None:
-            trial.set_user_attr("se", record["se"])
+        for key in ("se", "as_trained", "during_training"):
+            if record.get(key) is not None:
+                trial.set_user_attr(key, record[key])
         return float(record["value"])
 
     def stop(self, signum: int, frame=None) -> None:
@@ -407,6 +435,12 @@ def parse_args(argv: list[str]) -> TuneSettings:
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="seeds to retrain the best and the base config with")
     parser.add_argument("--monitor", default="val/balanced_acc", help="the validation metric to optimise")
     parser.add_argument("--direction", choices=["maximize", "minimize"], default="maximize")
+    parser.add_argument(
+        "--target-prior", default=None,
+        help="the class mix the answer will be deployed for, and every trial is judged for: uniform, train or a file of "
+        "'class,share' lines (default: the base config's prior, else the one --monitor assumes: uniform for balanced "
+        "accuracy, macro-F1 and the shot groups; the validation mix for plain accuracy)",
+    )  # fmt: skip
     parser.add_argument("--pruner", default="median", help="stop bad trials early: median, median:N, hyperband, threshold:X, or none (off)")
     parser.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler")
     parser.add_argument("--no-report", action="store_true", help="run trials only (extra workers of a shared study)")
@@ -420,7 +454,7 @@ def parse_args(argv: list[str]) -> TuneSettings:
     return TuneSettings(
         configs=args.config, out=args.out, overrides=overrides, space=args.space, n_trials=args.n_trials, timeout=args.timeout,
         storage=args.storage, study=args.study, jobs=args.jobs, seeds=args.seeds, monitor=args.monitor, direction=args.direction,
-        pruner=args.pruner, sampler_seed=args.sampler_seed, report=not args.no_report,
+        pruner=args.pruner, sampler_seed=args.sampler_seed, report=not args.no_report, target_prior=args.target_prior,
     )  # fmt: skip
 
 

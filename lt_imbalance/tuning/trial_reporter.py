@@ -7,7 +7,11 @@ epoch to the study's storage and writes ``objective.json`` in ``out``: the trial
 mean of the last :data:`OBJECTIVE_LAST` validations (:func:`objective_value`; one epoch's value
 moves with a handful of tail images). When the study's pruner says the trial is worse than its
 peers at that epoch, the trainer stops and ``pruned.json`` says at which epoch, so that the tuner
-marks the trial pruned. The default ``median`` pruner decides only from :func:`prune_from` on:
+marks the trial pruned. When the fit ends (the outputs calibrated on the validation split, and
+adjusted to the study's target prior, which the trial's config carries as ``prior``), the trial is
+judged as it will be deployed: ``objective.json`` gets the final weights' validation value as
+deployed (the trial's value) and as trained, and ``val_outputs.npz`` their validation targets and
+deployed probabilities, from which the report pairs trials image by image. The default ``median`` pruner decides only from :func:`prune_from` on:
 after the learning-rate warm-up and after two thirds of the epochs (measured on digits-LT, 24
 complete trials: the value at a third of the epochs ranks the objective with Spearman 0.61, at two
 thirds with 0.89, and the study's best trial stood below the median until half-way); ``hyperband`` and ``threshold:X`` keep their own rules. Under DDP rank 0 reports and the decision is
@@ -65,6 +69,7 @@ class TrialReporter(pl.Callback):
         self._trial = None
         self.values: list[float] = []
         self.first_decision = 0
+        self.pruned = False
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self.pruner.split(":")[0] == "median":
@@ -94,6 +99,26 @@ class TrialReporter(pl.Callback):
             return None
         return balanced_accuracy_se(result.confusion)
 
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """After ``on_fit_end`` (the calibration): the trial's value as deployed (module docstring)."""
+        from lt_imbalance.callbacks.calibrate_after_fit import CalibrateAfterFit
+        from lt_imbalance.metrics import balanced_accuracy_se
+
+        key = self.monitor.split("/", 1)[-1]
+        final = next((c.final for c in trainer.callbacks if isinstance(c, CalibrateAfterFit) and c.final is not None), None)
+        if stage != "fit" or not trainer.is_global_zero or final is None or not self.values or self.pruned:
+            return
+        deployed, as_trained = (final.result(which, pl_module.class_counts) for which in ("deployed", "as_trained"))
+        if key not in deployed.metrics:  # a probability metric (nll, ece): the values during training stand
+            return
+        import numpy as np
+
+        np.savez_compressed(self.out / "val_outputs.npz", targets=final.targets.numpy(), deployed=final.deployed.numpy())
+        record = {**json.loads((self.out / "objective.json").read_text()), "value": deployed.metrics[key],
+                  "as_trained": as_trained.metrics[key], "during_training": objective_value(self.values),
+                  "se": balanced_accuracy_se(deployed.confusion) if key == "balanced_acc" else None}  # fmt: skip
+        (self.out / "objective.json").write_text(json.dumps(record))
+
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return
@@ -113,6 +138,6 @@ class TrialReporter(pl.Callback):
             (self.out / "objective.json").write_text(json.dumps(record))
         stop = trainer.strategy.broadcast(stop)
         if stop:
-            trainer.should_stop = True
+            trainer.should_stop, self.pruned = True, True
             if trainer.is_global_zero:
                 (self.out / "pruned.json").write_text(json.dumps({"epoch": trainer.current_epoch, "value": float(value)}))

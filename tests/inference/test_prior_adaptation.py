@@ -149,9 +149,9 @@ def test_test_predict_and_export_agree_under_a_target_prior(digits_checkpoint, t
     assert reported["adapted to the prior"] == pytest.approx(reweighted_metrics(confusion, q), abs=1e-6)  # q travels as float32
     assert reported["target_prior"] == pytest.approx(q.tolist())
     assert "| top-1 accuracy |" in next(run.rglob("results_test_prior.md")).read_text()
-    # and test's own probabilities are predict's: the test NLL from the predict CSV equals the reported one
-    plain_by_input = {r["input"]: r for r in _rows(tmp_path / "plain.csv")}
-    probabilities = _full_probabilities([plain_by_input[str(p)] for p in paths])
+    # and test judges the model as predict deploys it: the test NLL from predict --prior's CSV equals the reported one
+    adapted_by_input = {r["input"]: r for r in _rows(tmp_path / "q.csv")}
+    probabilities = _full_probabilities([adapted_by_input[str(p)] for p in paths])
     nll = -np.log(np.clip(probabilities[np.arange(len(paths)), labels.numpy()], 1e-12, None)).mean()
     assert json.loads(next(run.rglob("results_test.json")).read_text())["metrics"]["nll"] == pytest.approx(nll, abs=2e-4)
 

@@ -188,7 +188,10 @@ def test_several_configs_resolve_as_fit_merges_them(tmp_path, monkeypatch):
     configs = ["--config", "configs/digits_lt_erm.yaml", "--config", str(extra)]
     tuner = Tuner(parse_args([*configs, "--n_trials", "1", "--out", str(tmp_path / "t"), "--trainer.max_epochs", "4"]))
     assert tuner.base["trainer"]["max_epochs"] == 4 and tuner.base["data"]["init_args"]["batch_size"] == 16  # b.yaml, then the override
-    assert tuner.base == resolve_config([*configs, "--trainer.max_epochs", "4"])
+    assert tuner.base == {
+        **resolve_config([*configs, "--trainer.max_epochs", "4"]),
+        "prior": "uniform",
+    }  # + the prior trials are judged for
     cli = build_cli([*configs, "--trainer.max_epochs", "4", "--trainer.default_root_dir", str(tmp_path / "r")], run=False)
     assert cli.datamodule.batch_size == 16 and cli.trainer.max_epochs == 4
 
