@@ -2,8 +2,8 @@
 
 - ``best.yaml``: the base config with the best trial's values, complete and runnable with
   ``lt-imbalance fit --config``; its header says where it came from;
-- ``trials.csv``: every trial: number, state, value (as deployed), the value as trained, seconds,
-  values, error;
+- ``trials.csv``: every trial: number, state, value (as deployed), the value as trained, wall
+  seconds and their ratio to the base recipe's trial, values, error;
 - the best and the base config retrained for each of ``--seeds`` and tested once
   (``retrain/``, by the experiment runner :mod:`lt_imbalance.sweep`);
 - ``report.md``: best vs base on the test set (mean ± standard error over seeds; overall, many /
@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -26,6 +27,7 @@ from matplotlib.figure import Figure
 
 from lt_imbalance import sweep
 from lt_imbalance.plotting import save
+from lt_imbalance.tuning.selection_stats import expected_maximum, paired_difference
 from lt_imbalance.tuning.space import apply_overrides, describe
 
 #: below this many complete sampled trials the parameter importances are flagged as rough
@@ -33,14 +35,28 @@ IMPORTANCE_MIN_TRIALS = 20
 
 
 def trial_rows(study) -> list[dict]:
+    """One row per trial; ``cost_vs_base`` is its wall time over the base recipe's trial's."""
+    trials = study.get_trials(deepcopy=False)
+    base = next((t.user_attrs.get("seconds") for t in trials if t.user_attrs.get("recipe") == "base" and t.state.name == "COMPLETE"), None)
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
+        seconds = t.user_attrs.get("seconds")
         rows.append({
             "number": t.number, "recipe": t.user_attrs.get("recipe", ""), "state": t.state.name.lower(), "value": t.value,
-            "as_trained": t.user_attrs.get("as_trained"), "seconds": t.user_attrs.get("seconds"),
+            "as_trained": t.user_attrs.get("as_trained"), "seconds": seconds,
+            "cost_vs_base": round(seconds / base, 2) if seconds is not None and base else None,
             "overrides": t.user_attrs.get("overrides", "{}"), "error": t.user_attrs.get("error", ""),
         })  # fmt: skip
     return rows
+
+
+def retrain_groups(candidates: list[tuple[str, Path, dict]]) -> list[tuple[list[str], str]]:
+    """``(names, config path)`` per distinct config among ``(name, path, config)``, in first-seen
+    order: a config is retrained once, however many roles it has."""
+    groups: dict[str, tuple[list[str], str]] = {}
+    for name, path, config in candidates:
+        groups.setdefault(yaml.safe_dump(config, sort_keys=True), ([], str(path)))[0].append(name)
+    return list(groups.values())
 
 
 def write_trials_csv(rows: list[dict], path: Path) -> None:
@@ -116,13 +132,18 @@ def write_report(tuner) -> Path:
         save(importance_figure(importances), out / "importances.png", dpi=100)
     records, failed = [], []
     if s.seeds:
-        configs = [str(out / "best.yaml"), str(out / "base.yaml")]
+        candidates = [("best", out / "best.yaml", apply_overrides(tuner.base, overrides)), ("base", out / "base.yaml", tuner.base)]
         for name in list(tuner.space.portfolio)[1:]:  # the other recipes, for the comparison the user would make
             path = out / "recipes" / f"{name}.yaml"
             path.parent.mkdir(exist_ok=True)
-            path.write_text(yaml.safe_dump(apply_overrides(tuner.base, tuner.space.recipe(name, tuner.base)), sort_keys=False))
-            configs.append(str(path))
-        runs = sweep.build_grid(configs, [], s.seeds)
+            config = apply_overrides(tuner.base, tuner.space.recipe(name, tuner.base))
+            path.write_text(yaml.safe_dump(config, sort_keys=False))
+            candidates.append((name, path, config))
+        runs = [
+            replace(run, cell="=".join(names))
+            for names, path in retrain_groups(candidates)
+            for run in sweep.build_grid([path], [], s.seeds)
+        ]
         records = sweep.run_grid(runs, out / "retrain", None, s.jobs, [], log=lambda line: print(f"tune: retrain {line}", flush=True))
         failed = [r for r in records if "error" in r]
         records = [r for r in records if "error" not in r]
@@ -133,7 +154,7 @@ def write_report(tuner) -> Path:
              f"{sum(r['state'] == 'fail' for r in rows)} failed), objective {s.monitor} ({s.direction}) on {_validation(data)}, "
              f"judged as deployed: the final weights, calibrated on the validation split, their outputs re-weighted to the "
              f"class prior '{tuner.base.get('prior')}' (best.yaml and every retrain deploy the same way).", ""]  # fmt: skip
-    lines += _selection(study, rows, s.monitor)
+    lines += _selection(study, s.monitor, out)
     if records:
         lines += [
             "## Best vs base on the test set (mean ± standard error over seeds " + ", ".join(map(str, s.seeds)) + ")",
@@ -151,7 +172,8 @@ def write_report(tuner) -> Path:
             "",
         ]  # fmt: skip
         lines += [
-            "`best` = best.yaml, `base` = base.yaml. Every retrain trains on the study's own training split (the base "
+            "`best` = best.yaml, `base` = base.yaml; a config with several roles (the best trial was a portfolio recipe) is "
+            "retrained once, named by its roles joined with '='. Every retrain trains on the study's own training split (the base "
             "config's split_seed) and is tested on one and the same test set; the seeds vary the weights' initialisation, "
             "the data order and the augmentation, not the split.",
             "",
@@ -163,10 +185,15 @@ def write_report(tuner) -> Path:
         lines += [
             "## Portfolio (tried first) and the winner",
             "",
-            f"| recipe | trial | state | {s.monitor} as deployed | as trained |",
-            "|---|---:|---|---:|---:|",
-            *(f"| {r['recipe']} | {r['number']} | {r['state']} | {_value(r['value'])} | {_value(r['as_trained'])} |" for r in recipes),
-            f"| **winner** | {best.number} | complete | {best.value:.4f} | {_value(best.user_attrs.get('as_trained'))} |",
+            f"| recipe | trial | state | {s.monitor} as deployed | as trained | seconds | cost vs base |",
+            "|---|---:|---|---:|---:|---:|---:|",
+            *(
+                f"| {r['recipe']} | {r['number']} | {r['state']} | {_value(r['value'])} | {_value(r['as_trained'])} | {r['seconds']} | "
+                f"{r['cost_vs_base'] if r['cost_vs_base'] is not None else '-'} |"
+                for r in recipes
+            ),
+            f"| **winner** | {best.number} | complete | {best.value:.4f} | {_value(best.user_attrs.get('as_trained'))} | "
+            f"{best.user_attrs.get('seconds')} | - |",
             "",
         ]
     lines += ["## Top trials", "", f"| trial | {s.monitor} as deployed | as trained | seconds | values |", "|---:|---:|---:|---:|---|"]
@@ -187,9 +214,10 @@ def write_report(tuner) -> Path:
     return report
 
 
-def _selection(study, rows: list[dict], monitor: str) -> list[str]:
-    """The winner and the runner-up with the standard error of their validation values, and whether
-    they are within noise of each other (difference below two standard errors of the difference)."""
+def _selection(study, monitor: str, out: Path) -> list[str]:
+    """The winner and the runner-up, the standard error of their *paired* difference on the same
+    validation images (:mod:`lt_imbalance.tuning.selection_stats`), whether they are within noise of
+    each other (difference below two standard errors), and how optimistic the winner's value is."""
     from optuna.trial import TrialState
 
     done = sorted(
@@ -205,15 +233,47 @@ def _selection(study, rows: list[dict], monitor: str) -> list[str]:
 
     winner, runner_up = done[0], done[1]
     lines = ["## Selection", "", f"- winner: {show(winner)}", f"- runner-up: {show(runner_up)}"]
-    se_w, se_r = winner.user_attrs.get("se"), runner_up.user_attrs.get("se")
-    if se_w is not None and se_r is not None:
+    paired = _paired(out, winner.number, runner_up.number, monitor.split("/", 1)[-1])
+    if paired is not None:
+        (gap, se), n = paired
+        verdict = "within noise of each other" if abs(gap) <= 2 * se else "apart by more than the noise"
+        lines.append(
+            f"- the gap {gap:.4f} ± {se:.4f}: {verdict} (± is the standard error of the paired difference: both trials "
+            f"were scored on the same {n} validation images, compared image by image, as deployed)"
+        )
+    elif winner.user_attrs.get("se") is not None and runner_up.user_attrs.get("se") is not None:
+        se_w, se_r = winner.user_attrs["se"], runner_up.user_attrs["se"]
         gap, noise = abs(winner.value - runner_up.value), 2 * (se_w**2 + se_r**2) ** 0.5
         verdict = "within noise of each other" if gap < noise else "apart by more than the noise"
         lines.append(
-            f"- the gap {gap:.4f} against two standard errors of the difference {noise:.4f}: {verdict} (the ± is the binomial "
-            f"standard error of {monitor} over the validation images at the last epoch; values are means over the last validations)"
+            f"- the gap {gap:.4f} against two standard errors of the difference {noise:.4f}: {verdict} (unpaired, an upper "
+            "bound: the trials' validation outputs were not kept, so their binomial standard errors are combined as if "
+            "they had been scored on different images)"
         )
+    shift = expected_maximum(len(done))
+    se = winner.user_attrs.get("se")
+    size = f", here about {shift * se:.3f}" if se is not None else ""
+    lines.append(
+        f"- the winner's value is optimistic: it is the best of {len(done)} complete trials on the same validation images, "
+        f"and the best of {len(done)} equally good trials lies on average {shift:.1f} standard errors above their common "
+        f"value{size}. The unbiased figure is its retrain on the test set below."
+    )
     return [*lines, ""]
+
+
+def _paired(out: Path, a: int, b: int, metric: str) -> tuple[tuple[float, float], int] | None:
+    """The paired difference of trials ``a`` and ``b`` from their ``val_outputs.npz`` (None when one
+    is missing, their validation images differ, or ``metric`` has no paired formula)."""
+    import numpy as np
+
+    files = [out / "trials" / f"{n:04d}" / "val_outputs.npz" for n in (a, b)]
+    if not all(f.is_file() for f in files):
+        return None
+    first, second = (np.load(f) for f in files)
+    if not np.array_equal(first["targets"], second["targets"]):
+        return None
+    result = paired_difference(first["targets"], first["deployed"].argmax(1), second["deployed"].argmax(1), metric)
+    return None if result is None else (result, len(first["targets"]))
 
 
 def _value(value: float | None) -> str:
