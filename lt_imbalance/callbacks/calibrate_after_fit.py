@@ -45,9 +45,10 @@ class FinalValidation:
 
     def result(self, which: str, class_counts: list[int] | None) -> EvaluationResult:
         """The metrics of the ``deployed`` or ``as_trained`` predictions (argmax)."""
+        from torchmetrics.functional.classification import multiclass_confusion_matrix
+
         probabilities = getattr(self, which)
-        c = probabilities.shape[1]
-        confusion = torch.bincount(self.targets * c + probabilities.argmax(1), minlength=c * c).reshape(c, c)
+        confusion = multiclass_confusion_matrix(probabilities.argmax(1), self.targets, probabilities.shape[1])
         return EvaluationResult.from_confusion(f"val_final_{which}", -1, confusion, class_counts)
 
 

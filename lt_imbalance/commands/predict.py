@@ -105,7 +105,7 @@ def main(argv: list[str]) -> int:
         print(f"predict: warning: {result['size_note']}", file=sys.stderr)
     if "estimate" in result:
         say_estimate(result["estimate"], result["class_names"])
-    if result.get("deployed_for") is not None and result.get("asked") is None:
+    if result["deployed_for"] is not None and args.prior is None:
         print(
             f"predict: probabilities for the class prior '{result['deployed_for']}' the checkpoint deploys (--prior changes it)",
             file=sys.stderr,

@@ -259,7 +259,7 @@ def predict(
     if target is not None:
         model.outputs.prior()  # refuses a checkpoint that records no prior, before any input is read
         model.outputs.set_target(None if estimate else target)  # estimate: the rows under the model's own prior first
-    result: dict = {"deployed_for": model.outputs.target_spec if model.outputs.has_target else None, "asked": prior}
+    result: dict = {"deployed_for": model.outputs.target_spec if model.outputs.has_target else None}
     source = Path(input_path)
     if not source.exists():
         raise MissingFile(f"input '{source}' not found; give a folder of images, a text file of image paths, or a .csv / .parquet table")

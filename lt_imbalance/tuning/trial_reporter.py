@@ -11,10 +11,13 @@ marks the trial pruned. When the fit ends (the outputs calibrated on the validat
 adjusted to the study's target prior, which the trial's config carries as ``prior``), the trial is
 judged as it will be deployed: ``objective.json`` gets the final weights' validation value as
 deployed (the trial's value) and as trained, and ``val_outputs.npz`` their validation targets and
-deployed probabilities, from which the report pairs trials image by image. The default ``median`` pruner decides only from :func:`prune_from` on:
-after the learning-rate warm-up and after two thirds of the epochs (measured on digits-LT, 24
-complete trials: the value at a third of the epochs ranks the objective with Spearman 0.61, at two
-thirds with 0.89, and the study's best trial stood below the median until half-way); ``hyperband`` and ``threshold:X`` keep their own rules. Under DDP rank 0 reports and the decision is
+deployed probabilities, from which the report pairs trials image by image.
+
+The default ``median`` pruner decides only from :func:`prune_from` on: after the learning-rate
+warm-up and after two thirds of the epochs (measured on digits-LT, 24 complete trials: the value
+at a third of the epochs ranks the objective with Spearman 0.61, at two thirds with 0.89, and the
+study's best trial stood below the median until half-way); ``hyperband`` and ``threshold:X`` keep
+their own rules. Under DDP rank 0 reports and the decision is
 broadcast to every rank. The same job as optuna-integration's Lightning callback, for a trial
 that lives in another process.
 """
