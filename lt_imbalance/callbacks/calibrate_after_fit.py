@@ -36,8 +36,8 @@ from lt_imbalance.metrics import EvaluationResult
 class FinalValidation:
     """The final weights on the validation split, in its order: ``targets`` [N], and the class
     probabilities [N, C] ``deployed`` (calibrated, re-weighted to the target prior when the outputs
-    have one: what ``predict`` gives) and ``as_trained`` (uncalibrated, under the prior the training
-    left them with)."""
+    have one: what ``predict`` gives) and ``as_trained`` (calibrated, under the prior the training
+    left them with, p_model: the ``as trained`` of the validation and test tables)."""
 
     targets: torch.Tensor
     deployed: torch.Tensor
@@ -85,7 +85,7 @@ class CalibrateAfterFit(WritesRunFiles):
             logits = logits.to(pl_module.device)
             outputs.fit(logits, targets.to(pl_module.device), where)
             with torch.no_grad():
-                deployed, as_trained = outputs(logits), outputs.uncalibrated(logits).float().softmax(1)
+                deployed, as_trained = outputs(logits), outputs.evaluated(logits).float().softmax(1)
             self.final = FinalValidation(targets.long().cpu(), deployed.float().cpu(), as_trained.cpu())
         else:
             outputs.not_calibrated(why)

@@ -58,7 +58,7 @@ def test_a_trial_is_scored_on_its_calibrated_outputs_reweighted_to_the_target_pr
     y = targets.numpy()
     recalls = [(probabilities[y == c].argmax(1) == c).mean() for c in np.unique(y)]
     assert record["value"] == pytest.approx(float(np.mean(recalls)), abs=1e-9)
-    as_trained = z.argmax(1)
+    as_trained = calibrated.argmax(1)  # under the model's own prior p_model, as the validation table's as-trained column
     assert (probabilities.argmax(1) != as_trained).any()  # the case tells deployed from as trained
     assert record["as_trained"] == pytest.approx(float(np.mean([(as_trained[y == c] == c).mean() for c in np.unique(y)])), abs=1e-9)
     saved = np.load(folder / "val_outputs.npz")
