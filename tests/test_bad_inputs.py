@@ -70,6 +70,10 @@ def _cases(ckpt: Path, tmp: Path, files: dict[str, Path]) -> list[tuple[list[str
         (["predict", "--ckpt_path", str(ckpt), "--input", "x", "--output", str(tmp), "--overwrite"], 2, ["give a path ending in .csv"]),
         (["tune", "--config", ERM, "--space", str(files["space"]), "--out", str(tmp / "tune"), "--n_trials", "1"], 2,
          ["'model.init_args.los.class_path' does not fit the config", "no option 'los.class_path'"]),
+        (["tune", "--config", ERM, "--out", str(tmp / "tune2"), "--target-prior", "estimate"], 2,
+         ["--target-prior estimate: trials are judged for one fixed class mix", "give uniform, train or a file"]),
+        (["tune", "--config", ERM, "--out", str(tmp / "tune3"), "--target-prior", "unifrom"], 2,
+         ["--target-prior 'unifrom' is neither uniform, train nor an existing file"]),
         # run, but rarely meant: warned (max_epochs 0 then stops the run before it trains)
         (["fit", "--config", ERM, "--optimizer", "Adam", "--trainer.max_epochs", "0", *root], 2,
          ["warning: --optimizer Adam replaces the model's optimizer and its learning-rate schedule"]),

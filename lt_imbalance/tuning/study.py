@@ -451,11 +451,28 @@ def parse_args(argv: list[str]) -> TuneSettings:
     if args.n_trials < 1 or args.jobs < 1:
         parser.error("--n_trials and --jobs must be at least 1")
     make_pruner(args.pruner, args.direction)  # refuse a bad --pruner before any work
+    check_target_prior(args.target_prior, parser.error)
     return TuneSettings(
         configs=args.config, out=args.out, overrides=overrides, space=args.space, n_trials=args.n_trials, timeout=args.timeout,
         storage=args.storage, study=args.study, jobs=args.jobs, seeds=args.seeds, monitor=args.monitor, direction=args.direction,
         pruner=args.pruner, sampler_seed=args.sampler_seed, report=not args.no_report, target_prior=args.target_prior,
     )  # fmt: skip
+
+
+def check_target_prior(spec: str | None, error) -> None:
+    """Refuse a ``--target-prior`` that is no class mix before any work (a file's contents are read
+    by :func:`~lt_imbalance.label_shift.parse_prior` when the base config first runs)."""
+    from lt_imbalance.label_shift import ESTIMATE, NAMED_PRIORS
+
+    if spec is None or spec in NAMED_PRIORS:
+        return
+    if spec == ESTIMATE:
+        error(
+            "--target-prior estimate: trials are judged for one fixed class mix; give uniform, train or a file of "
+            "'class,share' lines (`lt-imbalance predict --prior estimate` estimates the mix of its inputs)"
+        )
+    elif not Path(spec).is_file():
+        error(f"--target-prior '{spec}' is neither uniform, train nor an existing file of 'class,share' lines")
 
 
 def main(argv: list[str] | None = None) -> int:
