@@ -138,3 +138,12 @@ def test_predict_is_one_command_whose_help_names_the_test_command_for_a_config()
     for option in ("--ckpt_path", "--input", "--output", "--top_k", "--strict", "--overwrite"):
         assert option in out
     assert "lt-imbalance test --config CFG --ckpt_path CKPT" in out and "--config" not in out.split("usage:")[1].split("\n\n")[0]
+
+
+def test_every_subpackage_is_in_the_wheel():
+    """pyproject.toml lists the packages by name: a new sub-package left out installs without it."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "lt_imbalance").rglob("__init__.py")}
+    assert found - listed == set(), f"add {sorted(found - listed)} to [tool.setuptools] packages in pyproject.toml"
