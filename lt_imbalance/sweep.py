@@ -36,7 +36,6 @@ import os
 import queue
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +45,7 @@ from pathlib import Path
 from lt_imbalance.commands.fit_process import failure_reason
 from lt_imbalance.console import PlainHelp, plain
 from lt_imbalance.errors import BadValue, MissingFile
+from lt_imbalance.fit_processes import FitProcesses, on_stop_signals
 
 TABLE_METRICS = (
     ("balanced_acc", "balanced acc."),
@@ -143,9 +143,18 @@ def result_files(folder: Path) -> dict[Path, tuple[int, int]]:
     return {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("results_test.json")}
 
 
-def execute(run: Run, out: Path, device: str | None, extra: list[str], threads: int | None = None, digest: str | None = None) -> dict:
+def execute(
+    run: Run,
+    out: Path,
+    device: str | None,
+    extra: list[str],
+    threads: int | None = None,
+    digest: str | None = None,
+    processes: FitProcesses | None = None,
+) -> dict:
     """Run one fit (unless it already finished with the same resolved config) and return its
-    ``result.json`` record, or ``{"cell", "seed", "error"}`` when it failed (also in ``failed.json``)."""
+    ``result.json`` record, or ``{"cell", "seed", "error"}`` when it failed (also in ``failed.json``)
+    or was stopped (an ``interrupted`` error, no file: the same command runs it again)."""  # fmt: skip
     reused = finished(run, out, digest)
     if reused is not None:
         return reused
@@ -158,17 +167,18 @@ def execute(run: Run, out: Path, device: str | None, extra: list[str], threads: 
         env["CUDA_VISIBLE_DEVICES"] = device
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)
+    processes = processes or FitProcesses(command="sweep")
+    if processes.stopping:
+        return {"cell": run.cell, "seed": run.seed, "error": "interrupted: stopped before it started"}
     before = result_files(folder)
     start = time.time()
-    proc = subprocess.run(run.command(out, device, extra), env=env, capture_output=True, text=True)
-    (folder / "fit.log").write_text(proc.stdout + proc.stderr)
+    returncode, interrupted = processes.run(f"{run.cell} seed {run.seed}", run.command(out, device, extra), env, folder)
+    if interrupted or processes.stopping:
+        return {"cell": run.cell, "seed": run.seed, "error": "interrupted: stopped (SIGINT / SIGTERM); the same command runs it again"}
     written = [p for p, stamp in result_files(folder).items() if before.get(p) != stamp]
-    if proc.returncode != 0 or not written:
-        reason = (
-            failure_reason(proc.stdout + proc.stderr, proc.returncode)
-            if proc.returncode != 0
-            else "the fit exited 0 but wrote no results_test.json"
-        )
+    if returncode != 0 or not written:
+        output = (folder / "fit.log").read_text(errors="replace")
+        reason = failure_reason(output, returncode) if returncode != 0 else "the fit exited 0 but wrote no results_test.json"
         failure = {"cell": run.cell, "seed": run.seed, "error": reason}
         (folder / "failed.json").write_text(json.dumps({**failure, "log": str(folder / "fit.log")}, indent=2) + "\n")
         return failure
@@ -192,9 +202,20 @@ def execute(run: Run, out: Path, device: str | None, extra: list[str], threads: 
     return record
 
 
-def run_grid(runs: list[Run], out: Path, devices: list[str] | None, jobs_per_device: int, extra: list[str], log=print) -> list[dict]:
+def run_grid(
+    runs: list[Run],
+    out: Path,
+    devices: list[str] | None,
+    jobs_per_device: int,
+    extra: list[str],
+    log=print,
+    processes: FitProcesses | None = None,
+) -> list[dict]:
     """Sequential on the default device, or a pool of ``len(devices) * jobs_per_device`` workers
-    (concurrent CPU runs share the cores: each gets cores / jobs threads)."""
+    (concurrent CPU runs share the cores: each gets cores / jobs threads). The fits run as
+    ``processes`` (:class:`~lt_imbalance.fit_processes.FitProcesses`): once it is stopping, no new
+    fit starts and the running ones come back ``interrupted``."""  # fmt: skip
+    processes = processes or FitProcesses(command="sweep")
     threads = max(1, (os.cpu_count() or 1) // jobs_per_device) if devices is None and jobs_per_device > 1 else None
     slots: queue.Queue = queue.Queue()
     for device in devices or [None]:
@@ -207,10 +228,10 @@ def run_grid(runs: list[Run], out: Path, devices: list[str] | None, jobs_per_dev
         device = slots.get()
         try:
             skipped = finished(run, out, digests[run]) is not None
-            record = execute(run, out, device, extra, threads, digests[run])
-            if "error" in record:
+            record = execute(run, out, device, extra, threads, digests[run], processes)
+            if "error" in record and not record["error"].startswith("interrupted"):  # a stop is said once, by the stop
                 log(f"{run.cell} seed {run.seed}: failed: {record['error']} (see {run.directory(out) / 'fit.log'})")
-            else:
+            elif "error" not in record:
                 state = "already done" if skipped else "done"
                 log(f"{run.cell} seed {run.seed}: {state}, balanced acc {record['metrics']['balanced_acc']:.4f}")
             return record
@@ -355,7 +376,12 @@ def main(argv: list[str] | None = None) -> int:
     check_cells(runs, extra)
     args.out.mkdir(parents=True, exist_ok=True)
     devices = args.devices.split(",") if args.devices else None
-    records = run_grid(runs, args.out, devices, args.jobs_per_device, extra)
+    processes = FitProcesses(command="sweep")
+    with on_stop_signals(lambda signum, frame: processes.stop_all(signum)):
+        records = run_grid(runs, args.out, devices, args.jobs_per_device, extra, processes=processes)
+    if processes.stopping:
+        print("sweep: stopped; the runs that finished are kept, and the same command runs the rest", flush=True)
+        return 128 + processes.stopping
     print(report(records, args.out))
     failed = [r for r in records if "error" in r]
     if failed:

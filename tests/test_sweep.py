@@ -57,7 +57,7 @@ def test_tiny_grid_writes_table_csv_plots_and_resumes(tmp_path, monkeypatch, cap
     done = json.loads((tmp_path / "digits_lt_erm" / "seed1" / "result.json").read_text())
     assert done["seed"] == 1 and len(done["per_class_acc"]) == 10
     # a second call finds every run finished and starts no process
-    monkeypatch.setattr(sweep.subprocess, "run", lambda *a, **k: pytest.fail("a finished run was started again"))
+    monkeypatch.setattr(sweep.FitProcesses, "run", lambda *a, **k: pytest.fail("a finished run was started again"))
     capsys.readouterr()
     sweep.main(args)
     assert capsys.readouterr().out.count("already done") == 4
@@ -73,7 +73,7 @@ def test_dispatch_to_devices_runs_one_job_per_device_slot(tmp_path, monkeypatch)
     )
     active, peak, seen, lock = [0], [0], [], threading.Lock()
 
-    def fake_execute(run, out, device, extra, threads=None, digest=None):
+    def fake_execute(run, out, device, extra, threads=None, digest=None, processes=None):
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
@@ -96,22 +96,23 @@ def test_the_split_stays_the_configs_unless_redrawn(tmp_path):
 
 
 def _fake_fit(calls: list, fail: set, silent: frozenset = frozenset()):
-    """A stand-in for the fit process: writes a results_test.json, fails for the cells in ``fail``,
-    and exits 0 without writing anything for those in ``silent``."""
-    import subprocess as sp
+    """A stand-in for running a fit process (``FitProcesses.run``): writes a results_test.json, fails
+    for the cells in ``fail``, and exits 0 without writing anything for those in ``silent``."""
 
-    def run(cmd, **kwargs):
+    def run(self, name, cmd, env, folder):
         root = Path(cmd[cmd.index("--trainer.default_root_dir") + 1])
         calls.append(root.parent.name)
         if root.parent.name in fail:
-            return sp.CompletedProcess(cmd, 1, "", "Traceback ...\nlt_imbalance.errors.BadValue: batch_size must be >= 1\n")
+            (folder / "fit.log").write_text("Traceback ...\nlt_imbalance.errors.BadValue: batch_size must be >= 1\n")
+            return 1, False
+        (folder / "fit.log").write_text("")
         if root.parent.name in silent:
-            return sp.CompletedProcess(cmd, 0, "", "")
+            return 0, False
         version = root / f"version_{len(list(root.glob('version_*')))}"  # like a real fit: a new folder each time
         version.mkdir(parents=True)
         result = {"metrics": {"balanced_acc": 0.5, "acc": 0.6}, "per_class_acc": [0.5] * 10, "class_counts": list(range(10, 0, -1))}
         (version / "results_test.json").write_text(json.dumps(result))
-        return sp.CompletedProcess(cmd, 0, "", "")
+        return 0, False
 
     return run
 
@@ -119,7 +120,7 @@ def _fake_fit(calls: list, fail: set, silent: frozenset = frozenset()):
 def test_a_finished_run_is_reused_only_with_the_same_resolved_config(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     calls: list = []
-    monkeypatch.setattr(sweep.subprocess, "run", _fake_fit(calls, set()))
+    monkeypatch.setattr(sweep.FitProcesses, "run", _fake_fit(calls, set()))
     args = ["configs/digits_lt_erm.yaml", "--seeds", "0", "--out", str(tmp_path / "s"), "--extra", "--trainer.max_epochs 2"]
     assert sweep.main(args) == 0 and calls == ["digits_lt_erm"]
     assert sweep.main(args) == 0 and calls == ["digits_lt_erm"]  # same resolved config: reused
@@ -132,7 +133,7 @@ def test_a_finished_run_is_reused_only_with_the_same_resolved_config(tmp_path, m
 def test_a_fit_that_exits_0_without_results_is_a_failure_not_a_traceback(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     calls: list = []
-    monkeypatch.setattr(sweep.subprocess, "run", _fake_fit(calls, set(), frozenset({"digits_lt_erm"})))
+    monkeypatch.setattr(sweep.FitProcesses, "run", _fake_fit(calls, set(), frozenset({"digits_lt_erm"})))
     out = tmp_path / "s"
     assert sweep.main(["configs/digits_lt_erm.yaml", "--seeds", "0", "--out", str(out)]) == 1
     failed = json.loads((out / "digits_lt_erm" / "seed0" / "failed.json").read_text())
@@ -145,7 +146,7 @@ def test_a_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path, monkeypatch, 
 
     monkeypatch.chdir(ROOT)
     calls: list = []
-    monkeypatch.setattr(sweep.subprocess, "run", _fake_fit(calls, {"digits_lt_erm__batch_size=16"}))
+    monkeypatch.setattr(sweep.FitProcesses, "run", _fake_fit(calls, {"digits_lt_erm__batch_size=16"}))
     out = tmp_path / "s"
     with pytest.raises(SystemExit) as exit_info:
         main(["sweep", "configs/digits_lt_erm.yaml", "--set", "data.init_args.batch_size=16,32", "--seeds", "0", "--out", str(out)])
@@ -154,3 +155,25 @@ def test_a_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path, monkeypatch, 
     assert "1 of 2 runs failed: digits_lt_erm__batch_size=16 seed 0: lt_imbalance.errors.BadValue: batch_size must be >= 1" in printed
     assert "| digits_lt_erm__batch_size=32 | 1 |" in (out / "table.md").read_text()
     assert json.loads((out / "digits_lt_erm__batch_size=16" / "seed0" / "failed.json").read_text())["error"].endswith(">= 1")
+
+
+def test_a_stop_signal_starts_no_new_run_and_the_same_command_runs_the_rest(tmp_path, monkeypatch, capsys):
+    import signal
+
+    monkeypatch.chdir(ROOT)
+    calls: list = []
+    finish = _fake_fit(calls, set())
+
+    def stopped_mid_run(self, name, cmd, env, folder):
+        calls.append(name)
+        self.stop_all(signal.SIGTERM)  # the signal arrives while the first fit runs
+        return -signal.SIGTERM, True
+
+    monkeypatch.setattr(sweep.FitProcesses, "run", stopped_mid_run)
+    args = ["configs/digits_lt_erm.yaml", "--seeds", "0", "1", "--out", str(tmp_path / "s")]
+    assert sweep.main(args) == 128 + signal.SIGTERM and calls == ["digits_lt_erm seed 0"]  # seed 1 never started
+    printed = capsys.readouterr().out
+    assert "starting no new trial or run" in printed and "the same command runs the rest" in printed
+    assert not list((tmp_path / "s").rglob("failed.json")) and not list((tmp_path / "s").rglob("result.json"))
+    monkeypatch.setattr(sweep.FitProcesses, "run", finish)
+    assert sweep.main(args) == 0 and len(calls) == 3  # both seeds run now

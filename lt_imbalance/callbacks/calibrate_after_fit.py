@@ -4,7 +4,8 @@
    :meth:`lt_imbalance.post_processor.PostProcessor.fit`, which chooses the calibrator by held-out
    NLL and fits it under the split's own class mix (:mod:`lt_imbalance.calibration`). Not
    calibrated, with the reason, when the validation split is the test set (the test set would
-   then tune the outputs that it scores) or empty.
+   then tune the outputs that it scores) or empty, or in a ``fast_dev_run`` (a smoke test: a pass
+   over the whole validation split would defeat it).
 2. The owner's state is part of the weights' state dict, so the ``test`` after ``fit`` uses it;
    the run's checkpoints of the final weights (``last.ckpt``, and a top-k one saved at the same
    step) get the new state of those entries, rewritten whole and atomically (everything else, the
@@ -77,7 +78,7 @@ class CalibrateAfterFit(WritesRunFiles):
         if pl_module.class_counts is None or trainer.datamodule is None:
             return
         outputs = pl_module.outputs
-        why = self.why_not(trainer.datamodule)
+        why = "a fast_dev_run only checks the pipeline" if trainer.fast_dev_run else self.why_not(trainer.datamodule)
         if why is None:
             data = trainer.datamodule
             logits, targets = evaluate(pl_module, data, data.val_dataloader())  # in order, with the data module's workers

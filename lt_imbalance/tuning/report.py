@@ -6,6 +6,9 @@
   seconds and their ratio to the base recipe's trial, values, error;
 - the best and the base config retrained for each of ``--seeds`` and tested once
   (``retrain/``, by the experiment runner :mod:`lt_imbalance.sweep`);
+- ``ensemble.json``: the greedy ensemble of the trials on the validation split
+  (:mod:`lt_imbalance.tuning.ensemble`: members, weights, value, gain over the single best with
+  its paired standard error); not yet a deployable model;
 - ``report.md``: best vs base on the test set (mean ± standard error over seeds; overall, many /
   medium / few-shot), the top trials, the parameter importances;
 - figures: ``history.png`` (each trial's value and the best so far), ``importances.png``,
@@ -27,7 +30,8 @@ from matplotlib.figure import Figure
 
 from lt_imbalance import sweep
 from lt_imbalance.plotting import save
-from lt_imbalance.tuning.selection_stats import expected_maximum, paired_difference
+from lt_imbalance.tuning.ensemble import ENSEMBLE_ROUNDS, greedy_ensemble
+from lt_imbalance.tuning.selection_stats import PAIRED_METRICS, expected_maximum, paired_difference
 from lt_imbalance.tuning.space import apply_overrides, describe
 
 #: below this many complete sampled trials the parameter importances are flagged as rough
@@ -98,8 +102,9 @@ def importance_figure(importances: dict[str, float]) -> Figure:
     return fig
 
 
-def write_report(tuner) -> Path:
-    """Write everything of the module docstring for ``tuner``'s finished study; returns ``report.md``."""
+def write_report(tuner) -> Path | None:
+    """Write everything of the module docstring for ``tuner``'s finished study; returns ``report.md``
+    (None when the tuner was stopped during the retrains)."""
     import optuna
 
     s, study, out = tuner.settings, tuner.study, tuner.settings.out
@@ -144,7 +149,11 @@ def write_report(tuner) -> Path:
             for names, path in retrain_groups(candidates)
             for run in sweep.build_grid([path], [], s.seeds)
         ]
-        records = sweep.run_grid(runs, out / "retrain", None, s.jobs, [], log=lambda line: print(f"tune: retrain {line}", flush=True))
+        records = sweep.run_grid(
+            runs, out / "retrain", None, s.jobs, [], log=lambda line: print(f"tune: retrain {line}", flush=True), processes=tuner.processes
+        )
+        if tuner.processes.stopping:
+            return None
         failed = [r for r in records if "error" in r]
         records = [r for r in records if "error" not in r]
         if records:
@@ -155,6 +164,7 @@ def write_report(tuner) -> Path:
              f"judged as deployed: the final weights, calibrated on the validation split, their outputs re-weighted to the "
              f"class prior '{tuner.base.get('prior')}' (best.yaml and every retrain deploy the same way).", ""]  # fmt: skip
     lines += _selection(study, s.monitor, out)
+    lines += _ensemble(study, s.monitor, out)
     if records:
         lines += [
             "## Best vs base on the test set (mean ± standard error over seeds " + ", ".join(map(str, s.seeds)) + ")",
@@ -259,6 +269,47 @@ def _selection(study, monitor: str, out: Path) -> list[str]:
         f"value{size}. The unbiased figure is its retrain on the test set below."
     )
     return [*lines, ""]
+
+
+def _ensemble(study, monitor: str, out: Path) -> list[str]:
+    """The greedy ensemble of the complete trials (:mod:`lt_imbalance.tuning.ensemble`) beside the
+    single best, on the validation split, with the paired standard error of the gain; saved as
+    ``ensemble.json``. Nothing when fewer than two trials kept their validation outputs on the same
+    images, or the monitor has no paired formula."""
+    import numpy as np
+    from optuna.trial import TrialState
+
+    metric = monitor.split("/", 1)[-1]
+    kept = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        path = out / "trials" / f"{t.number:04d}" / "val_outputs.npz"
+        if path.is_file():
+            kept[t.number] = np.load(path)
+    targets = next(iter(kept.values()))["targets"] if kept else None
+    if len(kept) < 2 or metric not in PAIRED_METRICS or any(not np.array_equal(v["targets"], targets) for v in kept.values()):
+        return []
+    probabilities = {n: v["deployed"].astype(np.float64) for n, v in kept.items()}
+    ensemble = greedy_ensemble(probabilities, targets, metric)
+    best = study.best_trial.number
+    gain, se = paired_difference(targets, ensemble.probabilities(probabilities).argmax(1), probabilities[best].argmax(1), metric)
+    by_weight = sorted(ensemble.weights.items(), key=lambda item: (-item[1], item[0]))
+    members = [{"trial": n, "weight": w, "config": str(out / "trials" / f"{n:04d}" / "config.yaml")} for n, w in by_weight]
+    record = {"monitor": monitor, "value": ensemble.value, "members": members, "single_best": {"trial": best, "value": study.best_value},
+              "gain": gain, "gain_se": se}  # fmt: skip
+    (out / "ensemble.json").write_text(json.dumps(record, indent=2) + "\n")
+    shown = ", ".join(f"trial {m['trial']} ({m['weight']:.2f})" for m in members)
+    return [
+        "## Ensemble of the trials (validation only)",
+        "",
+        f"- greedy selection with replacement over {len(kept)} complete trials' deployed validation probabilities "
+        f"({ENSEMBLE_ROUNDS} rounds, the best prefix kept): {shown}",
+        f"- {monitor} {ensemble.value:.4f} against the single best's (trial {best}) {study.best_value:.4f}: a gain of "
+        f"{gain:.4f} ± {se:.4f} (paired standard error on the same {len(targets)} images)",
+        "- chosen and scored on the same validation images, so optimistic like the winner's value; it is not yet one model "
+        "that `test`, `predict` or `export` take and has no test-set figure, so deploy the single best (best.yaml). "
+        "Members and weights: ensemble.json.",
+        "",
+    ]
 
 
 def _paired(out: Path, a: int, b: int, metric: str) -> tuple[tuple[float, float], int] | None:

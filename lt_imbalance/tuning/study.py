@@ -47,11 +47,13 @@ import yaml
 from lt_imbalance.commands.fit_process import failure_reason
 from lt_imbalance.console import PlainHelp, plain, verbose
 from lt_imbalance.errors import BadValue, UnsupportedCombination
+from lt_imbalance.fit_processes import FitProcesses, on_stop_signals
 from lt_imbalance.tuning.space import SearchSpace, apply_overrides, describe
 from lt_imbalance.tuning.storage import default_url, fail_orphaned_trials, open_storage, trial_id, worker_id
-from lt_imbalance.tuning.trial_processes import TrialProcesses, on_stop_signals
 
 ROOT_ENV = "LT_IMBALANCE_TUNE_WORKER"
+#: training batches each portfolio recipe runs for before the study, to show its cost (the warm-up ones not counted)
+TIMED_BATCHES = 6
 
 
 class TrialFailed(Exception):
@@ -181,7 +183,7 @@ class Tuner:
         self.lock = threading.RLock()  # re-entrant: the signal handler may run while the main thread holds it
         self.errors_seen: set[str] = set()
         #: the trial processes running now
-        self.processes = TrialProcesses(s.monitor)
+        self.processes = FitProcesses(s.monitor, "tune")
         #: the error that stopped the study (:func:`repeated_failure`), if one did
         self.stopped_by: str | None = None
 
@@ -230,6 +232,8 @@ class Tuner:
         remaining = s.n_trials - self.finished()
         if remaining > 0:
             self.preflight()
+            if not self.study.get_trials(deepcopy=False) and len(self.space.portfolio) > 1:
+                self.cost_preview()
             print(
                 f"tune: {self.finished()} of {s.n_trials} trials done; running {remaining} more ({s.jobs} at a time) in {s.out}; "
                 f"trials are judged as deployed for the class prior '{self.base['prior']}' (--target-prior)",
@@ -255,7 +259,12 @@ class Tuner:
             return None
         from lt_imbalance.tuning.report import write_report
 
-        return write_report(self)
+        with on_stop_signals(self.stop):  # the retrains stop like the trials
+            report = write_report(self)
+        if self.processes.stopping:
+            print("tune: stopped during the retrains; the finished ones are kept. The same command runs the rest.", flush=True)
+            return None
+        return report
 
     def wait_for_other_workers(self, poll_seconds: float = 5.0) -> None:
         """The reporting worker waits while other workers' trials still run (the study's last trials
@@ -311,6 +320,48 @@ class Tuner:
                 "fix it, then run the same command again"
             )
         shutil.rmtree(folder)  # kept only to show why it failed
+
+    def cost_preview(self, batches: int = TIMED_BATCHES) -> dict[str, float]:
+        """Before the portfolio's first trial: each recipe trained for ``batches`` batches
+        (:class:`~lt_imbalance.tuning.batch_timer.BatchTimer`, in the first trial slot's conditions),
+        and one line with the cost of an epoch of each relative to the base config, so that a user
+        sees an expensive recipe before it runs. Saved as ``recipe_costs.json``; a recipe that could
+        not be timed is said and left to its trial."""
+        from lt_imbalance.tuning.batch_timer import WARM_UP_BATCHES
+
+        folder = self.settings.out / "preflight" / f"{worker_id().replace(':', '_')}_timing"
+        slot = self._slots(self.settings.jobs)[0]
+        per_sample: dict[str, float] = {}
+        for name in self.space.portfolio:
+            run = folder / name
+            run.mkdir(parents=True, exist_ok=True)
+            (run / "config.yaml").write_text(
+                yaml.safe_dump(apply_overrides(self.base, self.space.recipe(name, self.base)), sort_keys=False)
+            )
+            cmd = [
+                sys.executable, "-m", "lt_imbalance", "fit", "--config", str(run / "config.yaml"), "--trainer.fast_dev_run", str(batches),
+                "--test_after_fit", "false", "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(run / "run"),
+                "--trainer.callbacks+=lt_imbalance.tuning.batch_timer.BatchTimer", f"--trainer.callbacks.out={run / 'timing.json'}",
+            ]  # fmt: skip
+            proc = subprocess.run(cmd, env={**os.environ, **slot, ROOT_ENV: "1"}, capture_output=True, text=True)
+            if proc.returncode == 0 and (run / "timing.json").is_file():
+                per_sample[name] = json.loads((run / "timing.json").read_text())["seconds_per_sample"]
+        base = per_sample.get(next(iter(self.space.portfolio)))
+        costs = {name: round(value / base, 2) for name, value in per_sample.items()} if base else {}
+        untimed = [name for name in self.space.portfolio if name not in costs]
+        (self.settings.out / "recipe_costs.json").write_text(
+            json.dumps({"relative_to_base": costs, "seconds_per_sample": per_sample}, indent=2)
+        )
+        shown = ", ".join(f"{name} {cost:g}x" for name, cost in costs.items())
+        print(
+            f"tune: an epoch of each portfolio recipe costs, relative to the base config (time per training sample over "
+            f"{batches - WARM_UP_BATCHES} batches, measured now): {shown or 'not measured'}"
+            + (f"; not timed (their trials will say why): {', '.join(untimed)}" if untimed else "")
+            + ". To drop a recipe, delete it under portfolio: in a copy of the space and pass --space.",
+            flush=True,
+        )
+        shutil.rmtree(folder)
+        return costs
 
     def _progress(self, study, trial) -> None:
         from optuna.trial import TrialState
@@ -380,7 +431,7 @@ class Tuner:
             if self.processes.stopping:
                 trial.set_user_attr("error", "interrupted: the tuner was stopped before this trial started")
                 raise TrialFailed("interrupted")
-            returncode, interrupted = self.processes.run(trial.number, cmd, {**os.environ, **slot, ROOT_ENV: "1"}, folder)
+            returncode, interrupted = self.processes.run(f"trial {trial.number}", cmd, {**os.environ, **slot, ROOT_ENV: "1"}, folder)
         finally:
             self.slots.put(slot)
         trial.set_user_attr("seconds", round(time.perf_counter() - start, 1))
@@ -405,7 +456,7 @@ class Tuner:
         return float(record["value"])
 
     def stop(self, signum: int, frame=None) -> None:
-        """SIGINT / SIGTERM: start no new trial and stop the running ones (:class:`TrialProcesses`)."""
+        """SIGINT / SIGTERM: start no new trial or retrain and stop the running ones (:class:`~lt_imbalance.fit_processes.FitProcesses`)."""
         if self.processes.stop_all(signum):
             try:
                 self.study.stop()

@@ -303,3 +303,29 @@ def test_sigterm_stops_the_running_trial_and_its_workers_and_the_same_command_re
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 2
     assert [t.user_attrs.get("recipe") for t in trials if t.state == optuna.trial.TrialState.COMPLETE][0] == "base"  # re-run
     assert "  trial 1: epoch 0, val/balanced_acc" in resumed.stdout  # progress after every epoch
+
+
+@pytest.mark.slow
+def test_sigterm_during_the_retrains_stops_them_and_the_same_command_finishes_them(tmp_path):
+    out = tmp_path / "study"
+    cmd = [
+        sys.executable, "-m", "lt_imbalance", "tune", "--config", "configs/digits_lt_erm.yaml", "--space", _space(tmp_path),
+        "--out", str(out), "--n_trials", "1", "--seeds", "0", "--trainer.max_epochs", "8", "--data.init_args.num_workers", "1",
+    ]  # fmt: skip
+    tuner = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while not _processes_mentioning(str(out / "retrain")):  # a retrain's fit runs
+        assert time.time() < deadline and tuner.poll() is None, tuner.stdout.read() if tuner.poll() is not None else "no retrain started"
+        time.sleep(0.5)
+    time.sleep(3)  # into its training
+    tuner.send_signal(signal.SIGTERM)
+    printed, _ = tuner.communicate(timeout=120)
+    assert tuner.returncode == 128 + signal.SIGTERM, printed
+    assert "stopping 1 running" in printed and "stopped during the retrains" in printed, printed
+    time.sleep(1)
+    assert _processes_mentioning(str(out)) == []  # no retrain fit or loader worker left behind
+    assert not (out / "report.md").exists() and not list((out / "retrain").rglob("result.json"))
+    resumed = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "## Best vs base on the test set" in (out / "report.md").read_text()
+    assert len(list((out / "retrain").rglob("result.json"))) == 1  # best = base: one config, one seed

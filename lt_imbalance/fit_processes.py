@@ -1,12 +1,13 @@
-"""The trial fits a tuner runs: each in its own process group, printing its progress, and stopped
-together (loader workers included) when the tuner is asked to stop.
+"""The ``lt-imbalance fit`` processes a tuner or a sweep runs: each in its own process group,
+printing its progress, and stopped together (loader workers included) when asked to stop.
 
-Each trial's ``lt-imbalance fit`` starts in a new session, so the trial and the loader workers it
-forks form one process group that a signal reaches as a whole. While it runs, the tuner prints
-the trial's epoch and validation value after every epoch (from the ``objective.json`` the trial's
-reporter writes) and a heartbeat at least every :data:`HEARTBEAT_SECONDS`. On SIGINT or SIGTERM,
-:meth:`TrialProcesses.stop_all` sends SIGTERM to every running group and SIGKILL to those still
-alive after :data:`STOP_GRACE_SECONDS`.
+Each ``fit`` starts in a new session, so the fit and the loader workers it forks form one process
+group that a signal reaches as a whole. While it runs, a line gives the fit's epoch and validation
+value after every epoch (from the ``objective.json`` a tuner trial's reporter writes) and a
+heartbeat at least every :data:`HEARTBEAT_SECONDS`. On SIGINT or SIGTERM,
+:meth:`FitProcesses.stop_all` sends SIGTERM to every running group and SIGKILL to those still
+alive after :data:`STOP_GRACE_SECONDS`; the caller starts no new fit once :attr:`FitProcesses.stopping`
+is set.
 """
 
 from __future__ import annotations
@@ -19,31 +20,32 @@ import threading
 import time
 from pathlib import Path
 
-#: after SIGINT / SIGTERM, how long a running trial gets to stop by itself before it is killed
+#: after SIGINT / SIGTERM, how long a running fit gets to stop by itself before it is killed
 STOP_GRACE_SECONDS = 20
-#: a running trial prints a line at least this often
+#: a running fit prints a line at least this often
 HEARTBEAT_SECONDS = 60
 
 
-class TrialProcesses:
-    """The running trial fits (module docstring).
+class FitProcesses:
+    """The running fits (module docstring).
 
     Args:
         monitor: the metric the progress lines show.
+        command: who runs them, in the stop line (``tune``, ``sweep``).
     """
 
-    def __init__(self, monitor: str):
-        self.monitor = monitor
+    def __init__(self, monitor: str = "val/balanced_acc", command: str = "tune"):
+        self.monitor, self.command = monitor, command
         self.running: set[subprocess.Popen] = set()
         self.interrupted: set[int] = set()  # pids of the fits running when the stop came
         self.lock = threading.RLock()  # re-entrant: a signal handler may run while the main thread holds it
         #: the signal that stopped the tuner (0: none)
         self.stopping = 0
 
-    def run(self, number: int, cmd: list[str], env: dict, folder: Path) -> tuple[int, bool]:
-        """Run trial ``number``'s fit with its output in ``folder/fit.log``, printing its progress;
-        returns the exit status and whether the stop signal reached it (a fit stopped by SIGTERM may
-        exit 0 after a partial training, which is no result)."""
+    def run(self, name: str, cmd: list[str], env: dict, folder: Path) -> tuple[int, bool]:
+        """Run the fit ``name`` (``trial 3``, ``best seed 0``) with its output in ``folder/fit.log``,
+        printing its progress; returns the exit status and whether the stop signal reached it (a fit
+        stopped by SIGTERM may exit 0 after a partial training, which is no result)."""
         objective = folder / "objective.json"
         with open(folder / "fit.log", "w") as log:
             proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -59,10 +61,10 @@ class TrialProcesses:
                             record = json.loads(objective.read_text())
                         except ValueError:  # being written
                             continue
-                        print(f"  trial {number}: epoch {record['epoch']}, {self.monitor} {record['last']:.4f}", flush=True)
+                        print(f"  {name}: epoch {record['epoch']}, {self.monitor} {record['last']:.4f}", flush=True)
                         last_line = time.monotonic()
                     elif time.monotonic() - last_line >= HEARTBEAT_SECONDS:
-                        print(f"  trial {number}: running, {time.monotonic() - start:.0f} s", flush=True)
+                        print(f"  {name}: running, {time.monotonic() - start:.0f} s", flush=True)
                         last_line = time.monotonic()
             finally:
                 with self.lock:
@@ -70,7 +72,7 @@ class TrialProcesses:
         return proc.returncode, proc.pid in self.interrupted
 
     def stop_all(self, signum: int) -> bool:
-        """Ask every running trial to stop (SIGTERM to its group) and kill the groups still running
+        """Ask every running fit to stop (SIGTERM to its group) and kill the groups still running
         after :data:`STOP_GRACE_SECONDS`. Returns ``False`` when already stopping."""
         if self.stopping:
             return False
@@ -78,7 +80,7 @@ class TrialProcesses:
         with self.lock:
             running = list(self.running)
             self.interrupted |= {p.pid for p in running}
-        print(f"tune: {signal.Signals(signum).name}: starting no new trial; stopping {len(running)} running", flush=True)
+        print(f"{self.command}: {signal.Signals(signum).name}: starting no new trial or run; stopping {len(running)} running", flush=True)
         for proc in running:
             _signal_group(proc, signal.SIGTERM)
 

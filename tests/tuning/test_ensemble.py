@@ -1,0 +1,63 @@
+"""The greedy ensemble on constructed cases: complementary trials are combined, a trial that only
+adds noise is not chosen; and the report's ensemble section from saved validation outputs."""
+
+import json
+
+import numpy as np
+import optuna
+import pytest
+
+from lt_imbalance.tuning.ensemble import greedy_ensemble, score
+from lt_imbalance.tuning.report import _ensemble
+from lt_imbalance.tuning.selection_stats import paired_difference
+
+
+def _probabilities(targets: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Confident (0.9) on the images it gets right; diffident and wrong (0.40 vs 0.35) elsewhere."""
+    p = np.full((len(targets), 3), 0.05)
+    rows = np.arange(len(targets))
+    p[rows[right], targets[right]] = 0.9
+    wrong = ~right
+    p[rows[wrong]] = 0.25
+    p[rows[wrong], targets[wrong]] = 0.35
+    p[rows[wrong], (targets[wrong] + 1) % 3] = 0.40
+    return p
+
+
+def _case():
+    targets = np.repeat(np.arange(3), 10)
+    index = np.arange(30)
+    a = _probabilities(targets, index % 3 != 0)  # wrong on every third image
+    b = _probabilities(targets, index % 3 != 1)  # wrong on others: the two complement each other
+    noise = np.random.default_rng(0).dirichlet(np.ones(3), size=30)
+    return targets, {0: a, 1: b, 2: noise}
+
+
+def test_complementary_trials_are_combined_and_noise_is_left_out():
+    targets, probabilities = _case()
+    assert score(probabilities[0], targets, "balanced_acc") == pytest.approx(2 / 3)
+    ensemble = greedy_ensemble(probabilities, targets, "balanced_acc")
+    assert ensemble.weights == {0: 0.5, 1: 0.5} and ensemble.value == 1.0  # the noise trial (2) is not a member
+    assert score(ensemble.probabilities(probabilities), targets, "balanced_acc") == ensemble.value
+
+
+def test_a_single_best_trial_that_nothing_improves_stands_alone():
+    targets, probabilities = _case()
+    probabilities[3] = np.eye(3)[targets] * 0.9 + 0.1 / 3  # right everywhere
+    assert greedy_ensemble(probabilities, targets, "acc").weights == {3: 1.0}
+
+
+def test_the_report_gives_the_ensemble_beside_the_single_best_with_the_paired_error(tmp_path):
+    targets, probabilities = _case()
+    study = optuna.create_study(direction="maximize")
+    for number, p in probabilities.items():
+        study.add_trial(optuna.trial.create_trial(value=score(p, targets, "balanced_acc"), user_attrs={"overrides": "{}"}))
+        folder = tmp_path / "trials" / f"{number:04d}"
+        folder.mkdir(parents=True)
+        np.savez(folder / "val_outputs.npz", targets=targets, deployed=p)
+    text = "\n".join(_ensemble(study, "val/balanced_acc", tmp_path))
+    gain, se = paired_difference(targets, targets, probabilities[0].argmax(1), "balanced_acc")  # the ensemble is right everywhere
+    assert "trial 0 (0.50), trial 1 (0.50)" in text and f"a gain of {gain:.4f} ± {se:.4f}" in text
+    assert "deploy the single best (best.yaml)" in text
+    saved = json.loads((tmp_path / "ensemble.json").read_text())
+    assert saved["value"] == 1.0 and [m["trial"] for m in saved["members"]] == [0, 1] and saved["single_best"]["trial"] == 0
