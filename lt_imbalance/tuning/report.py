@@ -243,7 +243,7 @@ def _selection(study, monitor: str, out: Path) -> list[str]:
 
     winner, runner_up = done[0], done[1]
     lines = ["## Selection", "", f"- winner: {show(winner)}", f"- runner-up: {show(runner_up)}"]
-    paired = _paired(out, winner.number, runner_up.number, monitor.split("/", 1)[-1])
+    paired = _paired(out, winner, runner_up, monitor.split("/", 1)[-1])
     if paired is not None:
         (gap, se), n = paired
         verdict = "within noise of each other" if abs(gap) <= 2 * se else "apart by more than the noise"
@@ -274,36 +274,45 @@ def _selection(study, monitor: str, out: Path) -> list[str]:
 def _ensemble(study, monitor: str, out: Path) -> list[str]:
     """The greedy ensemble of the complete trials (:mod:`lt_imbalance.tuning.ensemble`) beside the
     single best, on the validation split, with the paired standard error of the gain; saved as
-    ``ensemble.json``. Nothing when fewer than two trials kept their validation outputs on the same
-    images, or the monitor has no paired formula."""
+    ``ensemble.json``. Only trials whose validation outputs this worker can read take part (another
+    worker's folder may be on another machine); the single best is the best of those, and the report
+    says so when the study's best is not among them. Nothing when fewer than two trials kept their
+    outputs on the same images, or the monitor has no paired formula."""
     import numpy as np
     from optuna.trial import TrialState
 
     metric = monitor.split("/", 1)[-1]
-    kept = {}
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        path = out / "trials" / f"{t.number:04d}" / "val_outputs.npz"
-        if path.is_file():
-            kept[t.number] = np.load(path)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+    kept = {n: v for n, t in trials.items() if (v := _outputs(t, out)) is not None}
     targets = next(iter(kept.values()))["targets"] if kept else None
     if len(kept) < 2 or metric not in PAIRED_METRICS or any(not np.array_equal(v["targets"], targets) for v in kept.values()):
         return []
     probabilities = {n: v["deployed"].astype(np.float64) for n, v in kept.items()}
     ensemble = greedy_ensemble(probabilities, targets, metric)
-    best = study.best_trial.number
+    best = (max if study.direction.name == "MAXIMIZE" else min)(kept, key=lambda n: (trials[n].value, -n))
     gain, se = paired_difference(targets, ensemble.probabilities(probabilities).argmax(1), probabilities[best].argmax(1), metric)
     by_weight = sorted(ensemble.weights.items(), key=lambda item: (-item[1], item[0]))
-    members = [{"trial": n, "weight": w, "config": str(out / "trials" / f"{n:04d}" / "config.yaml")} for n, w in by_weight]
-    record = {"monitor": monitor, "value": ensemble.value, "members": members, "single_best": {"trial": best, "value": study.best_value},
-              "gain": gain, "gain_se": se}  # fmt: skip
+    members = [{"trial": n, "weight": w, "config": str(trial_folder(trials[n], out) / "config.yaml")} for n, w in by_weight]
+    record = {"monitor": monitor, "value": ensemble.value, "members": members,
+              "single_best": {"trial": best, "value": trials[best].value}, "gain": gain, "gain_se": se}  # fmt: skip
     (out / "ensemble.json").write_text(json.dumps(record, indent=2) + "\n")
     shown = ", ".join(f"trial {m['trial']} ({m['weight']:.2f})" for m in members)
-    return [
+    missing = len(trials) - len(kept)
+    lines = [
         "## Ensemble of the trials (validation only)",
         "",
         f"- greedy selection with replacement over {len(kept)} complete trials' deployed validation probabilities "
         f"({ENSEMBLE_ROUNDS} rounds, the best prefix kept): {shown}",
-        f"- {monitor} {ensemble.value:.4f} against the single best's (trial {best}) {study.best_value:.4f}: a gain of "
+    ]
+    if missing:
+        lines.append(
+            f"- {missing} complete trial(s) left out: their validation outputs are not readable here (another worker's folder "
+            "on another machine, or a trial from a version that did not keep them)"
+            + ("" if best == study.best_trial.number else f"; among them the study's best, trial {study.best_trial.number}")
+        )
+    return [
+        *lines,
+        f"- {monitor} {ensemble.value:.4f} against the single best's (trial {best}) {trials[best].value:.4f}: a gain of "
         f"{gain:.4f} ± {se:.4f} (paired standard error on the same {len(targets)} images)",
         "- chosen and scored on the same validation images, so optimistic like the winner's value; it is not yet one model "
         "that `test`, `predict` or `export` take and has no test-set figure, so deploy the single best (best.yaml). "
@@ -312,16 +321,28 @@ def _ensemble(study, monitor: str, out: Path) -> list[str]:
     ]
 
 
-def _paired(out: Path, a: int, b: int, metric: str) -> tuple[tuple[float, float], int] | None:
+def trial_folder(trial, out: Path) -> Path:
+    """The folder of ``trial``'s files: where the worker that ran it wrote them (recorded in the
+    study, so a worker sharing the file system finds another worker's trials), else ``out/trials/NNNN``."""
+    recorded = trial.user_attrs.get("folder")
+    return Path(recorded) if recorded else out / "trials" / f"{trial.number:04d}"
+
+
+def _outputs(trial, out: Path):
+    """``trial``'s saved validation outputs (targets, deployed probabilities), None when not readable here."""
+    import numpy as np
+
+    path = trial_folder(trial, out) / "val_outputs.npz"
+    return np.load(path) if path.is_file() else None
+
+
+def _paired(out: Path, a, b, metric: str) -> tuple[tuple[float, float], int] | None:
     """The paired difference of trials ``a`` and ``b`` from their ``val_outputs.npz`` (None when one
     is missing, their validation images differ, or ``metric`` has no paired formula)."""
     import numpy as np
 
-    files = [out / "trials" / f"{n:04d}" / "val_outputs.npz" for n in (a, b)]
-    if not all(f.is_file() for f in files):
-        return None
-    first, second = (np.load(f) for f in files)
-    if not np.array_equal(first["targets"], second["targets"]):
+    first, second = _outputs(a, out), _outputs(b, out)
+    if first is None or second is None or not np.array_equal(first["targets"], second["targets"]):
         return None
     result = paired_difference(first["targets"], first["deployed"].argmax(1), second["deployed"].argmax(1), metric)
     return None if result is None else (result, len(first["targets"]))

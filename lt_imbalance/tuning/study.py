@@ -416,6 +416,7 @@ class Tuner:
         trial.set_user_attr("overrides", json.dumps(overrides))
         folder = s.out / "trials" / f"{trial.number:04d}"
         folder.mkdir(parents=True, exist_ok=True)
+        trial.set_user_attr("folder", str(folder.resolve()))  # where every worker's report finds its outputs
         (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         cmd = [
             sys.executable, "-m", "lt_imbalance", "fit", "--config", str(folder / "config.yaml"), "--test_after_fit", "false",

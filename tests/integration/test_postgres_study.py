@@ -108,3 +108,5 @@ def test_two_workers_share_one_study_on_postgresql(postgres, tmp_path):
     ran = [t.user_attrs.get("recipe") for t in counted if t.user_attrs.get("recipe")]
     assert sorted(ran) == ["balanced_softmax", "base"]  # each recipe once
     assert (out / "main" / "report.md").is_file() and not (out / "worker_2" / "report.md").exists()  # written once
+    # the report reads every trial's validation outputs, the other worker's included (from the folder each trial records)
+    assert "left out" not in (out / "main" / "report.md").read_text() and (out / "main" / "ensemble.json").is_file()

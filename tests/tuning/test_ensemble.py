@@ -61,3 +61,29 @@ def test_the_report_gives_the_ensemble_beside_the_single_best_with_the_paired_er
     assert "deploy the single best (best.yaml)" in text
     saved = json.loads((tmp_path / "ensemble.json").read_text())
     assert saved["value"] == 1.0 and [m["trial"] for m in saved["members"]] == [0, 1] and saved["single_best"]["trial"] == 0
+
+
+def test_another_workers_trials_are_found_and_an_unreadable_best_is_said_not_a_crash(tmp_path):
+    """Two workers share a study, each with its own --out: a trial records its folder, so the report
+    reads the other worker's outputs; when the study's best left none readable (another machine),
+    the ensemble is compared with the best trial it has and the report says which was left out."""
+    targets, probabilities = _case()
+    study = optuna.create_study(direction="maximize")
+    here, there = tmp_path / "main", tmp_path / "worker_2"
+    for number, p in probabilities.items():
+        folder = (there if number == 1 else here) / "trials" / f"{number:04d}"
+        folder.mkdir(parents=True)
+        np.savez(folder / "val_outputs.npz", targets=targets, deployed=p)
+        attrs = {"overrides": "{}", "folder": str(folder)}
+        study.add_trial(optuna.trial.create_trial(value=score(p, targets, "balanced_acc"), user_attrs=attrs))
+    text = "\n".join(_ensemble(study, "val/balanced_acc", here))
+    assert "trial 0 (0.50), trial 1 (0.50)" in text and "left out" not in text  # trial 1 read from worker_2's folder
+    saved = json.loads((here / "ensemble.json").read_text())
+    assert saved["members"][1]["config"] == str(there / "trials" / "0001" / "config.yaml")
+
+    best = np.eye(3)[targets] * 0.9 + 0.1 / 3  # right everywhere: the study's best, its outputs on another machine
+    study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs={"overrides": "{}", "folder": str(tmp_path / "elsewhere")}))
+    text = "\n".join(_ensemble(study, "val/balanced_acc", here))
+    assert study.best_trial.number == 3 and best.argmax(1).tolist() == targets.tolist()
+    assert "1 complete trial(s) left out" in text and "among them the study's best, trial 3" in text
+    assert "against the single best's (trial 0)" in text  # the best of the trials it could read
