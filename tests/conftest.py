@@ -48,7 +48,7 @@ def _restore_deterministic_algorithms():
     torch.use_deterministic_algorithms(before)
 
 
-def _train(tmp_path_factory, config: str) -> Path:
+def _train(tmp_path_factory, config: str, *extra: str) -> Path:
     run = tmp_path_factory.mktemp("run")
     from lt_imbalance.commands.lightning_cli import build_cli
 
@@ -66,6 +66,7 @@ def _train(tmp_path_factory, config: str) -> Path:
                 str(run),
                 "--trainer.enable_progress_bar",
                 "false",
+                *extra,
             ]
         )
     finally:
@@ -77,6 +78,12 @@ def _train(tmp_path_factory, config: str) -> Path:
 def digits_checkpoint(tmp_path_factory) -> Path:
     """last.ckpt of digits-LT (ERM) after one epoch."""
     return _train(tmp_path_factory, "configs/digits_lt_erm.yaml")
+
+
+@pytest.fixture(scope="session")
+def digits_balanced_softmax_checkpoint(tmp_path_factory) -> Path:
+    """last.ckpt of digits-LT with Balanced Softmax and another seed, after one epoch (a second ensemble member)."""
+    return _train(tmp_path_factory, "configs/digits_lt_erm.yaml", "--model.init_args.loss", "balanced_softmax", "--seed_everything", "1")
 
 
 @pytest.fixture(scope="session")

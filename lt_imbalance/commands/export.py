@@ -15,7 +15,7 @@ def parser() -> argparse.ArgumentParser:
         "(preprocessing, post-hoc adjustment and the fitted calibration inside), with <out>.json describing input, classes "
         "and the class prior the outputs assume.",
     )
-    p.add_argument("--ckpt_path", required=True, help="a checkpoint written by training")
+    p.add_argument("--ckpt_path", required=True, help="a checkpoint written by training, or an ensemble file written by tune")
     p.add_argument("--out", required=True, help="the file to write (e.g. model.onnx or model.pt)")
     p.add_argument("--format", choices=["onnx", "torchscript"], default=None, help="default: from the suffix of --out (.onnx, .pt)")
     p.add_argument(

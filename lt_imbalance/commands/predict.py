@@ -39,7 +39,10 @@ def parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--ckpt_path", required=True, help="a checkpoint written by training (e.g. <run>/checkpoints/last.ckpt)")
+    p.add_argument(
+        "--ckpt_path", required=True,
+        help="a checkpoint written by training (e.g. <run>/checkpoints/last.ckpt), or an ensemble file written by tune",
+    )  # fmt: skip
     p.add_argument("--input", required=True, help="a folder of images, a text file of image paths, or a .csv / .parquet table")
     p.add_argument("--output", default="predictions.csv", help="the CSV to write (default: %(default)s)")
     p.add_argument("--top_k", type=int, default=3, help="classes per row with their probabilities (default: %(default)s)")
@@ -105,6 +108,9 @@ def main(argv: list[str]) -> int:
         print(f"predict: warning: {result['size_note']}", file=sys.stderr)
     if "estimate" in result:
         say_estimate(result["estimate"], result["class_names"])
+    if "ensemble" in result:
+        weights = ", ".join(f"{w:.2f}" for w in result["ensemble"])
+        print(f"predict: an ensemble of {len(result['ensemble'])} models (weights {weights})", file=sys.stderr)
     if result["deployed_for"] is not None and args.prior is None:
         print(
             f"predict: probabilities for the class prior '{result['deployed_for']}' the checkpoint deploys (--prior changes it)",

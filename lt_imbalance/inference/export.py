@@ -13,7 +13,9 @@ The exported graph maps raw inputs to class probabilities:
 The outputs' owner (:class:`~lt_imbalance.post_processor.PostProcessor`) is the one ``test`` and
 ``predict`` apply: post-hoc logit adjustment when trained with it, the calibration fitted when
 training ended, and with ``prior`` (train, uniform, or a file of class shares) the re-weighting
-to that class mix. The batch size is dynamic. Beside the file, ``<out>.json`` names the classes in
+to that class mix. An ensemble file (:mod:`lt_imbalance.ensemble_classifier`) exports as one graph:
+every member's network and adjustment, their probabilities averaged, then the ensemble's own
+re-weighting. The batch size is dynamic. Beside the file, ``<out>.json`` names the classes in
 output order, describes the input, and says whether the outputs are calibrated and which class
 prior they assume. ONNX export needs the ``export`` extra (onnx, onnxscript; onnxruntime to run it).
 """
@@ -31,6 +33,7 @@ from lt_imbalance.errors import BadValue, FileInTheWay, UnsupportedCombination
 from lt_imbalance.inference.trained_model import load_trained
 from lt_imbalance.inputs import InputSpec, Preprocessor
 from lt_imbalance.label_shift import parse_prior
+from lt_imbalance.models.ensemble import WeightedEnsemble
 
 
 class ExportedClassifier(nn.Module):
@@ -58,7 +61,10 @@ def exportable(ckpt_path: str | Path, prior: str | None = None) -> tuple[Exporte
     if target is not None:
         model.outputs.set_target(target)
     wrapper = ExportedClassifier(Preprocessor(spec), model.net, model.outputs).eval().requires_grad_(False)
-    return wrapper, spec, outputs_description(model.outputs, spec)  # inference only: the exported outputs track no gradients
+    described = outputs_description(model.outputs, spec)
+    if isinstance(model.net, WeightedEnsemble):
+        described["ensemble"] = {"members": len(model.net.networks), "weights": [round(w, 6) for w in model.net.weights.tolist()]}
+    return wrapper, spec, described  # inference only: the exported outputs track no gradients
 
 
 def outputs_description(outputs, spec: InputSpec) -> dict:

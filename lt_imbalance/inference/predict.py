@@ -14,6 +14,8 @@
   the run instead);
 - the CSV, written batch by batch by a Lightning prediction writer, has one row per input: the
   input, the predicted class name and its probability, and the ``top_k`` classes with theirs;
+- ``--ckpt_path`` may be an ensemble file (:mod:`lt_imbalance.ensemble_classifier`, written by
+  ``lt-imbalance tune``): the members' adjusted probabilities averaged, everything else the same;
 - the probabilities are calibrated (the temperature fitted when training ended) and, with
   ``--prior train|uniform|<file>``, re-weighted to that class prior; with ``--prior estimate`` the
   class mix of the inputs is estimated by EM (:mod:`lt_imbalance.label_shift`) from their
@@ -43,6 +45,7 @@ from lt_imbalance.errors import BadValue, FileInTheWay, MissingFile
 from lt_imbalance.inference.trained_model import load_trained
 from lt_imbalance.inputs import InputSpec, Preprocessor
 from lt_imbalance.label_shift import adapt_to_prior, bootstrap_prior, estimate_prior, parse_prior
+from lt_imbalance.models.ensemble import WeightedEnsemble
 
 #: fewest inputs per class for ``--prior estimate`` (below: the model's prior is kept); chosen on pool images no run
 #: used, digits-LT and a table (README, "Deploying where the class mix differs"): at 1 per class the estimate cost
@@ -260,6 +263,8 @@ def predict(
         model.outputs.prior()  # refuses a checkpoint that records no prior, before any input is read
         model.outputs.set_target(None if estimate else target)  # estimate: the rows under the model's own prior first
     result: dict = {"deployed_for": model.outputs.target_spec if model.outputs.has_target else None}
+    if isinstance(model.net, WeightedEnsemble):
+        result["ensemble"] = model.net.weights.tolist()
     source = Path(input_path)
     if not source.exists():
         raise MissingFile(f"input '{source}' not found; give a folder of images, a text file of image paths, or a .csv / .parquet table")

@@ -1,4 +1,5 @@
-"""The plain PyTorch models (no Lightning): backbones by name, classifier heads, the classifier network."""
+"""The plain PyTorch models (no Lightning): backbones by name, classifier heads, the classifier network,
+and a weighted ensemble of networks."""
 
 from lt_imbalance.models.backbones import (
     BACKBONES,
@@ -11,6 +12,7 @@ from lt_imbalance.models.backbones import (
     build_backbone,
     feature_dim,
 )
+from lt_imbalance.models.ensemble import WeightedEnsemble
 from lt_imbalance.models.heads import CosineClassifier, build_head
 from lt_imbalance.models.network import ClassifierNetwork
 from lt_imbalance.models.timm_backbone import TimmBackbone
@@ -25,6 +27,7 @@ __all__ = [
     "ResidualMLP",
     "TimmBackbone",
     "TorchvisionResNet",
+    "WeightedEnsemble",
     "WideResNet",
     "build_backbone",
     "build_head",

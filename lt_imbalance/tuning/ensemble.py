@@ -9,8 +9,8 @@ and a plain top-k average's decline as weaker trials join does not happen. Weigh
 members' counts over the rounds kept.
 
 The score is the study's monitor (balanced accuracy or accuracy of the argmax). Chosen and scored
-on the same validation images, its value is optimistic like any selected value; a test-set
-comparison needs the members retrained (not done here).
+on the same validation images, its value is optimistic like any selected value; the test-set
+comparison retrains the members (:mod:`lt_imbalance.tuning.study_ensemble`).
 """
 
 from __future__ import annotations

@@ -4,13 +4,14 @@
   ``lt-imbalance fit --config``; its header says where it came from;
 - ``trials.csv``: every trial: number, state, value (as deployed), the value as trained, wall
   seconds and their ratio to the base recipe's trial, values, error;
-- the best and the base config retrained for each of ``--seeds`` and tested once
-  (``retrain/``, by the experiment runner :mod:`lt_imbalance.sweep`);
-- ``ensemble.json``: the greedy ensemble of the trials on the validation split
-  (:mod:`lt_imbalance.tuning.ensemble`: members, weights, value, gain over the single best with
-  its paired standard error); not yet a deployable model;
-- ``report.md``: best vs base on the test set (mean ± standard error over seeds; overall, many /
-  medium / few-shot), the top trials, the parameter importances;
+- the best and the base config, every portfolio recipe and the ensemble's members retrained for
+  each of ``--seeds`` and tested once (``retrain/``, by the experiment runner :mod:`lt_imbalance.sweep`),
+  and the ensemble rebuilt and tested per seed (``retrain/ensemble/``);
+- ``ensemble.json`` and ``ensemble.ckpt``: the greedy ensemble of the trials chosen on the
+  validation split and deployable as one file (:mod:`lt_imbalance.tuning.study_ensemble`);
+- ``report.md``: the selection with its paired noise, the ensemble and which answer to deploy,
+  the answers on the test set (mean ± standard error over seeds; overall, many / medium /
+  few-shot) with the ensemble's gain paired by seed, the top trials, the parameter importances;
 - figures: ``history.png`` (each trial's value and the best so far), ``importances.png``,
   ``per_class.png`` (per-class test accuracy of best and base against class size).
 
@@ -30,9 +31,10 @@ from matplotlib.figure import Figure
 
 from lt_imbalance import sweep
 from lt_imbalance.plotting import save
-from lt_imbalance.tuning.ensemble import ENSEMBLE_ROUNDS, greedy_ensemble
-from lt_imbalance.tuning.selection_stats import PAIRED_METRICS, expected_maximum, paired_difference
+from lt_imbalance.tuning import study_ensemble
+from lt_imbalance.tuning.selection_stats import expected_maximum, paired_difference
 from lt_imbalance.tuning.space import apply_overrides, describe
+from lt_imbalance.tuning.trial_files import trial_folder, validation_outputs
 
 #: below this many complete sampled trials the parameter importances are flagged as rough
 IMPORTANCE_MIN_TRIALS = 20
@@ -136,6 +138,9 @@ def write_report(tuner) -> Path | None:
         why = ""
         save(importance_figure(importances), out / "importances.png", dpi=100)
     records, failed = [], []
+    prior = str(tuner.base.get("prior"))
+    choice = study_ensemble.choose(study, s.monitor, out)
+    deployable = study_ensemble.write_deployable(choice, study, out, prior) if choice is not None else None
     if s.seeds:
         candidates = [("best", out / "best.yaml", apply_overrides(tuner.base, overrides)), ("base", out / "base.yaml", tuner.base)]
         for name in list(tuner.space.portfolio)[1:]:  # the other recipes, for the comparison the user would make
@@ -144,6 +149,10 @@ def write_report(tuner) -> Path | None:
             config = apply_overrides(tuner.base, tuner.space.recipe(name, tuner.base))
             path.write_text(yaml.safe_dump(config, sort_keys=False))
             candidates.append((name, path, config))
+        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        for number in choice.weights if choice is not None and not choice.single else ():  # the ensemble's members, retrained per seed
+            config = apply_overrides(tuner.base, json.loads(trials[number].user_attrs["overrides"]))
+            candidates.append((study_ensemble.member_name(number), trial_folder(trials[number], out) / "config.yaml", config))
         runs = [
             replace(run, cell="=".join(names))
             for names, path in retrain_groups(candidates)
@@ -152,6 +161,16 @@ def write_report(tuner) -> Path | None:
         records = sweep.run_grid(
             runs, out / "retrain", None, s.jobs, [], log=lambda line: print(f"tune: retrain {line}", flush=True), processes=tuner.processes
         )
+        if choice is not None and not choice.single and not tuner.processes.stopping:
+            cells = list(dict.fromkeys(r.cell for r in runs))
+            tested = study_ensemble.ensemble_per_seed(choice, cells, s.seeds, out, prior, tuner.processes)
+            for record in tested:
+                if "error" not in record:
+                    print(
+                        f"tune: retrain ensemble seed {record['seed']}: tested, balanced acc {record['metrics']['balanced_acc']:.4f}",
+                        flush=True,
+                    )
+            records += tested
         if tuner.processes.stopping:
             return None
         failed = [r for r in records if "error" in r]
@@ -164,10 +183,11 @@ def write_report(tuner) -> Path | None:
              f"judged as deployed: the final weights, calibrated on the validation split, their outputs re-weighted to the "
              f"class prior '{tuner.base.get('prior')}' (best.yaml and every retrain deploy the same way).", ""]  # fmt: skip
     lines += _selection(study, s.monitor, out)
-    lines += _ensemble(study, s.monitor, out)
+    if choice is not None:
+        lines += study_ensemble.report_lines(choice, s.monitor, deployable)
     if records:
         lines += [
-            "## Best vs base on the test set (mean ± standard error over seeds " + ", ".join(map(str, s.seeds)) + ")",
+            "## The answers on the test set (mean ± standard error over seeds " + ", ".join(map(str, s.seeds)) + ")",
             "",
             sweep.summary_table(records),
             "",
@@ -188,6 +208,7 @@ def write_report(tuner) -> Path | None:
             "the data order and the augmentation, not the split.",
             "",
         ]
+        lines += study_ensemble.gain_lines(records, study, s.monitor.split("/", 1)[-1])
     if failed:
         lines += ["Retrains that failed: " + "; ".join(f"{r['cell']} seed {r['seed']}: {r['error']}" for r in failed), ""]
     recipes = [r for r in rows if r["recipe"]]
@@ -271,77 +292,12 @@ def _selection(study, monitor: str, out: Path) -> list[str]:
     return [*lines, ""]
 
 
-def _ensemble(study, monitor: str, out: Path) -> list[str]:
-    """The greedy ensemble of the complete trials (:mod:`lt_imbalance.tuning.ensemble`) beside the
-    single best, on the validation split, with the paired standard error of the gain; saved as
-    ``ensemble.json``. Only trials whose validation outputs this worker can read take part (another
-    worker's folder may be on another machine); the single best is the best of those, and the report
-    says so when the study's best is not among them. Nothing when fewer than two trials kept their
-    outputs on the same images, or the monitor has no paired formula."""
-    import numpy as np
-    from optuna.trial import TrialState
-
-    metric = monitor.split("/", 1)[-1]
-    trials = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
-    kept = {n: v for n, t in trials.items() if (v := _outputs(t, out)) is not None}
-    targets = next(iter(kept.values()))["targets"] if kept else None
-    if len(kept) < 2 or metric not in PAIRED_METRICS or any(not np.array_equal(v["targets"], targets) for v in kept.values()):
-        return []
-    probabilities = {n: v["deployed"].astype(np.float64) for n, v in kept.items()}
-    ensemble = greedy_ensemble(probabilities, targets, metric)
-    best = (max if study.direction.name == "MAXIMIZE" else min)(kept, key=lambda n: (trials[n].value, -n))
-    gain, se = paired_difference(targets, ensemble.probabilities(probabilities).argmax(1), probabilities[best].argmax(1), metric)
-    by_weight = sorted(ensemble.weights.items(), key=lambda item: (-item[1], item[0]))
-    members = [{"trial": n, "weight": w, "config": str(trial_folder(trials[n], out) / "config.yaml")} for n, w in by_weight]
-    record = {"monitor": monitor, "value": ensemble.value, "members": members,
-              "single_best": {"trial": best, "value": trials[best].value}, "gain": gain, "gain_se": se}  # fmt: skip
-    (out / "ensemble.json").write_text(json.dumps(record, indent=2) + "\n")
-    shown = ", ".join(f"trial {m['trial']} ({m['weight']:.2f})" for m in members)
-    missing = len(trials) - len(kept)
-    lines = [
-        "## Ensemble of the trials (validation only)",
-        "",
-        f"- greedy selection with replacement over {len(kept)} complete trials' deployed validation probabilities "
-        f"({ENSEMBLE_ROUNDS} rounds, the best prefix kept): {shown}",
-    ]
-    if missing:
-        lines.append(
-            f"- {missing} complete trial(s) left out: their validation outputs are not readable here (another worker's folder "
-            "on another machine, or a trial from a version that did not keep them)"
-            + ("" if best == study.best_trial.number else f"; among them the study's best, trial {study.best_trial.number}")
-        )
-    return [
-        *lines,
-        f"- {monitor} {ensemble.value:.4f} against the single best's (trial {best}) {trials[best].value:.4f}: a gain of "
-        f"{gain:.4f} ± {se:.4f} (paired standard error on the same {len(targets)} images)",
-        "- chosen and scored on the same validation images, so optimistic like the winner's value; it is not yet one model "
-        "that `test`, `predict` or `export` take and has no test-set figure, so deploy the single best (best.yaml). "
-        "Members and weights: ensemble.json.",
-        "",
-    ]
-
-
-def trial_folder(trial, out: Path) -> Path:
-    """The folder of ``trial``'s files: where the worker that ran it wrote them (recorded in the
-    study, so a worker sharing the file system finds another worker's trials), else ``out/trials/NNNN``."""
-    recorded = trial.user_attrs.get("folder")
-    return Path(recorded) if recorded else out / "trials" / f"{trial.number:04d}"
-
-
-def _outputs(trial, out: Path):
-    """``trial``'s saved validation outputs (targets, deployed probabilities), None when not readable here."""
-    import numpy as np
-
-    path = trial_folder(trial, out) / "val_outputs.npz"
-    return np.load(path) if path.is_file() else None
-
-
 def _paired(out: Path, a, b, metric: str) -> tuple[tuple[float, float], int] | None:
     """The paired difference of trials ``a`` and ``b`` from their ``val_outputs.npz`` (None when one
     is missing, their validation images differ, or ``metric`` has no paired formula)."""
     import numpy as np
 
-    first, second = _outputs(a, out), _outputs(b, out)
+    first, second = validation_outputs(a, out), validation_outputs(b, out)
     if first is None or second is None or not np.array_equal(first["targets"], second["targets"]):
         return None
     result = paired_difference(first["targets"], first["deployed"].argmax(1), second["deployed"].argmax(1), metric)

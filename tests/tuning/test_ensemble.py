@@ -8,8 +8,8 @@ import optuna
 import pytest
 
 from lt_imbalance.tuning.ensemble import greedy_ensemble, score
-from lt_imbalance.tuning.report import _ensemble
 from lt_imbalance.tuning.selection_stats import paired_difference
+from lt_imbalance.tuning.study_ensemble import choose, report_lines
 
 
 def _probabilities(targets: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -22,6 +22,11 @@ def _probabilities(targets: np.ndarray, right: np.ndarray) -> np.ndarray:
     p[rows[wrong], targets[wrong]] = 0.35
     p[rows[wrong], (targets[wrong] + 1) % 3] = 0.40
     return p
+
+
+def _section(study, out) -> str:
+    choice = choose(study, "val/balanced_acc", out)
+    return "\n".join(report_lines(choice, "val/balanced_acc", None))
 
 
 def _case():
@@ -55,11 +60,12 @@ def test_the_report_gives_the_ensemble_beside_the_single_best_with_the_paired_er
         folder = tmp_path / "trials" / f"{number:04d}"
         folder.mkdir(parents=True)
         np.savez(folder / "val_outputs.npz", targets=targets, deployed=p)
-    text = "\n".join(_ensemble(study, "val/balanced_acc", tmp_path))
+    text = _section(study, tmp_path)
     gain, se = paired_difference(targets, targets, probabilities[0].argmax(1), "balanced_acc")  # the ensemble is right everywhere
     assert "trial 0 (0.50), trial 1 (0.50)" in text and f"a gain of {gain:.4f} ± {se:.4f}" in text
-    assert "deploy the single best (best.yaml)" in text
+    assert "deploy the ensemble" in text and "more than 2 standard errors" in text  # gain 1/3 against its paired error
     saved = json.loads((tmp_path / "ensemble.json").read_text())
+    assert saved["deploy"] == "ensemble.ckpt"
     assert saved["value"] == 1.0 and [m["trial"] for m in saved["members"]] == [0, 1] and saved["single_best"]["trial"] == 0
 
 
@@ -76,14 +82,14 @@ def test_another_workers_trials_are_found_and_an_unreadable_best_is_said_not_a_c
         np.savez(folder / "val_outputs.npz", targets=targets, deployed=p)
         attrs = {"overrides": "{}", "folder": str(folder)}
         study.add_trial(optuna.trial.create_trial(value=score(p, targets, "balanced_acc"), user_attrs=attrs))
-    text = "\n".join(_ensemble(study, "val/balanced_acc", here))
+    text = _section(study, here)
     assert "trial 0 (0.50), trial 1 (0.50)" in text and "left out" not in text  # trial 1 read from worker_2's folder
     saved = json.loads((here / "ensemble.json").read_text())
     assert saved["members"][1]["config"] == str(there / "trials" / "0001" / "config.yaml")
 
     best = np.eye(3)[targets] * 0.9 + 0.1 / 3  # right everywhere: the study's best, its outputs on another machine
     study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs={"overrides": "{}", "folder": str(tmp_path / "elsewhere")}))
-    text = "\n".join(_ensemble(study, "val/balanced_acc", here))
+    text = _section(study, here)
     assert study.best_trial.number == 3 and best.argmax(1).tolist() == targets.tolist()
     assert "1 complete trial(s) left out" in text and "among them the study's best, trial 3" in text
     assert "against the single best's (trial 0)" in text  # the best of the trials it could read

@@ -82,7 +82,7 @@ def test_a_tiny_study_reports_and_its_best_config_runs(tmp_path, monkeypatch):
     )
     report = Tuner(settings).run()
     text = report.read_text()
-    assert report.is_file() and "## Best vs base on the test set" in text
+    assert report.is_file() and "## The answers on the test set" in text
     assert re.search(r"^\| best(=base)? \| 1 \|", text, re.M)  # best=base: one retrain when the base config won
     assert "## Selection" in text and "- runner-up: trial" in text and "| base | 0 | complete |" in text  # the base config first
     assert "(one each: every retrain trained on the study's split and was tested on the same test set" in text
@@ -327,5 +327,5 @@ def test_sigterm_during_the_retrains_stops_them_and_the_same_command_finishes_th
     assert not (out / "report.md").exists() and not list((out / "retrain").rglob("result.json"))
     resumed = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert "## Best vs base on the test set" in (out / "report.md").read_text()
+    assert "## The answers on the test set" in (out / "report.md").read_text()
     assert len(list((out / "retrain").rglob("result.json"))) == 1  # best = base: one config, one seed

@@ -1,0 +1,81 @@
+"""The study's ensemble from trials with real checkpoints (two digits models): ``ensemble.ckpt``
+from the trials' own checkpoints, the per-seed rebuild from the members' retrains tested by
+``lt-imbalance test``, and the test-set lines paired by seed."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import torch
+
+from lt_imbalance.fit_processes import FitProcesses
+from lt_imbalance.inference.trained_model import load_trained
+from lt_imbalance.tuning.study_ensemble import EnsembleChoice, choose, ensemble_per_seed, gain_lines, paired_over_seeds, write_deployable
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run_root(checkpoint):
+    """The folder above ``lightning_logs`` of a fixture's run."""
+    return checkpoint.parents[3]
+
+
+@pytest.fixture()
+def study_with_checkpoints(tmp_path, digits_checkpoint, digits_balanced_softmax_checkpoint):
+    """Two complete trials whose folders hold their fit's run (as a tuner's trial folder does) and
+    validation outputs that complement each other, so the greedy ensemble takes both."""
+    targets = np.repeat(np.arange(10), 4)
+    right = [np.arange(40) % 2 == 0, np.arange(40) % 2 == 1]
+    study = optuna.create_study(direction="maximize")
+    for number, (checkpoint, ok) in enumerate(zip((digits_checkpoint, digits_balanced_softmax_checkpoint), right)):
+        folder = tmp_path / "study" / "trials" / f"{number:04d}"
+        folder.mkdir(parents=True)
+        (folder / "run").symlink_to(_run_root(checkpoint), target_is_directory=True)
+        p = np.full((40, 10), 0.05)
+        p[np.arange(40), np.where(ok, targets, (targets + 1) % 10)] = np.where(ok, 0.6, 0.5)  # right: more confident
+        np.savez(folder / "val_outputs.npz", targets=targets, deployed=p)
+        attrs = {"overrides": "{}", "folder": str(folder), "recipe": ["base", "balanced_softmax"][number]}
+        study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs=attrs))
+    return study, tmp_path / "study"
+
+
+def test_the_deployable_ensemble_is_the_trials_checkpoints_averaged(study_with_checkpoints, digits_checkpoint):
+    study, out = study_with_checkpoints
+    choice = choose(study, "val/balanced_acc", out)
+    assert choice.weights == {0: 0.5, 1: 0.5} and choice.value == 1.0 and choice.preferred
+    path = write_deployable(choice, study, out, "uniform")
+    assert path == out / "ensemble.ckpt"
+    model, _ = load_trained(path)
+    member, _ = load_trained(digits_checkpoint)
+    assert torch.equal(model.net.networks[0].head.weight, member.net.head.weight)  # trial 0's own final weights
+    assert model.outputs.target_spec == "uniform"
+
+
+def test_the_ensemble_is_rebuilt_per_seed_from_the_retrains_and_tested(study_with_checkpoints, digits_checkpoint, monkeypatch):
+    study, out = study_with_checkpoints
+    monkeypatch.chdir(ROOT)
+    shutil.copy(ROOT / "configs" / "digits_lt_erm.yaml", out / "base.yaml")
+    choice = EnsembleChoice({0: 0.5, 1: 0.5}, 1.0, 0, 0.5, 0.5, 0.1, 40, 2, 0, 0)
+    cells = ["best=base=trial0", "balanced_softmax=trial1"]
+    for cell, trial in zip(cells, ("0000", "0001")):  # the members' "retrains" of seed 0: here their trial runs
+        (out / "retrain" / cell).mkdir(parents=True)
+        (out / "retrain" / cell / "seed0").symlink_to(out / "trials" / trial / "run", target_is_directory=True)
+    records = ensemble_per_seed(choice, cells, [0, 1], out, "uniform", FitProcesses())
+    assert records[1] == {"cell": "ensemble", "seed": 1, "error": "a member's retrain of this seed has no last.ckpt"}
+    tested = records[0]
+    assert tested["cell"] == "ensemble" and 0 <= tested["metrics"]["balanced_acc"] <= 1, tested
+    assert (out / "retrain" / "ensemble" / "seed0" / "ensemble.ckpt").is_file()
+    again = ensemble_per_seed(choice, cells, [0], out, "uniform", FitProcesses())  # finished: reused, not run again
+    assert again[0] == json.loads((out / "retrain" / "ensemble" / "seed0" / "result.json").read_text()) == tested
+
+    # the test-set lines: paired by seed against the single best and the recipe best on validation
+    other = {"cell": "best=base=trial0", "seed": 0, "metrics": {"balanced_acc": tested["metrics"]["balanced_acc"] - 0.02}}
+    text = "\n".join(gain_lines([tested, other], study, "balanced_acc"))
+    assert paired_over_seeds([tested, other], "ensemble", "best=base=trial0", "balanced_acc") == pytest.approx(
+        (0.02, float("nan"), 1), nan_ok=True
+    )
+    assert "against the single best, `best=base=trial0`: balanced_acc +2.0 (one seed: no standard error)" in text
+    assert "against the portfolio recipe" not in text  # that recipe (base) is the single best's cell: said once
