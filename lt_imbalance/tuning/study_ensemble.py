@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lt_imbalance.rundir import newest_last_checkpoint
+from lt_imbalance.sweep import mean_se, result_files
 from lt_imbalance.tuning.ensemble import ENSEMBLE_ROUNDS, greedy_ensemble
 from lt_imbalance.tuning.selection_stats import PAIRED_METRICS, paired_difference
 from lt_imbalance.tuning.trial_files import trial_checkpoint, trial_folder, validation_outputs
@@ -157,11 +158,12 @@ def _test_one(members: list[tuple[Path, float]], seed: int, out: Path, prior: st
     path = build_and_save(members, prior, folder / "ensemble.ckpt")
     cmd = [sys.executable, "-m", "lt_imbalance", "test", "--config", str(out / "base.yaml"), "--ckpt_path", str(path),
            "--seed_everything", str(seed), "--trainer.default_root_dir", str(folder / "run"), "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    before = result_files(folder)
     returncode, interrupted = processes.run(f"ensemble seed {seed}", cmd, dict(os.environ), folder)
     if interrupted or processes.stopping:
         return {"cell": "ensemble", "seed": seed, "error": "interrupted: stopped (SIGINT / SIGTERM); the same command runs it again"}
-    results = sorted((folder / "run").rglob("results_test.json"), key=lambda p: p.stat().st_mtime_ns)
-    if returncode != 0 or not results:
+    results = sorted((p for p, stamp in result_files(folder).items() if before.get(p) != stamp), key=lambda p: p.stat().st_mtime_ns)
+    if returncode != 0 or not results:  # only a file this test wrote counts, not one of an earlier attempt
         return {"cell": "ensemble", "seed": seed, "error": f"the ensemble's test failed (exit {returncode}); see {folder / 'fit.log'}"}
     metadata = results[-1].parent / "run_metadata.json"
     data = (json.loads(metadata.read_text()).get("data") or {}) if metadata.is_file() else {}
@@ -175,8 +177,6 @@ def paired_over_seeds(records: list[dict], a: str, b: str, metric: str) -> tuple
     """The mean over seeds of (cell ``a`` - cell ``b``) in ``metric`` on the test set, its standard
     error over the seeds (paired: the same seed, the same test images), and the seed count; None
     without a common seed."""
-    from lt_imbalance.sweep import mean_se
-
     by = {(r["cell"], r["seed"]): r["metrics"].get(metric) for r in records}
     seeds = sorted({s for c, s in by if c == a} & {s for c, s in by if c == b})
     if not seeds:

@@ -83,7 +83,10 @@ def test_a_tiny_study_reports_and_its_best_config_runs(tmp_path, monkeypatch):
     report = Tuner(settings).run()
     text = report.read_text()
     assert report.is_file() and "## The answers on the test set" in text
-    assert re.search(r"^\| best(=base)? \| 1 \|", text, re.M)  # best=base: one retrain when the base config won
+    assert re.search(r"^\| best(=base)?(=trial\d)? \| 1 \|", text, re.M)  # best=base: one retrain when the base config won
+    members = json.loads((out / "ensemble.json").read_text())["members"] if (out / "ensemble.json").is_file() else []
+    if len(members) > 1:  # the greedy ensemble took both trials: written as one file, rebuilt and tested per seed
+        assert (out / "ensemble.ckpt").is_file() and re.search(r"^\| ensemble \| 1 \|", text, re.M)
     assert "## Selection" in text and "- runner-up: trial" in text and "| base | 0 | complete |" in text  # the base config first
     assert "(one each: every retrain trained on the study's split and was tested on the same test set" in text
     rows = (out / "trials.csv").read_text().splitlines()
