@@ -200,14 +200,18 @@ def report_lines(choice: EnsembleChoice, monitor: str, deployable: Path | None) 
             "folder on another machine, or a trial from a version that did not keep them)"
             + ("" if choice.best == choice.study_best else f"; among them the study's best, trial {choice.study_best}")
         )
+    if choice.single:
+        lines.append(
+            f"- the ensemble is the single best trial alone (trial {choice.best}, {monitor} {choice.best_value:.4f}): adding no "
+            "other trial improved it on validation; deploy best.yaml"
+        )
+        return [*lines, "- members and weights: ensemble.json", ""]
     lines.append(
         f"- {monitor} {choice.value:.4f} against the single best's (trial {choice.best}) {choice.best_value:.4f}: a gain of "
-        f"{choice.gain:.4f} ± {choice.gain_se:.4f} (paired standard error on the same {choice.images} validation images; chosen "
-        "and scored on these images, so optimistic like the winner's value)"
+        f"{choice.gain:.4f} ± {choice.gain_se:.4f} (paired standard error on the same {choice.images} validation images; "
+        "chosen and scored on these images, so optimistic like the winner's value)"
     )
-    if choice.single:
-        lines.append("- the ensemble is the single best trial alone: no other trial improved it; deploy best.yaml")
-    elif choice.preferred:
+    if choice.preferred:
         where = f"`{deployable}`" if deployable else "ensemble.ckpt (not written: a member's checkpoint is not readable here)"
         lines.append(
             f"- deploy the ensemble, {where}: its validation gain is more than {GAIN_IN_STANDARD_ERRORS:g} standard errors "

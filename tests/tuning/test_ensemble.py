@@ -93,3 +93,17 @@ def test_another_workers_trials_are_found_and_an_unreadable_best_is_said_not_a_c
     assert study.best_trial.number == 3 and best.argmax(1).tolist() == targets.tolist()
     assert "1 complete trial(s) left out" in text and "among them the study's best, trial 3" in text
     assert "against the single best's (trial 0)" in text  # the best of the trials it could read
+
+
+def test_the_report_says_when_the_ensemble_is_the_single_best_alone(tmp_path):
+    targets, probabilities = _case()
+    probabilities[3] = np.eye(3)[targets] * 0.9 + 0.1 / 3  # right everywhere: nothing improves it
+    study = optuna.create_study(direction="maximize")
+    for number, p in probabilities.items():
+        study.add_trial(optuna.trial.create_trial(value=score(p, targets, "balanced_acc"), user_attrs={"overrides": "{}"}))
+        folder = tmp_path / "trials" / f"{number:04d}"
+        folder.mkdir(parents=True)
+        np.savez(folder / "val_outputs.npz", targets=targets, deployed=p)
+    text = _section(study, tmp_path)
+    assert "the ensemble is the single best trial alone (trial 3, val/balanced_acc 1.0000)" in text and "deploy best.yaml" in text
+    assert "a gain of" not in text and "deploy the ensemble" not in text and "within 2 standard" not in text
