@@ -241,3 +241,17 @@ def test_without_verbose_only_our_own_lines_are_printed(digits_checkpoint, tmp_p
         assert lines and strangers == [], (name, strangers)
     validation = next((tmp_path / "v").rglob("results_val.md")).read_text()
     assert "### ImbalancedClassifier on DigitsLT: validation split" in validation  # validate: our table, not Lightning's box
+
+
+def test_an_ensemble_file_is_refused_where_it_cannot_serve(digits_checkpoint, tmp_path, capfd):
+    """An ensemble file given to `fit` (it is not trained; its members are) or to `test` with another
+    dataset's config: exit 2 with the fix, no traceback."""
+    from lt_imbalance.ensemble_classifier import save_ensemble
+    from lt_imbalance.inference.ensemble_builder import build_ensemble
+
+    ensemble = save_ensemble(build_ensemble([(digits_checkpoint, 1.0), (digits_checkpoint, 1.0)], "uniform"), tmp_path / "e.ckpt")
+    root = ["--trainer.default_root_dir", str(tmp_path / "runs")]
+    code, said = _run(["fit", "--config", ERM, "--ckpt_path", str(ensemble), "--trainer.max_epochs", "1", *root], capfd)
+    assert code == 2 and "an ensemble is not trained: its members are" in said and "Traceback" not in said
+    code, said = _run(["test", "--config", str(ROOT / "configs/tabular/erm.yaml"), "--ckpt_path", str(ensemble), *root], capfd)
+    assert code == 2 and "was trained on 10 classes" in said and "Traceback" not in said

@@ -24,6 +24,17 @@ def _probabilities(targets: np.ndarray, right: np.ndarray) -> np.ndarray:
     return p
 
 
+def _study(probabilities: dict, targets: np.ndarray, out):
+    """One complete trial per entry of ``probabilities``, its validation outputs in ``out/trials/NNNN``."""
+    study = optuna.create_study(direction="maximize")
+    for number, p in probabilities.items():
+        study.add_trial(optuna.trial.create_trial(value=score(p, targets, "balanced_acc"), user_attrs={"overrides": "{}"}))
+        folder = out / "trials" / f"{number:04d}"
+        folder.mkdir(parents=True)
+        np.savez(folder / "val_outputs.npz", targets=targets, deployed=p)
+    return study
+
+
 def _section(study, out) -> str:
     choice = choose(study, "val/balanced_acc", out)
     return "\n".join(report_lines(choice, "val/balanced_acc", None))
@@ -54,12 +65,7 @@ def test_a_single_best_trial_that_nothing_improves_stands_alone():
 
 def test_the_report_gives_the_ensemble_beside_the_single_best_with_the_paired_error(tmp_path):
     targets, probabilities = _case()
-    study = optuna.create_study(direction="maximize")
-    for number, p in probabilities.items():
-        study.add_trial(optuna.trial.create_trial(value=score(p, targets, "balanced_acc"), user_attrs={"overrides": "{}"}))
-        folder = tmp_path / "trials" / f"{number:04d}"
-        folder.mkdir(parents=True)
-        np.savez(folder / "val_outputs.npz", targets=targets, deployed=p)
+    study = _study(probabilities, targets, tmp_path)
     text = _section(study, tmp_path)
     gain, se = paired_difference(targets, targets, probabilities[0].argmax(1), "balanced_acc")  # the ensemble is right everywhere
     assert "trial 0 (0.50), trial 1 (0.50)" in text and f"a gain of {gain:.4f} ± {se:.4f}" in text
@@ -98,12 +104,7 @@ def test_another_workers_trials_are_found_and_an_unreadable_best_is_said_not_a_c
 def test_the_report_says_when_the_ensemble_is_the_single_best_alone(tmp_path):
     targets, probabilities = _case()
     probabilities[3] = np.eye(3)[targets] * 0.9 + 0.1 / 3  # right everywhere: nothing improves it
-    study = optuna.create_study(direction="maximize")
-    for number, p in probabilities.items():
-        study.add_trial(optuna.trial.create_trial(value=score(p, targets, "balanced_acc"), user_attrs={"overrides": "{}"}))
-        folder = tmp_path / "trials" / f"{number:04d}"
-        folder.mkdir(parents=True)
-        np.savez(folder / "val_outputs.npz", targets=targets, deployed=p)
+    study = _study(probabilities, targets, tmp_path)
     text = _section(study, tmp_path)
     assert "the ensemble is the single best trial alone (trial 3, val/balanced_acc 1.0000)" in text and "deploy best.yaml" in text
     assert "a gain of" not in text and "deploy the ensemble" not in text and "within 2 standard" not in text
