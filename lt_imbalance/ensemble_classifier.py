@@ -65,7 +65,7 @@ class EnsembleClassifier(ImbalancedClassifier):
         weights: ``w_k``, one per member (normalised to sum 1).
         member_prior: q, the class shares every member's outputs are re-weighted to.
         member_prior_name: how q was given (``uniform``, ``train``, a file).
-        class_counts: training samples per class (the members'; the same for all).
+        class_counts: training samples per class (the members', or of the whole for a bag of fold models).
         input_shape: one input without the batch dimension (the same for all members).
     """
 

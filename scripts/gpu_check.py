@@ -254,7 +254,7 @@ def run_tune(args, config: Path, timeout: float) -> dict:
     space.write_text(yaml.safe_dump({"model.init_args.optimizer.init_args.lr": {"float": [0.01, 0.1], "log": True}}))
     cmd = [
         sys.executable, "-m", "lt_imbalance", "tune", "--config", str(config), "--space", str(space), "--n_trials", "2", "--jobs", "2",
-        "--seeds", "--no-report", "--pruner", "none", "--out", str(args.out / "tune"), "--trainer.limit_val_batches", "2" if args.cpu else "1.0",
+        "--seeds", "--no-report", "--pruner", "none", "--folds", "0", "--out", str(args.out / "tune"), "--trainer.limit_val_batches", "2" if args.cpu else "1.0",
         "--data.init_args.val_source", "pool", "--data.init_args.val_fraction", "0", "--data.init_args.val_per_class", "2" if args.cpu else "20",
         "--data.init_args.split_protocol", "seeded",  # a pool validation set leaves the literature's split (which uses every image)
     ]  # fmt: skip

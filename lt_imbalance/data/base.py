@@ -50,6 +50,7 @@ from lt_imbalance.data.splits import (
     draw_long_tailed,
     draw_natural,
     indices_hash,
+    stratified_folds,
     stratified_holdout,
 )
 from lt_imbalance.errors import BadValue
@@ -76,6 +77,11 @@ class LongTailedDataModule(EpochLoaders, pl.LightningDataModule):
             set of ``val_per_class`` pool samples per class that the long-tailed draw does not
             use; needs ``val_fraction: 0``).
         val_per_class: samples per class of the ``pool`` validation set.
+        val_folds: K >= 2 for cross-fitting (``lt-imbalance tune --folds K``): the images the split
+            above trains and validates on (a ``pool`` hold-out stays out) are dealt into K stratified
+            folds (:func:`~lt_imbalance.data.splits.stratified_folds`); fold ``val_fold`` validates and
+            the other K - 1 train. 0 (default): no cross-fitting.
+        val_fold: which of the ``val_folds`` folds validates (0 .. K - 1).
         ssl_views: also return two SSL views of every training sample (Joint-SSL); the CLI sets it
             from ``model.init_args.ssl.weight``.
         sampler: ``random`` (shuffle), or re-sampling with replacement: ``class_balanced`` (every
@@ -98,6 +104,8 @@ class LongTailedDataModule(EpochLoaders, pl.LightningDataModule):
         val_fraction: float = 0.1,
         val_source: ValSource = "split",
         val_per_class: int = 20,
+        val_folds: int = 0,
+        val_fold: int = 0,
         ssl_views: bool = False,
         sampler: SamplerName = "random",
     ):
@@ -123,6 +131,11 @@ class LongTailedDataModule(EpochLoaders, pl.LightningDataModule):
                 f"val_source: pool draws val_per_class (>= 1, got {val_per_class}) unused pool images per class and takes "
                 f"nothing from the training split; set val_fraction: 0 (not {val_fraction})."
             )
+        if val_folds == 1 or val_folds < 0 or not 0 <= val_fold < max(val_folds, 1):
+            raise BadValue(
+                f"val_folds={val_folds}, val_fold={val_fold}: cross-fitting needs val_folds >= 2 and 0 <= val_fold < val_folds "
+                "(val_folds: 0 turns it off)"
+            )
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.imbalance_ratio = imbalance_ratio
@@ -130,6 +143,7 @@ class LongTailedDataModule(EpochLoaders, pl.LightningDataModule):
         self.split_seed = split_seed
         self.val_fraction = val_fraction
         self.val_source, self.val_per_class = val_source, val_per_class
+        self.val_folds, self.val_fold = val_folds, val_fold
         self.ssl_views = ssl_views
         self.sampler = sampler
         self.train_set: Dataset | None = None
@@ -140,9 +154,10 @@ class LongTailedDataModule(EpochLoaders, pl.LightningDataModule):
     def check_validation_settings(self) -> None:
         """Data with its own validation split takes no validation share of the training split (a
         subclass that learns only from its arguments whether it has one calls this again)."""
-        if self.has_official_val and (self.val_fraction > 0 or self.val_source != "split"):
+        if self.has_official_val and (self.val_fraction > 0 or self.val_source != "split" or self.val_folds):
             raise BadValue(
-                f"{type(self).__name__} has its own validation split; set val_fraction: 0 (not {self.val_fraction}) and val_source: split."
+                f"{type(self).__name__} has its own validation split; set val_fraction: 0 (not {self.val_fraction}), val_source: split "
+                f"and val_folds: 0 (not {self.val_folds}): cross-fitting is for data judged on a share of its training images."
             )
 
     # ---- what a subclass provides ---------------------------------------------------------
@@ -222,6 +237,8 @@ class LongTailedDataModule(EpochLoaders, pl.LightningDataModule):
         else:
             keep, held = stratified_holdout(pool_labels[drawn.indices], num_classes, self.val_fraction, self.split_seed + 1)
             train, val = drawn.indices[keep], drawn.indices[held]
+        if self.val_folds:
+            train, val = self.cross_fit_split(pool_labels, train if self.val_source == "pool" else np.concatenate([train, val]))
         split = TrainValSplit(
             train_indices=train,
             val_indices=val,
@@ -235,6 +252,20 @@ class LongTailedDataModule(EpochLoaders, pl.LightningDataModule):
                 "lower data.batch_size or the imbalance ratio."
             )
         return split
+
+    def cross_fit_split(self, pool_labels: np.ndarray, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(train, validation)`` pool positions of fold ``val_fold`` of ``images`` (the constructor's
+        ``val_folds``), both in ascending pool order."""
+        images = np.sort(images)
+        fold_of = stratified_folds(pool_labels[images], self.num_classes, self.val_folds, self.split_seed + 2)
+        return images[fold_of != self.val_fold], images[fold_of == self.val_fold]
+
+    def cross_fit_images(self) -> np.ndarray:
+        """With ``val_folds``: the pool positions of every fold's images (each fold trains on the others),
+        from which what the fold models must share is fitted without labels (the input normalisation,
+        a table's encoding), so that their bag is one model. Without: the training split."""
+        split = self.split
+        return np.sort(np.concatenate([split.train_indices, split.val_indices])) if self.val_folds else split.train_indices
 
     def _pool_validation(self, pool_labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
         """``(rest, validation)``: ``val_per_class`` random pool positions per class, and the positions left."""
@@ -337,6 +368,8 @@ class LongTailedDataModule(EpochLoaders, pl.LightningDataModule):
         """Which samples validation uses, in words (saved in the run metadata)."""
         if self.has_official_val:
             return "the dataset's own validation split"
+        if self.val_folds:
+            return f"cross-fitting fold {self.val_fold} of {self.val_folds} (stratified; the other folds train)"
         if self.val_source == "pool":
             return f"balanced pool hold-out ({self.val_per_class} pool samples per class, unused by the training split)"
         return "held-out training split" if len(self.split.val_indices) else "test set"
@@ -368,6 +401,8 @@ class LongTailedDataModule(EpochLoaders, pl.LightningDataModule):
             "val_fraction": self.val_fraction,
             "val_source": self.val_source,
             "val_per_class": self.val_per_class if self.val_source == "pool" else None,
+            "val_folds": self.val_folds,
+            "val_fold": self.val_fold,
             "validation_on": self.validation_source(),
             "batch_size": self.batch_size,
             "ssl_views": self.ssl_views,

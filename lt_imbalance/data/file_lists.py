@@ -83,6 +83,8 @@ class FileListDataModule(FileImageDataModule):
         val_fraction: float = 0.0,
         val_source: ValSource = "split",
         val_per_class: int = 20,
+        val_folds: int = 0,
+        val_fold: int = 0,
         ssl_views: bool = False,
         sampler: SamplerName = "random",
     ):
@@ -91,7 +93,7 @@ class FileListDataModule(FileImageDataModule):
             gpu_decode=gpu_decode, memory_limit_mib=memory_limit_mib, augmentation=augmentation,
             device_data=device_data, mean=mean, std=std, batch_size=batch_size, num_workers=num_workers,
             imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed, val_fraction=val_fraction,
-            val_source=val_source, val_per_class=val_per_class, ssl_views=ssl_views, sampler=sampler,
+            val_source=val_source, val_per_class=val_per_class, val_folds=val_folds, val_fold=val_fold, ssl_views=ssl_views, sampler=sampler,
         )  # fmt: skip
         self.has_official_val = val_list is not None
         self.check_validation_settings()
@@ -151,6 +153,8 @@ class ImageNetLT(FileListDataModule):
         val_fraction: float = 0.0,
         val_source: ValSource = "split",
         val_per_class: int = 20,
+        val_folds: int = 0,
+        val_fold: int = 0,
         ssl_views: bool = False,
         sampler: SamplerName = "random",
     ):
@@ -160,7 +164,7 @@ class ImageNetLT(FileListDataModule):
             gpu_decode=gpu_decode, memory_limit_mib=memory_limit_mib, augmentation=augmentation,
             device_data=device_data, mean=mean, std=std, batch_size=batch_size, num_workers=num_workers,
             imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed, val_fraction=val_fraction,
-            val_source=val_source, val_per_class=val_per_class, ssl_views=ssl_views, sampler=sampler,
+            val_source=val_source, val_per_class=val_per_class, val_folds=val_folds, val_fold=val_fold, ssl_views=ssl_views, sampler=sampler,
         )  # fmt: skip
 
 
@@ -194,6 +198,8 @@ class PlacesLT(FileListDataModule):
         val_fraction: float = 0.0,
         val_source: ValSource = "split",
         val_per_class: int = 20,
+        val_folds: int = 0,
+        val_fold: int = 0,
         ssl_views: bool = False,
         sampler: SamplerName = "random",
     ):
@@ -203,7 +209,7 @@ class PlacesLT(FileListDataModule):
             gpu_decode=gpu_decode, memory_limit_mib=memory_limit_mib, augmentation=augmentation,
             device_data=device_data, mean=mean, std=std, batch_size=batch_size, num_workers=num_workers,
             imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed, val_fraction=val_fraction,
-            val_source=val_source, val_per_class=val_per_class, ssl_views=ssl_views, sampler=sampler,
+            val_source=val_source, val_per_class=val_per_class, val_folds=val_folds, val_fold=val_fold, ssl_views=ssl_views, sampler=sampler,
         )  # fmt: skip
 
 
@@ -235,6 +241,8 @@ class INaturalist2018(FileListDataModule):
         val_fraction: float = 0.0,
         val_source: ValSource = "split",
         val_per_class: int = 20,
+        val_folds: int = 0,
+        val_fold: int = 0,
         ssl_views: bool = False,
         sampler: SamplerName = "random",
     ):
@@ -244,7 +252,7 @@ class INaturalist2018(FileListDataModule):
             gpu_decode=gpu_decode, memory_limit_mib=memory_limit_mib, augmentation=augmentation,
             device_data=device_data, mean=mean, std=std, batch_size=batch_size, num_workers=num_workers,
             imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed, val_fraction=val_fraction,
-            val_source=val_source, val_per_class=val_per_class, ssl_views=ssl_views, sampler=sampler,
+            val_source=val_source, val_per_class=val_per_class, val_folds=val_folds, val_fold=val_fold, ssl_views=ssl_views, sampler=sampler,
         )  # fmt: skip
 
     def read_part(self, part: str) -> tuple[list[Path], np.ndarray]:

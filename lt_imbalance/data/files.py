@@ -86,13 +86,15 @@ class FileImageDataModule(ImageDataModule):
         val_fraction: float = 0.1,
         val_source: ValSource = "split",
         val_per_class: int = 20,
+        val_folds: int = 0,
+        val_fold: int = 0,
         ssl_views: bool = False,
         sampler: SamplerName = "random",
     ):
         super().__init__(
             augmentation=augmentation, device_data=device_data, mean=mean, std=std, batch_size=batch_size,
             num_workers=num_workers, imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed,
-            val_fraction=val_fraction, val_source=val_source, val_per_class=val_per_class, ssl_views=ssl_views,
+            val_fraction=val_fraction, val_source=val_source, val_per_class=val_per_class, val_folds=val_folds, val_fold=val_fold, ssl_views=ssl_views,
             sampler=sampler,
         )  # fmt: skip
         if channels not in (1, 3):
@@ -126,7 +128,10 @@ class FileImageDataModule(ImageDataModule):
         """:data:`~lt_imbalance.data.image.STATS_FILES` training files decoded one by one, however the
         images are then held; an explicit ``in_memory: true`` takes up to
         :data:`~lt_imbalance.data.image.STATS_IMAGES` of the decoded images (as before loading modes
-        were decided by size, so earlier runs keep their statistics)."""
+        were decided by size, so earlier runs keep their statistics). Cross-fitting: the files of every
+        fold (:meth:`cross_fit_images`)."""
+        if self.val_folds:
+            return self.make_dataset(self.parts.pool, self.cross_fit_images(), train=False), STATS_FILES
         return (self.train_set, STATS_IMAGES) if self.in_memory is True else (self._train_files, STATS_FILES)
 
     def input_spec(self) -> InputSpec:

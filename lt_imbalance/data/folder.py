@@ -60,6 +60,8 @@ class ImageFolderLT(FileImageDataModule):
         val_fraction: float = 0.1,
         val_source: ValSource = "split",
         val_per_class: int = 20,
+        val_folds: int = 0,
+        val_fold: int = 0,
         ssl_views: bool = False,
         sampler: SamplerName = "random",
     ):
@@ -68,7 +70,7 @@ class ImageFolderLT(FileImageDataModule):
             gpu_decode=gpu_decode, memory_limit_mib=memory_limit_mib, augmentation=augmentation,
             device_data=device_data, mean=mean, std=std, batch_size=batch_size, num_workers=num_workers,
             imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed, val_fraction=val_fraction,
-            val_source=val_source, val_per_class=val_per_class, ssl_views=ssl_views, sampler=sampler,
+            val_source=val_source, val_per_class=val_per_class, val_folds=val_folds, val_fold=val_fold, ssl_views=ssl_views, sampler=sampler,
         )  # fmt: skip
         if test_root is None and not 0 < test_fraction < 1:
             raise BadValue(

@@ -77,12 +77,14 @@ class ImageDataModule(LongTailedDataModule):
         val_fraction: float = 0.1,
         val_source: ValSource = "split",
         val_per_class: int = 20,
+        val_folds: int = 0,
+        val_fold: int = 0,
         ssl_views: bool = False,
         sampler: SamplerName = "random",
     ):
         super().__init__(
             batch_size=batch_size, num_workers=num_workers, imbalance_ratio=imbalance_ratio, profile=profile,
-            split_seed=split_seed, val_fraction=val_fraction, val_source=val_source, val_per_class=val_per_class,
+            split_seed=split_seed, val_fraction=val_fraction, val_source=val_source, val_per_class=val_per_class, val_folds=val_folds, val_fold=val_fold,
             ssl_views=ssl_views, sampler=sampler,
         )  # fmt: skip
         check_policy(augmentation)
@@ -144,7 +146,10 @@ class ImageDataModule(LongTailedDataModule):
         return None
 
     def statistics_source(self) -> tuple[ItemDataset, int]:
-        """The training images the normalisation statistics come from, and at most how many of them."""
+        """The training images the normalisation statistics come from, and at most how many of them
+        (cross-fitting: the images of every fold, :meth:`cross_fit_images`)."""
+        if self.val_folds:
+            return self.make_dataset(self.parts.pool, self.cross_fit_images(), train=False), STATS_IMAGES
         return self.train_set, STATS_IMAGES
 
     def setup(self, stage: str | None = None) -> None:

@@ -67,13 +67,15 @@ class MedMNISTLT(ImageDataModule):
         val_fraction: float = 0.0,
         val_source: ValSource = "split",
         val_per_class: int = 20,
+        val_folds: int = 0,
+        val_fold: int = 0,
         ssl_views: bool = False,
         sampler: SamplerName = "random",
     ):
         super().__init__(
             augmentation=augmentation, device_data=device_data, mean=mean, std=std, batch_size=batch_size,
             num_workers=num_workers, imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed,
-            val_fraction=val_fraction, val_source=val_source, val_per_class=val_per_class, ssl_views=ssl_views,
+            val_fraction=val_fraction, val_source=val_source, val_per_class=val_per_class, val_folds=val_folds, val_fold=val_fold, ssl_views=ssl_views,
             sampler=sampler,
         )  # fmt: skip
         self.path, self.given_class_names = path, class_names
@@ -134,6 +136,8 @@ class ISICLT(FileImageDataModule):
         val_fraction: float = 0.1,
         val_source: ValSource = "split",
         val_per_class: int = 20,
+        val_folds: int = 0,
+        val_fold: int = 0,
         ssl_views: bool = False,
         sampler: SamplerName = "random",
     ):
@@ -142,7 +146,7 @@ class ISICLT(FileImageDataModule):
             gpu_decode=gpu_decode, memory_limit_mib=memory_limit_mib, augmentation=augmentation,
             device_data=device_data, mean=mean, std=std, batch_size=batch_size, num_workers=num_workers,
             imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed, val_fraction=val_fraction,
-            val_source=val_source, val_per_class=val_per_class, ssl_views=ssl_views, sampler=sampler,
+            val_source=val_source, val_per_class=val_per_class, val_folds=val_folds, val_fold=val_fold, ssl_views=ssl_views, sampler=sampler,
         )  # fmt: skip
         if not 0 < test_fraction < 1:
             raise BadValue(f"test_fraction must lie in (0, 1), got {test_fraction}")

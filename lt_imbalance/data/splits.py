@@ -211,3 +211,38 @@ def balanced_holdout(labels: Sequence[int] | np.ndarray, num_classes: int, per_c
     held = np.concatenate([rng.permutation(p)[:per_class] for p in pools])
     keep = np.setdiff1d(np.arange(len(labels)), held)
     return keep.astype(np.int64), np.sort(held).astype(np.int64)
+
+
+def stratified_folds(labels: Sequence[int] | np.ndarray, num_classes: int, folds: int, seed: int = 0) -> np.ndarray:
+    """The fold (0..folds-1) of every position of ``labels``: a stratified K-fold partition for
+    cross-fitting.
+
+    Each class's positions are shuffled and dealt to the folds in turn, starting where the previous
+    class stopped, so the folds' sizes differ by at most one. A class with n_c >= K images has
+    floor(n_c / K) or ceil(n_c / K) of them in every fold; a class with 2 <= n_c < K has one image in
+    each of n_c folds (those folds' held-out parts hold it, the others do not), and every fold's
+    training part keeps at least one of its images. A class with one image cannot be both held out
+    and trained on: refused.
+
+    Examples:
+        >>> stratified_folds([0, 0, 0, 1, 1, 1], 2, 3, seed=0).tolist()
+        [1, 2, 0, 2, 1, 0]
+    """
+    labels = np.asarray(labels)
+    if folds < 2:
+        raise BadValue(f"cross-fitting needs at least 2 folds, got {folds}")
+    pools = _per_class_pools(labels, num_classes)
+    single = [c for c, p in enumerate(pools) if len(p) == 1]
+    if single:
+        raise BadValue(
+            f"classes {single} have one training image: in {folds}-fold cross-fitting it cannot be both held out and trained on; "
+            "use a validation split instead (val_folds: 0), or add images of these classes"
+        )
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(labels), dtype=np.int64)
+    start = 0
+    for pool in pools:
+        order = rng.permutation(pool)
+        fold_of[order] = (start + np.arange(len(order))) % folds
+        start = (start + len(order)) % folds
+    return fold_of

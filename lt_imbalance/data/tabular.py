@@ -104,12 +104,14 @@ class TabularLT(LongTailedDataModule):
         val_fraction: float = 0.1,
         val_source: ValSource = "split",
         val_per_class: int = 20,
+        val_folds: int = 0,
+        val_fold: int = 0,
         ssl_views: bool = False,
         sampler: SamplerName = "random",
     ):
         super().__init__(
             batch_size=batch_size, num_workers=num_workers, imbalance_ratio=imbalance_ratio, profile=profile,
-            split_seed=split_seed, val_fraction=val_fraction, val_source=val_source, val_per_class=val_per_class,
+            split_seed=split_seed, val_fraction=val_fraction, val_source=val_source, val_per_class=val_per_class, val_folds=val_folds, val_fold=val_fold,
             ssl_views=ssl_views, sampler=sampler,
         )  # fmt: skip
         if (path is None) == (builtin is None):
@@ -164,9 +166,11 @@ class TabularLT(LongTailedDataModule):
         return self.table.pool_labels
 
     def load_data(self) -> DatasetParts:
-        """Encode the table with preprocessing fitted on the training split's rows only."""
+        """Encode the table with preprocessing fitted on the training split's rows only; when
+        cross-fitting (``val_folds``), on the rows of every fold (features only, no labels), so that
+        the fold models share one input encoding and their bag is one model."""
         table = self.table
-        encoder = self._fit_encoder(table.pool.iloc[self.split.train_indices], self.categorical)
+        encoder = self._fit_encoder(table.pool.iloc[self.cross_fit_images()], self.categorical)
         self.feature_names = [str(n) for n in encoder.get_feature_names_out()]
         self.preprocessing = preprocessing_spec(encoder)
         return DatasetParts(

@@ -73,6 +73,8 @@ class TinyImageNetLT(FileImageDataModule):
         val_fraction: float = 0.0,
         val_source: ValSource = "split",
         val_per_class: int = 20,
+        val_folds: int = 0,
+        val_fold: int = 0,
         ssl_views: bool = False,
         sampler: SamplerName = "random",
     ):
@@ -81,7 +83,7 @@ class TinyImageNetLT(FileImageDataModule):
             gpu_decode=gpu_decode, memory_limit_mib=memory_limit_mib, augmentation=augmentation,
             device_data=device_data, mean=mean, std=std, batch_size=batch_size, num_workers=num_workers,
             imbalance_ratio=imbalance_ratio, profile=profile, split_seed=split_seed, val_fraction=val_fraction,
-            val_source=val_source, val_per_class=val_per_class, ssl_views=ssl_views, sampler=sampler,
+            val_source=val_source, val_per_class=val_per_class, val_folds=val_folds, val_fold=val_fold, ssl_views=ssl_views, sampler=sampler,
         )  # fmt: skip
         self.data_dir = data_dir
         self.root = self._locate(Path(data_dir))

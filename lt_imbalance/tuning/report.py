@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import json
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -32,12 +31,15 @@ from matplotlib.figure import Figure
 from lt_imbalance import sweep
 from lt_imbalance.plotting import save
 from lt_imbalance.tuning import study_ensemble
+from lt_imbalance.tuning.answer import Answer, find_answer
 from lt_imbalance.tuning.selection_stats import expected_maximum, paired_difference
 from lt_imbalance.tuning.space import apply_overrides, describe
-from lt_imbalance.tuning.trial_files import trial_folder, validation_outputs
+from lt_imbalance.tuning.trial_files import validation_outputs
 
-#: below this many complete sampled trials the parameter importances are flagged as rough
-IMPORTANCE_MIN_TRIALS = 20
+#: below this many complete sampled trials the parameter importances are not computed (noise)
+IMPORTANCE_MIN_TRIALS = 10
+#: below this many they are flagged as rough
+IMPORTANCE_ROUGH_TRIALS = 20
 
 
 def trial_rows(study) -> list[dict]:
@@ -54,15 +56,6 @@ def trial_rows(study) -> list[dict]:
             "overrides": t.user_attrs.get("overrides", "{}"), "error": t.user_attrs.get("error", ""),
         })  # fmt: skip
     return rows
-
-
-def retrain_groups(candidates: list[tuple[str, Path, dict]]) -> list[tuple[list[str], str]]:
-    """``(names, config path)`` per distinct config among ``(name, path, config)``, in first-seen
-    order: a config is retrained once, however many roles it has."""
-    groups: dict[str, tuple[list[str], str]] = {}
-    for name, path, config in candidates:
-        groups.setdefault(yaml.safe_dump(config, sort_keys=True), ([], str(path)))[0].append(name)
-    return list(groups.values())
 
 
 def write_trials_csv(rows: list[dict], path: Path) -> None:
@@ -124,67 +117,46 @@ def write_report(tuner) -> Path | None:
     data = tuner.base["data"]["init_args"]
     header = (
         f"# The best recipe of the study '{study.study_name}' in {out} (storage {tuner.url}): trial {best.number} of "
-        f"{len(rows)}, {s.monitor} {best.value:.4f} as deployed (prior '{tuner.base.get('prior')}')\n# on the validation split ({_validation(data)}); base config {' + '.join(s.configs)}. "
+        f"{len(rows)}, {s.monitor} {best.value:.4f} as deployed (prior '{tuner.base.get('prior')}')\n# on {_validation(data, tuner.folds)}; base config {' + '.join(s.configs)}. "
         f"Its values: {describe(overrides)}\n"
     )
     (out / "best.yaml").write_text(header + yaml.safe_dump(apply_overrides(tuner.base, overrides), sort_keys=False))
-    try:
-        with warnings.catch_warnings():  # Optuna warns about sparse regimes of a small study; the report says how many trials it had
-            warnings.simplefilter("ignore")
-            importances = optuna.importance.get_param_importances(study)
-    except (ValueError, RuntimeError) as err:  # too few complete trials, or one value only
-        importances, why = {}, str(err)
-    else:
-        why = ""
-        save(importance_figure(importances), out / "importances.png", dpi=100)
-    records, failed = [], []
-    prior = str(tuner.base.get("prior"))
-    choice = study_ensemble.choose(study, s.monitor, out)
-    deployable = study_ensemble.write_deployable(choice, study, out, prior) if choice is not None else None
-    if s.seeds:
-        candidates = [("best", out / "best.yaml", apply_overrides(tuner.base, overrides)), ("base", out / "base.yaml", tuner.base)]
-        for name in list(tuner.space.portfolio)[1:]:  # the other recipes, for the comparison the user would make
-            path = out / "recipes" / f"{name}.yaml"
-            path.parent.mkdir(exist_ok=True)
-            config = apply_overrides(tuner.base, tuner.space.recipe(name, tuner.base))
-            path.write_text(yaml.safe_dump(config, sort_keys=False))
-            candidates.append((name, path, config))
-        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-        for number in choice.weights if choice is not None and not choice.single else ():  # the ensemble's members, retrained per seed
-            config = apply_overrides(tuner.base, json.loads(trials[number].user_attrs["overrides"]))
-            candidates.append((study_ensemble.member_name(number), trial_folder(trials[number], out) / "config.yaml", config))
-        runs = [
-            replace(run, cell="=".join(names))
-            for names, path in retrain_groups(candidates)
-            for run in sweep.build_grid([path], [], s.seeds)
-        ]
-        records = sweep.run_grid(
-            runs, out / "retrain", None, s.jobs, [], log=lambda line: print(f"tune: retrain {line}", flush=True), processes=tuner.processes
-        )
-        if choice is not None and not choice.single and not tuner.processes.stopping:
-            cells = list(dict.fromkeys(r.cell for r in runs))
-            tested = study_ensemble.ensemble_per_seed(choice, cells, s.seeds, out, prior, tuner.processes)
-            for record in tested:
-                if "error" not in record:
-                    print(
-                        f"tune: retrain ensemble seed {record['seed']}: tested, balanced acc {record['metrics']['balanced_acc']:.4f}",
-                        flush=True,
-                    )
-            records += tested
-        if tuner.processes.stopping:
-            return None
-        failed = [r for r in records if "error" in r]
-        records = [r for r in records if "error" not in r]
-        if records:
-            sweep.plot_per_class(records, out / "per_class.png")
+    sampled = sum(1 for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.params)
+    importances, why = (
+        {},
+        f"{sampled} complete trials with sampled values (the portfolio recipes have none), fewer than {IMPORTANCE_MIN_TRIALS}",
+    )
+    if sampled >= IMPORTANCE_MIN_TRIALS:
+        try:
+            with warnings.catch_warnings():  # Optuna warns about sparse regimes of a small study; the report says how many trials it had
+                warnings.simplefilter("ignore")
+                importances = optuna.importance.get_param_importances(study)
+        except (ValueError, RuntimeError) as err:  # one value only
+            why = str(err)
+        else:
+            save(importance_figure(importances), out / "importances.png", dpi=100)
+    answer = find_answer(tuner, overrides)
+    if answer is None:
+        return None
+    records, failed = answer.records, answer.failed
+    if records:
+        sweep.plot_per_class(records, out / "per_class.png")
     lines = [f"# Study '{study.study_name}'", "", f"Base config `{' + '.join(s.configs)}`" + (f" (+ `{' '.join(s.overrides)}`)" if s.overrides else "") + f", space `{s.space or 'the default space'}`, "
              f"{len(rows)} trials ({sum(r['state'] == 'complete' for r in rows)} complete, {sum(r['state'] == 'pruned' for r in rows)} pruned, "
-             f"{sum(r['state'] == 'fail' for r in rows)} failed), objective {s.monitor} ({s.direction}) on {_validation(data)}, "
-             f"judged as deployed: the final weights, calibrated on the validation split, their outputs re-weighted to the "
-             f"class prior '{tuner.base.get('prior')}' (best.yaml and every retrain deploy the same way).", ""]  # fmt: skip
+             f"{sum(r['state'] == 'fail' for r in rows)} failed), objective {s.monitor} ({s.direction}) on {_validation(data, tuner.folds)}, "
+             f"judged as deployed: the final weights, calibrated on {'their held-out fold' if tuner.folds else 'the validation split'}, "
+             f"their outputs re-weighted to the class prior '{tuner.base.get('prior')}' (best.yaml and every retrain deploy the same way).", ""]  # fmt: skip
+    collapsed = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("collapsed")]
+    if collapsed:
+        lines += [
+            "Collapsed (stopped early, recorded as pruned): "
+            + "; ".join(f"trial {t.number}: {t.user_attrs['collapsed']}" for t in collapsed),
+            "",
+        ]
     lines += _selection(study, s.monitor, out)
-    if choice is not None:
-        lines += study_ensemble.report_lines(choice, s.monitor, deployable)
+    if answer.choice is not None:
+        lines += study_ensemble.report_lines(answer.choice, s.monitor, answer.ensemble_file, answer.single_answer)
+    lines += answer_lines(answer)
     if records:
         lines += [
             "## The answers on the test set (mean ± standard error over seeds " + ", ".join(map(str, s.seeds)) + ")",
@@ -192,22 +164,7 @@ def write_report(tuner) -> Path | None:
             sweep.summary_table(records),
             "",
         ]
-        split_hashes = sorted({str(r.get("split_hash")) for r in records})
-        test_hashes = sorted({str(r.get("test_hash")) for r in records})
-        lines += [
-            f"Split hash of every retrain: {', '.join(split_hashes)}; test-set hash: {', '.join(test_hashes)} "
-            + ("(one each: every retrain trained on the study's split and was tested on the same test set, which holds no image "
-               "the trials trained or validated on)." if len(split_hashes) == len(test_hashes) == 1 else
-               "(**more than one: the retrains did not all use the same split or test set**)."),
-            "",
-        ]  # fmt: skip
-        lines += [
-            "`best` = best.yaml, `base` = base.yaml; a config with several roles (the best trial was a portfolio recipe) is "
-            "retrained once, named by its roles joined with '='. Every retrain trains on the study's own training split (the base "
-            "config's split_seed) and is tested on one and the same test set; the seeds vary the weights' initialisation, "
-            "the data order and the augmentation, not the split.",
-            "",
-        ]
+        lines += _retrain_lines(records, tuner.folds)
         lines += study_ensemble.gain_lines(records, study, s.monitor.split("/", 1)[-1])
     if failed:
         lines += ["Retrains that failed: " + "; ".join(f"{r['cell']} seed {r['seed']}: {r['error']}" for r in failed), ""]
@@ -234,12 +191,9 @@ def write_report(tuner) -> Path | None:
             f"| {r['number']} | {r['value']:.4f} | {_value(r['as_trained'])} | {r['seconds']} | {describe(json.loads(r['overrides']))} |"
         )
     lines += ["", "## Parameter importances", ""]
-    sampled = sum(1 for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.params)
-    if importances and sampled < IMPORTANCE_MIN_TRIALS:
-        lines.append(f"Rough: from {sampled} complete sampled trials (below {IMPORTANCE_MIN_TRIALS}, importances are mostly noise).")
-    lines += [f"- {k.replace('.init_args', '')}: {v:.3f}" for k, v in importances.items()] or [
-        f"not computed: {why or f'{sampled} complete trials with sampled values (the portfolio recipes have none)'}"
-    ]
+    if importances and sampled < IMPORTANCE_ROUGH_TRIALS:
+        lines.append(f"Rough: from {sampled} complete sampled trials (below {IMPORTANCE_ROUGH_TRIALS}, importances are mostly noise).")
+    lines += [f"- {k.replace('.init_args', '')}: {v:.3f}" for k, v in importances.items()] or [f"not computed: {why}"]
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
@@ -304,11 +258,60 @@ def _paired(out: Path, a, b, metric: str) -> tuple[tuple[float, float], int] | N
     return None if result is None else (result, len(first["targets"]))
 
 
+def _retrain_lines(records: list[dict], folds: int) -> list[str]:
+    """What the retrains trained on and which test set scored them (the hashes say it is one)."""
+    split_hashes = sorted({str(r.get("split_hash")) for r in records})
+    test_hashes = sorted({str(r.get("test_hash")) for r in records})
+    roles = ("`best` = best.yaml, `base` = base.yaml; a config with several roles (the best trial was a portfolio recipe) is "
+             "retrained once, named by its roles joined with '='. ")  # fmt: skip
+    if folds:
+        one = len(test_hashes) == 1
+        return [
+            f"Test-set hash: {', '.join(test_hashes)} "
+            + ("(one: every answer was tested on the same test set, which holds no image the trials trained or validated on)."
+               if one else "(**more than one: the answers were not all tested on the same test set**).")
+            + " " + roles + f"Every answer is its config's bag of {folds} fold models, each trained on {folds - 1} of the {folds} "
+            "stratified folds of the study's training images (the base config's split_seed) and calibrated on the fold it "
+            "did not train on, as the trials were; the seeds vary the weights' initialisation, the data order and the "
+            "augmentation, not the folds.",
+            "",
+        ]  # fmt: skip
+    return [
+        f"Split hash of every retrain: {', '.join(split_hashes)}; test-set hash: {', '.join(test_hashes)} "
+        + ("(one each: every retrain trained on the study's split and was tested on the same test set, which holds no image "
+           "the trials trained or validated on)." if len(split_hashes) == len(test_hashes) == 1 else
+           "(**more than one: the retrains did not all use the same split or test set**)."),
+        "",
+        roles + "Every retrain trains on the study's own training split (the base config's split_seed) and is tested on one "
+        "and the same test set; the seeds vary the weights' initialisation, the data order and the augmentation, not the split.",
+        "",
+    ]  # fmt: skip
+
+
+def answer_lines(answer: Answer) -> list[str]:
+    """The report's section on the deployed answer and on the trials' checkpoints the retrains reused."""
+    lines = ["## The deployed answer", "", f"- deploy {answer.deploy}"]
+    if answer.bag_file is not None:
+        lines.append(
+            f"- `{answer.bag_file}`: the winner's {answer.folds} fold models averaged, each calibrated on its own held-out fold "
+            "(their outputs are the out-of-fold outputs the winner was judged on); `lt-imbalance test --config base.yaml "
+            f"--ckpt_path {answer.bag_file.name}`, `predict` and `export` take it; it costs {answer.folds} models' inference"
+        )
+    if answer.reused:
+        lines.append(
+            "- trained once, not again: the retrains of the seed the trials ran with reuse the trials' own checkpoints (the same "
+            "config, split and seed would reproduce them): " + ", ".join(answer.reused)
+        )
+    return [*lines, ""]
+
+
 def _value(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _validation(data: dict) -> str:
+def _validation(data: dict, folds: int = 0) -> str:
+    if folds:
+        return f"the out-of-fold outputs of {folds}-fold cross-fitting (every training image judged by the fold model that did not train on it)"
     if data.get("val_source") == "pool":
         return f"a balanced pool hold-out of {data.get('val_per_class')} per class"
     return (

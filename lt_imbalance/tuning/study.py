@@ -42,6 +42,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from lt_imbalance.commands.fit_process import failure_reason
@@ -118,6 +119,8 @@ class TuneSettings:
     sampler_seed: int = 0
     report: bool = True
     target_prior: str | None = None
+    #: cross-fitting folds (0: judge on the validation split; None: :func:`~lt_imbalance.tuning.cross_fit.default_folds`)
+    folds: int | None = None
 
 
 def deploy_prior(requested: str | None, config: dict, monitor: str) -> str:
@@ -135,19 +138,41 @@ def deploy_prior(requested: str | None, config: dict, monitor: str) -> str:
 
 
 # ---- the config ---------------------------------------------------------------------------------------
-def refuse_test_validation(config: dict) -> None:
-    """Tuning selects on the validation metric, so it must not be the test set: the data module of
-    ``config`` is asked (data with its own validation list, such as ImageNet-LT's, passes)."""
+def choose_folds(config: dict, requested: int | None) -> tuple[int, str]:
+    """``(K, why)``: the cross-fitting folds of the study (``requested``: ``--folds``, else the rule
+    of :func:`~lt_imbalance.tuning.cross_fit.default_folds` on the base config's validation split).
+    Tuning selects on the validation metric, so without cross-fitting it must not be the test set:
+    the data module of ``config`` is asked (data with its own validation list, such as ImageNet-LT's,
+    passes)."""
     from lt_imbalance.commands.lightning_cli import instantiate_data
+    from lt_imbalance.tuning.cross_fit import default_folds
 
     data = instantiate_data(config)
-    if getattr(data, "validates_on_test", False):
+    if requested is not None:
+        if requested and getattr(data, "has_official_val", False):
+            raise UnsupportedCombination(
+                f"--folds {requested}: {type(data).__name__} has its own validation split, which judges every trial; "
+                "cross-fitting is for data judged on a share of its training images (drop --folds)"
+            )
+        folds, why = requested, "--folds"
+    elif getattr(data, "validates_on_test", False):
+        folds, why = 0, ""
+    else:
+        folds, why = default_folds(data.val_counts, getattr(data, "has_official_val", False))
+    if not folds and getattr(data, "validates_on_test", False):
         raise UnsupportedCombination(
             f"tuning would select on the test set: {type(data).__name__} validates on the test set when val_fraction is 0. Carve a "
             "validation split: --data.init_args.val_fraction 0.2 (a stratified share of the training split), or a balanced "
             "one from pool images the training split does not use: --data.init_args.val_source pool "
-            "--data.init_args.val_per_class 20 --data.init_args.val_fraction 0"
+            "--data.init_args.val_per_class 20 --data.init_args.val_fraction 0; or cross-fit on the training images: --folds 5"
         )
+    if folds:  # every class must be both held out and trained on in every fold
+        from lt_imbalance.data.splits import stratified_folds
+
+        split = data.split
+        images = np.concatenate([split.train_indices, split.val_indices]) if data.val_source == "split" else split.train_indices
+        stratified_folds(data.announced_labels[np.sort(images)], data.num_classes, folds)
+    return folds, why
 
 
 # ---- the study ------------------------------------------------------------------------------------------
@@ -162,7 +187,7 @@ class Tuner:
         self.settings = s = settings
         s.out.mkdir(parents=True, exist_ok=True)
         self.base = resolve_config([arg for path in s.configs for arg in ("--config", path)] + s.overrides)
-        refuse_test_validation(self.base)
+        self.folds, self.folds_why = choose_folds(self.base, s.folds)
         self.base["prior"] = deploy_prior(s.target_prior, self.base, s.monitor)  # every trial, best.yaml and retrain carry it
         self.space = SearchSpace.from_yaml(s.space)
         self.space.check(self.base, check_config)
@@ -177,6 +202,7 @@ class Tuner:
             storage=self.storage, study_name=s.study or "lt-imbalance", direction=s.direction, load_if_exists=True,
             sampler=optuna.samplers.TPESampler(seed=s.sampler_seed), pruner=make_pruner(s.pruner, s.direction),
         )  # fmt: skip
+        self.keep_folds()
         self.slots: queue.Queue = queue.Queue()
         for slot in self._slots(s.jobs):
             self.slots.put(slot)
@@ -186,6 +212,22 @@ class Tuner:
         self.processes = FitProcesses(s.monitor, "tune")
         #: the error that stopped the study (:func:`repeated_failure`), if one did
         self.stopped_by: str | None = None
+
+    def keep_folds(self) -> None:
+        """The study's folds are decided once, when it starts (recorded in the study): a resumed study
+        keeps them, and one given another ``--folds`` is refused (its trials would be judged two ways)."""
+        recorded = self.study.user_attrs.get("folds")
+        if recorded is None:
+            if self.study.get_trials(deepcopy=False):  # a study from a version without cross-fitting
+                self.folds, self.folds_why = 0, "the study started without cross-fitting"
+            self.study.set_user_attr("folds", self.folds)
+        elif self.settings.folds is not None and self.settings.folds != recorded:
+            raise UnsupportedCombination(
+                f"--folds {self.settings.folds}: the study in {self.settings.out} judges its trials with --folds {recorded}; "
+                f"resume it with --folds {recorded} (or without --folds), or start another study in a new --out"
+            )
+        elif recorded != self.folds:
+            self.folds, self.folds_why = recorded, "as the study started"
 
     @staticmethod
     def _slots(jobs: int) -> list[dict[str, str]]:
@@ -234,6 +276,7 @@ class Tuner:
             self.preflight()
             if not self.study.get_trials(deepcopy=False) and len(self.space.portfolio) > 1:
                 self.cost_preview()
+            print(f"tune: {self.judging()}", flush=True)
             print(
                 f"tune: {self.finished()} of {s.n_trials} trials done; running {remaining} more ({s.jobs} at a time) in {s.out}; "
                 f"trials are judged as deployed for the class prior '{self.base['prior']}' (--target-prior)",
@@ -265,6 +308,18 @@ class Tuner:
             print("tune: stopped during the retrains; the finished ones are kept. The same command runs the rest.", flush=True)
             return None
         return report
+
+    def judging(self) -> str:
+        """How the study judges its trials, with the cost and the way to change it, in one line."""
+        if self.folds:
+            return (
+                f"cross-fitting on, {self.folds} folds ({self.folds_why}): every trial fits {self.folds} fold models, each judged "
+                f"on the training images it did not see, so a trial costs {self.folds}x a holdout trial (each fold model trains "
+                f"on {self.folds - 1}/{self.folds} of the training images); the answer is the winner's bag of fold models. "
+                "--folds 0 judges on the validation split instead"
+            )
+        why = f" ({self.folds_why})" if self.folds_why else ""
+        return f"cross-fitting off{why}: trials are judged on the validation split; --folds 5 cross-fits them"
 
     def wait_for_other_workers(self, poll_seconds: float = 5.0) -> None:
         """The reporting worker waits while other workers' trials still run (the study's last trials
@@ -400,8 +455,6 @@ class Tuner:
         return overrides, apply_overrides(self.base, overrides)
 
     def objective(self, trial) -> float:
-        import optuna
-
         s = self.settings
         trial.set_user_attr("worker", worker_id())
         if self.surplus(trial):
@@ -418,43 +471,89 @@ class Tuner:
         folder.mkdir(parents=True, exist_ok=True)
         trial.set_user_attr("folder", str(folder.resolve()))  # where every worker's report finds its outputs
         (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        slot = self.slots.get()
+        start = time.perf_counter()
+        try:
+            if self.folds:
+                record = self.cross_fit(trial, folder, config, slot)
+            else:
+                self.fit(trial, folder, f"trial {trial.number}", slot, first=True)
+                record = json.loads((folder / "objective.json").read_text())
+        finally:
+            self.slots.put(slot)
+            trial.set_user_attr("seconds", round(time.perf_counter() - start, 1))
+        for key in ("se", "as_trained", "during_training"):
+            if record.get(key) is not None:
+                trial.set_user_attr(key, record[key])
+        return float(record["value"])
+
+    def cross_fit(self, trial, folder: Path, config: dict, slot: dict[str, str]) -> dict:
+        """The trial's K fold fits (``fold<k>/``) and its record judged on their out-of-fold outputs
+        (:mod:`lt_imbalance.tuning.cross_fit`), kept as the trial's ``val_outputs.npz`` and ``objective.json``."""
+        from lt_imbalance.tuning import cross_fit
+
+        for k in range(self.folds):
+            sub = cross_fit.fold_folder(folder, k)
+            sub.mkdir(exist_ok=True)
+            (sub / "config.yaml").write_text(
+                yaml.safe_dump(apply_overrides(config, cross_fit.fold_overrides(k, self.folds)), sort_keys=False)
+            )
+            self.fit(trial, sub, f"trial {trial.number} fold {k}", slot, first=k == 0)
+        try:
+            outputs = cross_fit.out_of_fold(folder, self.folds)
+            record = {
+                **cross_fit.judge(outputs, self.settings.monitor.split("/", 1)[-1]),
+                "folds": self.folds,
+                "images": len(outputs["targets"]),
+            }
+        except BadValue as err:
+            trial.set_user_attr("error", str(err))
+            raise TrialFailed(f"trial {trial.number}: {err}") from err
+        np.savez_compressed(folder / cross_fit.OUTPUTS, **outputs)
+        (folder / "objective.json").write_text(json.dumps(record))
+        return record
+
+    def fit(self, trial, folder: Path, label: str, slot: dict[str, str], first: bool) -> None:
+        """One ``fit`` of the config in ``folder`` for ``trial`` (the pruner watches the ``first`` fit
+        of a trial); raises :class:`TrialFailed` or ``optuna.TrialPruned`` when it did not finish."""
+        import optuna
+
+        s = self.settings
+        pruner = "none" if trial.user_attrs.get("recipe") or not first else s.pruner
         cmd = [
             sys.executable, "-m", "lt_imbalance", "fit", "--config", str(folder / "config.yaml"), "--test_after_fit", "false",
             "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(folder / "run"),
             "--trainer.callbacks+=lt_imbalance.tuning.trial_reporter.TrialReporter", f"--trainer.callbacks.storage={self.url}",
             f"--trainer.callbacks.study={self.study.study_name}", f"--trainer.callbacks.trial_id={trial_id(self.storage, self.study, trial.number)}",
-            f"--trainer.callbacks.monitor={s.monitor}", f"--trainer.callbacks.out={folder}", f"--trainer.callbacks.pruner={'none' if trial.user_attrs.get('recipe') else s.pruner}",
-            f"--trainer.callbacks.direction={s.direction}",
+            f"--trainer.callbacks.monitor={s.monitor}", f"--trainer.callbacks.out={folder}", f"--trainer.callbacks.pruner={pruner}",
+            f"--trainer.callbacks.direction={s.direction}", f"--trainer.callbacks.report_steps={str(first).lower()}",
         ]  # fmt: skip
-        slot = self.slots.get()
-        start = time.perf_counter()
-        try:
-            if self.processes.stopping:
-                trial.set_user_attr("error", "interrupted: the tuner was stopped before this trial started")
-                raise TrialFailed("interrupted")
-            returncode, interrupted = self.processes.run(f"trial {trial.number}", cmd, {**os.environ, **slot, ROOT_ENV: "1"}, folder)
-        finally:
-            self.slots.put(slot)
-        trial.set_user_attr("seconds", round(time.perf_counter() - start, 1))
+        if self.processes.stopping:
+            trial.set_user_attr("error", "interrupted: the tuner was stopped before this trial started")
+            raise TrialFailed("interrupted")
+        returncode, interrupted = self.processes.run(label, cmd, {**os.environ, **slot, ROOT_ENV: "1"}, folder)
         output = (folder / "fit.log").read_text(errors="replace")
         if interrupted or (self.processes.stopping and returncode != 0):
             trial.set_user_attr("error", "interrupted: the tuner was stopped (SIGINT / SIGTERM); the same command runs it again")
-            raise TrialFailed(f"trial {trial.number} interrupted")
+            raise TrialFailed(f"{label} interrupted")
         if returncode != 0:
             trial.set_user_attr("error", failure_reason(output, returncode))
-            raise TrialFailed(f"trial {trial.number} failed: see {folder / 'fit.log'}")
+            raise TrialFailed(f"{label} failed: see {folder / 'fit.log'}")
+        collapsed = folder / "collapsed.json"
+        if collapsed.is_file():
+            record = json.loads(collapsed.read_text())
+            epoch = record["epoch"]
+            trial.set_user_attr(
+                "collapsed",
+                f"{label}: every validation image predicted as one class for {record['in_a_row']} epochs in a row (to epoch {epoch})",
+            )
+            raise optuna.TrialPruned(f"collapsed at epoch {epoch}")
         pruned = folder / "pruned.json"
         if pruned.is_file():
             raise optuna.TrialPruned(f"pruned at epoch {json.loads(pruned.read_text())['epoch']}")
-        last = folder / "objective.json"
-        if not last.is_file():
+        if not (folder / "objective.json").is_file():
             trial.set_user_attr("error", f"no validation ran, so {s.monitor} was never reported (check trainer.limit_val_batches)")
-            raise TrialFailed(f"trial {trial.number}: no objective")
-        record = json.loads(last.read_text())
-        for key in ("se", "as_trained", "during_training"):
-            if record.get(key) is not None:
-                trial.set_user_attr(key, record[key])
-        return float(record["value"])
+            raise TrialFailed(f"{label}: no objective")
 
     def stop(self, signum: int, frame=None) -> None:
         """SIGINT / SIGTERM: start no new trial or retrain and stop the running ones (:class:`~lt_imbalance.fit_processes.FitProcesses`)."""
@@ -493,6 +592,12 @@ def parse_args(argv: list[str]) -> TuneSettings:
         "'class,share' lines (default: the base config's prior, else the one --monitor assumes: uniform for balanced "
         "accuracy, macro-F1 and the shot groups; the validation mix for plain accuracy)",
     )  # fmt: skip
+    parser.add_argument(
+        "--folds", type=int, default=None,
+        help="cross-fit every trial on K stratified folds of the training images and judge it on its out-of-fold outputs "
+        "(K fits a trial; the answer is the winner's bag of fold models); 0 judges on the validation split. Default: "
+        "5 when the validation split's smallest class has fewer than 10 images, else 0",
+    )  # fmt: skip
     parser.add_argument("--pruner", default="median", help="stop bad trials early: median, median:N, hyperband, threshold:X, or none (off)")
     parser.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler")
     parser.add_argument("--no-report", action="store_true", help="run trials only (extra workers of a shared study)")
@@ -502,12 +607,15 @@ def parse_args(argv: list[str]) -> TuneSettings:
         parser.error(f"unknown options {stray}; fit overrides look like --trainer.max_epochs 30")
     if args.n_trials < 1 or args.jobs < 1:
         parser.error("--n_trials and --jobs must be at least 1")
+    if args.folds is not None and (args.folds < 0 or args.folds == 1):
+        parser.error(f"--folds {args.folds}: cross-fitting needs at least 2 folds (0 turns it off)")
     make_pruner(args.pruner, args.direction)  # refuse a bad --pruner before any work
     check_target_prior(args.target_prior, parser.error)
     return TuneSettings(
         configs=args.config, out=args.out, overrides=overrides, space=args.space, n_trials=args.n_trials, timeout=args.timeout,
         storage=args.storage, study=args.study, jobs=args.jobs, seeds=args.seeds, monitor=args.monitor, direction=args.direction,
         pruner=args.pruner, sampler_seed=args.sampler_seed, report=not args.no_report, target_prior=args.target_prior,
+        folds=args.folds,
     )  # fmt: skip
 
 

@@ -1,17 +1,15 @@
-"""The study's ensemble answer: chosen on validation, deployable as one file, tested per seed.
+"""The study's ensemble answer: chosen on validation, deployable as one file.
 
 1. :func:`choose`: the greedy ensemble (:mod:`lt_imbalance.tuning.ensemble`) of the complete trials'
-   deployed validation probabilities, beside the best single trial with the paired standard error
-   of the gain (:mod:`lt_imbalance.tuning.selection_stats`); ``ensemble.json``. Only trials whose
-   outputs this worker can read take part (another worker's folder may be on another machine).
-2. :func:`write_deployable`: the members' own trial checkpoints (trained on the study's split,
-   calibrated) as one ensemble file, ``ensemble.ckpt``, each member re-weighted to the study's
+   deployed validation probabilities (out-of-fold when the study cross-fits), beside the best
+   single trial with the paired standard error of the gain (:mod:`lt_imbalance.tuning.selection_stats`);
+   ``ensemble.json``. Only trials whose outputs this worker can read take part (another worker's
+   folder may be on another machine).
+2. :func:`write_deployable`: the members' own trial checkpoints (a cross-fitted member: its bag of
+   fold models) as one ensemble file, ``ensemble.ckpt``, each member re-weighted to the study's
    target prior (:mod:`lt_imbalance.ensemble_classifier`): ``lt-imbalance test / predict / export``
-   take it like a checkpoint.
-3. :func:`ensemble_per_seed`: with ``--seeds``, each member is retrained per seed with the other
-   retrains (a member that is the best or a portfolio recipe is retrained once), the ensemble is
-   rebuilt from the seed-s members with the weights chosen in the study, and tested by
-   ``lt-imbalance test`` on the study's test set (``retrain/ensemble/seed<s>``).
+   take it like a checkpoint. Its retrains per seed and tests are the answer's
+   (:mod:`lt_imbalance.tuning.answer`).
 
 Which answer to deploy is decided on validation, never on the test set: the ensemble when its
 validation gain over the single best is more than two paired standard errors, else the single best
@@ -20,18 +18,15 @@ validation gain over the single best is more than two paired standard errors, el
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lt_imbalance.rundir import newest_last_checkpoint
-from lt_imbalance.sweep import mean_se, result_files
+from lt_imbalance.sweep import mean_se
+from lt_imbalance.tuning.checkpoint_test import build_and_save
 from lt_imbalance.tuning.ensemble import ENSEMBLE_ROUNDS, greedy_ensemble
 from lt_imbalance.tuning.selection_stats import PAIRED_METRICS, paired_difference
-from lt_imbalance.tuning.trial_files import trial_checkpoint, trial_folder, validation_outputs
+from lt_imbalance.tuning.trial_files import trial_checkpoints, trial_folder, validation_outputs
 
 #: the ensemble is the answer when its validation gain exceeds this many paired standard errors
 GAIN_IN_STANDARD_ERRORS = 2.0
@@ -66,7 +61,7 @@ class EnsembleChoice:
         return not self.single and self.gain > GAIN_IN_STANDARD_ERRORS * self.gain_se
 
 
-def choose(study, monitor: str, out: Path) -> EnsembleChoice | None:
+def choose(study, monitor: str, out: Path, single_answer: str = "the single best (best.yaml)") -> EnsembleChoice | None:
     """:class:`EnsembleChoice` of ``study`` (saved as ``ensemble.json``), None when fewer than two
     trials kept their outputs on the same images or the monitor has no paired formula."""
     import numpy as np
@@ -97,80 +92,30 @@ def choose(study, monitor: str, out: Path) -> EnsembleChoice | None:
     )
     members = [{"trial": n, "weight": w, "config": str(trial_folder(trials[n], out) / "config.yaml")} for n, w in weights.items()]
     record = {"monitor": monitor, "value": choice.value, "members": members, "single_best": {"trial": best, "value": choice.best_value},
-              "gain": gain, "gain_se": se, "deploy": "ensemble.ckpt" if choice.preferred else "the single best (best.yaml)"}  # fmt: skip
+              "gain": gain, "gain_se": se, "deploy": "ensemble.ckpt" if choice.preferred else single_answer}  # fmt: skip
     (out / "ensemble.json").write_text(json.dumps(record, indent=2) + "\n")
     return choice
 
 
-def build_and_save(members: list[tuple[Path, float]], prior: str, path: Path) -> Path:
-    """The ensemble of ``members`` (``(checkpoint, weight)``) re-weighted to ``prior``, written to ``path``."""
-    from lt_imbalance.ensemble_classifier import save_ensemble
-    from lt_imbalance.inference.ensemble_builder import build_ensemble
-
-    return save_ensemble(build_ensemble(members, prior), path, [p for p, _ in members])
-
-
-def write_deployable(choice: EnsembleChoice, study, out: Path, prior: str) -> Path | None:
-    """``ensemble.ckpt`` from the members' trial checkpoints (None when one is not readable here, or
-    the ensemble is one trial alone)."""
+def write_deployable(choice: EnsembleChoice, study, out: Path, prior: str, class_counts: list[int] | None = None) -> Path | None:
+    """``ensemble.ckpt`` from the members' trial checkpoints (a cross-fitted member: its K fold models,
+    weight w / K each; ``class_counts`` the training images of the whole), None when one is not
+    readable here, or the ensemble is one trial alone."""
     if choice.single:
         return None
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    members = [(trial_checkpoint(trials[n], out), w) for n, w in choice.weights.items()]
-    if any(path is None for path, _ in members):
-        return None
-    return build_and_save(members, prior, out / "ensemble.ckpt")
+    members = []
+    for n, w in choice.weights.items():
+        paths = trial_checkpoints(trials[n], out)
+        if paths is None:
+            return None
+        members += [(path, w / len(paths)) for path in paths]
+    return build_and_save(members, prior, out / "ensemble.ckpt", class_counts)
 
 
 def member_name(trial: int) -> str:
     """The retrain role of an ensemble member."""
     return f"trial{trial}"
-
-
-def ensemble_per_seed(choice: EnsembleChoice, cells: list[str], seeds: list[int], out: Path, prior: str, processes) -> list[dict]:
-    """Per seed: the ensemble rebuilt from the members' retrains of that seed (``retrain/<cell>/seed<s>``,
-    ``cells`` the retrains' cell names) and tested on ``base.yaml``'s test set; one record per seed as
-    the sweep writes them (``cell`` ``ensemble``), or with ``error``. A finished seed with the same
-    members is reused."""
-    records = []
-    for seed in seeds:
-        members = []
-        for trial, weight in choice.weights.items():
-            cell = next(c for c in cells if member_name(trial) in c.split("="))
-            members.append((newest_last_checkpoint(out / "retrain" / cell / f"seed{seed}"), weight))
-        if any(path is None for path, _ in members):
-            records.append({"cell": "ensemble", "seed": seed, "error": "a member's retrain of this seed has no last.ckpt"})
-            continue
-        records.append(_test_one(members, seed, out, prior, processes))
-        if processes.stopping:
-            break
-    return records
-
-
-def _test_one(members: list[tuple[Path, float]], seed: int, out: Path, prior: str, processes) -> dict:
-    folder = out / "retrain" / "ensemble" / f"seed{seed}"
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = [(str(p), p.stat().st_mtime_ns, w) for p, w in members]
-    digest = hashlib.sha256(json.dumps(stamp).encode()).hexdigest()[:16]
-    done = folder / "result.json"
-    if done.is_file() and json.loads(done.read_text()).get("members_hash") == digest:
-        return json.loads(done.read_text())
-    path = build_and_save(members, prior, folder / "ensemble.ckpt")
-    cmd = [sys.executable, "-m", "lt_imbalance", "test", "--config", str(out / "base.yaml"), "--ckpt_path", str(path),
-           "--seed_everything", str(seed), "--trainer.default_root_dir", str(folder / "run"), "--trainer.enable_progress_bar", "false"]  # fmt: skip
-    before = result_files(folder)
-    returncode, interrupted = processes.run(f"ensemble seed {seed}", cmd, dict(os.environ), folder)
-    if interrupted or processes.stopping:
-        return {"cell": "ensemble", "seed": seed, "error": "interrupted: stopped (SIGINT / SIGTERM); the same command runs it again"}
-    results = sorted((p for p, stamp in result_files(folder).items() if before.get(p) != stamp), key=lambda p: p.stat().st_mtime_ns)
-    if returncode != 0 or not results:  # only a file this test wrote counts, not one of an earlier attempt
-        return {"cell": "ensemble", "seed": seed, "error": f"the ensemble's test failed (exit {returncode}); see {folder / 'fit.log'}"}
-    metadata = results[-1].parent / "run_metadata.json"
-    data = (json.loads(metadata.read_text()).get("data") or {}) if metadata.is_file() else {}
-    record = {"cell": "ensemble", "config": str(path), "seed": seed, "members_hash": digest, "split_hash": data.get("split_hash"),
-              "test_hash": data.get("test_hash"), **json.loads(results[-1].read_text())}  # fmt: skip
-    done.write_text(json.dumps(record, indent=2) + "\n")
-    return record
 
 
 def paired_over_seeds(records: list[dict], a: str, b: str, metric: str) -> tuple[float, float, int] | None:
@@ -185,8 +130,11 @@ def paired_over_seeds(records: list[dict], a: str, b: str, metric: str) -> tuple
     return mean, se, len(seeds)
 
 
-def report_lines(choice: EnsembleChoice, monitor: str, deployable: Path | None) -> list[str]:
-    """The report's section on the ensemble chosen on validation."""
+def report_lines(
+    choice: EnsembleChoice, monitor: str, deployable: Path | None, single_answer: str = "the single best (best.yaml)"
+) -> list[str]:
+    """The report's section on the ensemble chosen on validation; ``single_answer`` is what deploying
+    the single best means (its config, or its bag of fold models)."""
     shown = ", ".join(f"trial {n} ({w:.2f})" for n, w in choice.weights.items())
     lines = [
         "## Ensemble of the trials",
@@ -203,7 +151,7 @@ def report_lines(choice: EnsembleChoice, monitor: str, deployable: Path | None) 
     if choice.single:
         lines.append(
             f"- the ensemble is the single best trial alone (trial {choice.best}, {monitor} {choice.best_value:.4f}): adding no "
-            "other trial improved it on validation; deploy best.yaml"
+            f"other trial improved it on validation; deploy {single_answer}"
         )
         return [*lines, "- members and weights: ensemble.json", ""]
     lines.append(
@@ -220,7 +168,7 @@ def report_lines(choice: EnsembleChoice, monitor: str, deployable: Path | None) 
         )
     else:
         lines.append(
-            f"- deploy the single best (best.yaml): the ensemble's validation gain is within {GAIN_IN_STANDARD_ERRORS:g} standard "
+            f"- deploy {single_answer}: the ensemble's validation gain is within {GAIN_IN_STANDARD_ERRORS:g} standard "
             f"errors and it costs {len(choice.weights)} models' inference"
             + (f"; the ensemble is still written, `{deployable}`" if deployable else "")
         )

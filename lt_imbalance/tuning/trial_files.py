@@ -26,3 +26,15 @@ def trial_checkpoint(trial, out: Path) -> Path | None:
     """The final, calibrated ``last.ckpt`` of ``trial``, None when not readable here."""
     run = trial_folder(trial, out) / "run"
     return newest_last_checkpoint(run) if run.is_dir() else None
+
+
+def trial_checkpoints(trial, out: Path) -> list[Path] | None:
+    """The models of ``trial``: its ``last.ckpt``, or a cross-fitted trial's fold models' (``fold<k>/``,
+    in fold order); None when one is not readable here."""
+    folder = trial_folder(trial, out)
+    folds = sorted(folder.glob("fold*"), key=lambda p: int(p.name.removeprefix("fold")) if p.name[4:].isdigit() else -1)
+    if not folds:
+        path = trial_checkpoint(trial, out)
+        return None if path is None else [path]
+    paths = [newest_last_checkpoint(f / "run") if (f / "run").is_dir() else None for f in folds]
+    return None if any(p is None for p in paths) else paths

@@ -11,7 +11,14 @@ marks the trial pruned. When the fit ends (the outputs calibrated on the validat
 adjusted to the study's target prior, which the trial's config carries as ``prior``), the trial is
 judged as it will be deployed: ``objective.json`` gets the final weights' validation value as
 deployed (the trial's value) and as trained, and ``val_outputs.npz`` their validation targets and
-deployed probabilities, from which the report pairs trials image by image.
+deployed probabilities, from which the report pairs trials image by image (with the pool positions
+of the validation images, from which a cross-fitted trial assembles its out-of-fold outputs).
+
+A trial that cannot learn stops early: when, after the learning-rate warm-up, the validation
+predictions fall on one class alone for :data:`COLLAPSE_EPOCHS` validations in a row, the trainer
+stops and ``collapsed.json`` says at which epoch, so that the tuner records the trial as collapsed
+(pruned, not a failure of the study). Like pruning, this applies where a pruner watches the trial
+(sampled trials; not the portfolio recipes, nor with ``--pruner none``).
 
 The default ``median`` pruner decides only from :func:`prune_from` on: after the learning-rate
 warm-up and after two thirds of the epochs (measured on digits-LT, 24 complete trials: the value
@@ -33,6 +40,8 @@ from lt_imbalance.errors import BadValue
 
 #: the trial's value: the mean of the monitored metric over this many last validations
 OBJECTIVE_LAST = 3
+#: a trial is stopped as collapsed after this many validations in a row predicting one class alone
+COLLAPSE_EPOCHS = 2
 #: the default (median) pruner decides from this share of the epochs on (and not inside the warm-up); module docstring
 PRUNE_FROM_SHARE = 2 / 3
 
@@ -62,21 +71,37 @@ class TrialReporter(pl.Callback):
         out: folder for ``objective.json`` (the last value) and ``pruned.json`` (when stopped early).
         pruner: the study's ``--pruner`` (rebuilt here: a pruner is not kept in the storage); ``none`` reports only.
         direction: the study's direction.
+        report_steps: report every epoch's value to the study (for the pruner); a cross-fitted
+            trial's later folds write their files only (the pruner watches the first fold).
     """
 
     def __init__(
-        self, storage: str, study: str, trial_id: int, monitor: str, out: str, pruner: str = "median", direction: str = "maximize"
+        self,
+        storage: str,
+        study: str,
+        trial_id: int,
+        monitor: str,
+        out: str,
+        pruner: str = "median",
+        direction: str = "maximize",
+        report_steps: bool = True,
     ):
         self.storage, self.study_name, self.trial_id, self.monitor = storage, study, trial_id, monitor
-        self.out, self.pruner, self.direction = Path(out), pruner, direction
+        self.out, self.pruner, self.direction, self.report_steps = Path(out), pruner, direction, report_steps
+        #: validations in a row whose predictions fell on one class alone
+        self.one_class_in_a_row = 0
         self._trial = None
         self.values: list[float] = []
         self.first_decision = 0
+        self.collapse_from = 0
         self.pruned = False
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        import math
+
+        warmup = getattr(getattr(pl_module, "lr_schedule", None), "warmup_epochs", 0.0)
+        self.collapse_from = math.ceil(warmup)
         if self.pruner.split(":")[0] == "median":
-            warmup = getattr(getattr(pl_module, "lr_schedule", None), "warmup_epochs", 0.0)
             self.first_decision = prune_from(trainer.max_epochs or 1, warmup)
 
     def _optuna_trial(self):
@@ -116,7 +141,13 @@ class TrialReporter(pl.Callback):
             return
         import numpy as np
 
-        np.savez_compressed(self.out / "val_outputs.npz", targets=final.targets.numpy(), deployed=final.deployed.numpy())
+        indices = np.asarray(getattr(trainer.datamodule, "val_indices", []), dtype=np.int64)
+        if len(indices) != len(final.targets) or getattr(trainer.datamodule, "has_official_val", False):
+            indices = np.full(len(final.targets), -1, dtype=np.int64)  # not positions in the training pool
+        np.savez_compressed(
+            self.out / "val_outputs.npz", targets=final.targets.numpy(), deployed=final.deployed.numpy(),
+            as_trained=final.as_trained.numpy(), indices=indices,
+        )  # fmt: skip
         record = {**json.loads((self.out / "objective.json").read_text()), "value": deployed.metrics[key],
                   "as_trained": as_trained.metrics[key], "during_training": objective_value(self.values),
                   "se": balanced_accuracy_se(deployed.confusion) if key == "balanced_acc" else None}  # fmt: skip
@@ -130,17 +161,32 @@ class TrialReporter(pl.Callback):
             raise BadValue(f"the tuner's objective {self.monitor!r} was not logged; logged metrics: {sorted(trainer.callback_metrics)}")
         stop = False
         self.values.append(float(value))
-        if trainer.is_global_zero:
+        collapsed = self.pruner != "none" and trainer.current_epoch >= self.collapse_from and self._collapsed(pl_module)
+        if trainer.is_global_zero and self.report_steps:
             trial = self._optuna_trial()
             trial.report(float(value), step=trainer.current_epoch)
             decide = self.pruner != "none" and trainer.current_epoch >= self.first_decision
             stop = decide and trial.should_prune()
+        if trainer.is_global_zero:
             self.out.mkdir(parents=True, exist_ok=True)
             record = {"epoch": trainer.current_epoch, "value": objective_value(self.values), "last": float(value),
                       "over": self.values[-OBJECTIVE_LAST:], "se": self._standard_error(pl_module)}  # fmt: skip
             (self.out / "objective.json").write_text(json.dumps(record))
-        stop = trainer.strategy.broadcast(stop)
-        if stop:
+        stop, collapsed = trainer.strategy.broadcast((stop, collapsed))
+        if stop or collapsed:
             trainer.should_stop, self.pruned = True, True
             if trainer.is_global_zero:
-                (self.out / "pruned.json").write_text(json.dumps({"epoch": trainer.current_epoch, "value": float(value)}))
+                record = {"epoch": trainer.current_epoch, "value": float(value)}
+                if collapsed:
+                    (self.out / "collapsed.json").write_text(json.dumps({**record, "in_a_row": COLLAPSE_EPOCHS}))
+                else:
+                    (self.out / "pruned.json").write_text(json.dumps(record))
+
+    def _collapsed(self, pl_module: pl.LightningModule) -> bool:
+        """Whether the validation predictions fell on one class alone :data:`COLLAPSE_EPOCHS` times in a row."""
+        result = getattr(pl_module, "evaluations", {}).get("val")
+        if result is None:
+            return False
+        predicted = int((result.confusion.sum(0) > 0).sum())  # rows: true class, columns: predicted class
+        self.one_class_in_a_row = self.one_class_in_a_row + 1 if predicted <= 1 else 0
+        return self.one_class_in_a_row >= COLLAPSE_EPOCHS

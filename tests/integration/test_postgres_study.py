@@ -21,7 +21,7 @@ import yaml
 pytestmark = pytest.mark.slow  # a whole-product scenario: `make test-slow`
 
 ROOT = Path(__file__).resolve().parents[2]
-QUICK = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2"]
+QUICK = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2", "--folds", "0"]
 
 
 def _binaries() -> Path | None:

@@ -16,7 +16,7 @@ from lt_imbalance.inference.trained_model import load_trained
 from lt_imbalance.tuning.study import Tuner, deploy_prior, parse_args
 
 ROOT = Path(__file__).resolve().parents[2]
-QUICK = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "3"]
+QUICK = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "3", "--folds", "0"]
 
 
 def test_the_monitor_decides_the_prior_trials_are_judged_for():

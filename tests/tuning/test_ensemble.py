@@ -106,5 +106,8 @@ def test_the_report_says_when_the_ensemble_is_the_single_best_alone(tmp_path):
     probabilities[3] = np.eye(3)[targets] * 0.9 + 0.1 / 3  # right everywhere: nothing improves it
     study = _study(probabilities, targets, tmp_path)
     text = _section(study, tmp_path)
-    assert "the ensemble is the single best trial alone (trial 3, val/balanced_acc 1.0000)" in text and "deploy best.yaml" in text
+    assert (
+        "the ensemble is the single best trial alone (trial 3, val/balanced_acc 1.0000)" in text
+        and "deploy the single best (best.yaml)" in text
+    )
     assert "a gain of" not in text and "deploy the ensemble" not in text and "within 2 standard" not in text

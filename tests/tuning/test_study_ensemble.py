@@ -13,7 +13,9 @@ import torch
 
 from lt_imbalance.fit_processes import FitProcesses
 from lt_imbalance.inference.trained_model import load_trained
-from lt_imbalance.tuning.study_ensemble import EnsembleChoice, choose, ensemble_per_seed, gain_lines, paired_over_seeds, write_deployable
+from lt_imbalance.rundir import newest_last_checkpoint
+from lt_imbalance.tuning.answer import ensemble_per_seed
+from lt_imbalance.tuning.study_ensemble import EnsembleChoice, choose, gain_lines, paired_over_seeds, write_deployable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,15 +62,13 @@ def test_the_ensemble_is_rebuilt_per_seed_from_the_retrains_and_tested(study_wit
     shutil.copy(ROOT / "configs" / "digits_lt_erm.yaml", out / "base.yaml")
     choice = EnsembleChoice({0: 0.5, 1: 0.5}, 1.0, 0, 0.5, 0.5, 0.1, 40, 2, 0, 0)
     cells = ["best=base=trial0", "balanced_softmax=trial1"]
-    for cell, trial in zip(cells, ("0000", "0001")):  # the members' "retrains" of seed 0: here their trial runs
-        (out / "retrain" / cell).mkdir(parents=True)
-        (out / "retrain" / cell / "seed0").symlink_to(out / "trials" / trial / "run", target_is_directory=True)
-    records = ensemble_per_seed(choice, cells, [0, 1], out, "uniform", FitProcesses())
-    assert records[1] == {"cell": "ensemble", "seed": 1, "error": "a member's retrain of this seed has no last.ckpt"}
+    models = {(cell, 0): [newest_last_checkpoint(out / "trials" / trial / "run")] for cell, trial in zip(cells, ("0000", "0001"))}
+    records = ensemble_per_seed(choice, cells, models, [0, 1], out, "uniform", FitProcesses())
+    assert records[1] == {"cell": "ensemble", "seed": 1, "error": "a member's models of this seed are missing"}
     tested = records[0]
     assert tested["cell"] == "ensemble" and 0 <= tested["metrics"]["balanced_acc"] <= 1, tested
     assert (out / "retrain" / "ensemble" / "seed0" / "ensemble.ckpt").is_file()
-    again = ensemble_per_seed(choice, cells, [0], out, "uniform", FitProcesses())  # finished: reused, not run again
+    again = ensemble_per_seed(choice, cells, models, [0], out, "uniform", FitProcesses())  # finished: reused, not run again
     assert again[0] == json.loads((out / "retrain" / "ensemble" / "seed0" / "result.json").read_text()) == tested
 
     # the test-set lines: paired by seed against the single best and the recipe best on validation
