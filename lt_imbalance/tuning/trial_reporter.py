@@ -108,8 +108,8 @@ class TrialReporter(pl.Callback):
         if self._trial is None:
             import optuna
 
+            from lt_imbalance.tuning.settings import make_pruner
             from lt_imbalance.tuning.storage import open_storage
-            from lt_imbalance.tuning.study import make_pruner
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             study = optuna.load_study(

@@ -9,8 +9,9 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from lt_imbalance.tuning import study
+from lt_imbalance.tuning import preflight, study
 from lt_imbalance.tuning.batch_timer import WARM_UP_BATCHES, BatchTimer
+from lt_imbalance.tuning.settings import parse_args
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,7 +38,7 @@ def test_the_timer_counts_the_batches_after_the_warm_up_per_sample(tmp_path):
 
 def test_the_tuner_says_what_each_recipe_costs_relative_to_the_base(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
-    tuner = study.Tuner(study.parse_args(["--config", "configs/digits_lt_erm.yaml", "--out", str(tmp_path / "s")]))
+    tuner = study.Tuner(parse_args(["--config", "configs/digits_lt_erm.yaml", "--out", str(tmp_path / "s")]))
     recipes = list(tuner.space.portfolio)
     seconds = {name: 0.001 for name in recipes}
     seconds[recipes[3]] = 0.005  # five times the base
@@ -52,8 +53,8 @@ def test_the_tuner_says_what_each_recipe_costs_relative_to_the_base(tmp_path, mo
         )
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    monkeypatch.setattr(study.subprocess, "run", fake_fit)
-    costs = tuner.cost_preview()
+    monkeypatch.setattr(preflight.subprocess, "run", fake_fit)
+    costs = preflight.cost_preview(tuner)
     assert costs[recipes[0]] == 1.0 and costs[recipes[3]] == 5.0 and failing not in costs
     said = capsys.readouterr().out
     assert (

@@ -67,7 +67,8 @@ def test_a_collapsed_fit_makes_its_trial_pruned_and_labelled(tmp_path, monkeypat
 
     import optuna
 
-    from lt_imbalance.tuning.study import Tuner, parse_args
+    from lt_imbalance.tuning.settings import parse_args
+    from lt_imbalance.tuning.study import Tuner
 
     monkeypatch.chdir(Path(__file__).resolve().parents[2])
     tuner = Tuner(parse_args(["--config", "configs/digits_lt_erm.yaml", "--n_trials", "2", "--out", str(tmp_path / "s"), "--folds", "0"]))
@@ -90,7 +91,8 @@ def test_the_study_decides_its_folds_once_and_a_resume_with_other_folds_is_refus
     from pathlib import Path
 
     from lt_imbalance.errors import UnsupportedCombination
-    from lt_imbalance.tuning.study import Tuner, parse_args
+    from lt_imbalance.tuning.settings import parse_args
+    from lt_imbalance.tuning.study import Tuner
 
     monkeypatch.chdir(Path(__file__).resolve().parents[2])
     args = ["--config", "configs/digits_lt_erm.yaml", "--n_trials", "2", "--out", str(tmp_path / "s")]

@@ -18,7 +18,8 @@ from lt_imbalance.cli import main
 from lt_imbalance.commands.lightning_cli import instantiate_data
 from lt_imbalance.inference.trained_model import load_trained
 from lt_imbalance.rundir import newest_last_checkpoint
-from lt_imbalance.tuning.study import Tuner, parse_args
+from lt_imbalance.tuning.settings import parse_args
+from lt_imbalance.tuning.study import Tuner
 
 ROOT = Path(__file__).resolve().parents[2]
 SPACE = {"model.init_args.optimizer.init_args.lr": {"float": [0.01, 0.1], "log": True}}

@@ -13,7 +13,8 @@ from PIL import Image
 from lt_imbalance.callbacks.diagnostic_pass import evaluate
 from lt_imbalance.commands.lightning_cli import instantiate_data
 from lt_imbalance.inference.trained_model import load_trained
-from lt_imbalance.tuning.study import Tuner, deploy_prior, parse_args
+from lt_imbalance.tuning.settings import deploy_prior, parse_args
+from lt_imbalance.tuning.study import Tuner
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "3", "--folds", "0"]

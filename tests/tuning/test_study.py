@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from lt_imbalance.commands.lightning_cli import build_cli
-from lt_imbalance.tuning.study import Tuner, parse_args
+from lt_imbalance.tuning.settings import parse_args
+from lt_imbalance.tuning.study import Tuner
 
 ROOT = Path(__file__).resolve().parents[2]
 #: one epoch of two batches, judged on the validation split (the cross-fitted study has its own test)
@@ -315,27 +316,11 @@ def test_sigterm_stops_the_running_trial_and_its_workers_and_the_same_command_re
 def test_sigterm_during_the_retrains_stops_them_and_the_same_command_finishes_them(tmp_path):
     out = tmp_path / "study"
     cmd = [
-        sys.executable,
-        "-m",
-        "lt_imbalance",
-        "tune",
-        "--config",
-        "configs/digits_lt_erm.yaml",
-        "--space",
-        _space(tmp_path),
-        "--out",
-        str(out),
-        "--n_trials",
-        "1",
-        "--seeds",
-        "1",
-        "--trainer.max_epochs",
-        "8",
-        "--data.init_args.num_workers",
-        "1",
-        "--folds",
-        "0",
-    ]  # fmt: skip  (seed 1: a real fit; seed 0 would reuse the trial's checkpoint)
+        sys.executable, "-m", "lt_imbalance", "tune", "--config", "configs/digits_lt_erm.yaml", "--space", _space(tmp_path),
+        "--out", str(out), "--n_trials", "1", "--seeds", "1", "--trainer.max_epochs", "8", "--data.init_args.num_workers", "1",
+        "--folds", "0",
+    ]  # fmt: skip
+    # (seed 1: a real fit; for seed 0, the trials' seed, the retrain would reuse the trial's checkpoint)
     tuner = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300
     while not _processes_mentioning(str(out / "retrain")):  # a retrain's fit runs
