@@ -71,7 +71,21 @@ def test_a_collapsed_fit_makes_its_trial_pruned_and_labelled(tmp_path, monkeypat
     from lt_imbalance.tuning.study import Tuner
 
     monkeypatch.chdir(Path(__file__).resolve().parents[2])
-    tuner = Tuner(parse_args(["--config", "configs/digits_lt_erm.yaml", "--n_trials", "2", "--out", str(tmp_path / "s"), "--folds", "0"]))
+    space = tmp_path / "space.yaml"
+    space.write_text("model.init_args.optimizer.init_args.lr: {float: [0.01, 0.1]}\n")  # small: checked quickly
+    args = [
+        "--config",
+        "configs/digits_lt_erm.yaml",
+        "--space",
+        str(space),
+        "--n_trials",
+        "2",
+        "--out",
+        str(tmp_path / "s"),
+        "--folds",
+        "0",
+    ]
+    tuner = Tuner(parse_args(args))
     folder = tmp_path / "s" / "trials" / "0000"
     folder.mkdir(parents=True)
 
@@ -91,20 +105,24 @@ def test_the_study_decides_its_folds_once_and_a_resume_with_other_folds_is_refus
     from pathlib import Path
 
     from lt_imbalance.errors import UnsupportedCombination
+    from lt_imbalance.tuning.preflight import choose_folds
     from lt_imbalance.tuning.settings import parse_args
     from lt_imbalance.tuning.study import Tuner
 
     monkeypatch.chdir(Path(__file__).resolve().parents[2])
-    args = ["--config", "configs/digits_lt_erm.yaml", "--n_trials", "2", "--out", str(tmp_path / "s")]
+    space = tmp_path / "space.yaml"
+    space.write_text("model.init_args.optimizer.init_args.lr: {float: [0.01, 0.1]}\n")  # small: checked quickly
+    args = ["--config", "configs/digits_lt_erm.yaml", "--space", str(space), "--n_trials", "2", "--out", str(tmp_path / "s")]
     tuner = Tuner(parse_args(args))  # the holdout's tail classes have 2 validation images: on by default
     assert tuner.folds == DEFAULT_FOLDS and "smallest class has 2 images" in tuner.judging()
     assert tuner.study.user_attrs["folds"] == DEFAULT_FOLDS
     assert Tuner(parse_args(args)).folds == DEFAULT_FOLDS  # resumed: kept
     with pytest.raises(UnsupportedCombination, match="judges its trials with --folds 5; resume it with --folds 5"):
         Tuner(parse_args([*args, "--folds", "0"]))
-    pool = ["--data.init_args.val_source", "pool", "--data.init_args.val_per_class", "20", "--data.init_args.val_fraction", "0"]
-    off = Tuner(parse_args([*args[:-1], str(tmp_path / "p"), *pool]))
-    assert off.folds == 0 and "every class has at least 20 validation images" in off.judging()
+    pool = {"val_source": "pool", "val_per_class": 20, "val_fraction": 0}
+    config = tuner.base | {"data": {**tuner.base["data"], "init_args": {**tuner.base["data"]["init_args"], **pool}}}
+    assert choose_folds(config, None) == (0, "every class has at least 20 validation images")
+    assert choose_folds(config, 3) == (3, "--folds")
     with pytest.raises(SystemExit):
         parse_args([*args, "--folds", "1"])
     assert "--folds 1: cross-fitting needs at least 2 folds" in capsys.readouterr().err
