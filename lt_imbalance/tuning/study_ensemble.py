@@ -149,9 +149,14 @@ def report_lines(
             + ("" if choice.best == choice.study_best else f"; among them the study's best, trial {choice.study_best}")
         )
     if choice.single:
+        alone = next(iter(choice.weights))
+        which = (
+            f"the single best trial alone (trial {choice.best}"
+            if alone == choice.best
+            else f"trial {alone} alone, level with the single best (trial {choice.best}"
+        )
         lines.append(
-            f"- the ensemble is the single best trial alone (trial {choice.best}, {monitor} {choice.best_value:.4f}): adding no "
-            f"other trial improved it on validation; deploy {single_answer}"
+            f"- the ensemble is {which}, {monitor} {choice.best_value:.4f}): adding no other trial improved it on validation; deploy {single_answer}"
         )
         return [*lines, "- members and weights: ensemble.json", ""]
     lines.append(
