@@ -74,6 +74,8 @@ def _cases(ckpt: Path, tmp: Path, files: dict[str, Path]) -> list[tuple[list[str
          ["--target-prior estimate: trials are judged for one fixed class mix", "give uniform, train or a file"]),
         (["tune", "--config", ERM, "--out", str(tmp / "tune3"), "--target-prior", "unifrom"], 2,
          ["--target-prior 'unifrom' is neither uniform, train nor an existing file"]),
+        (["tune", "--config", ERM, "--out", str(tmp / "tune4"), "--folds", "1"], 2,
+         ["--folds 1: cross-fitting needs at least 2 folds (0 turns it off)"]),
         # run, but rarely meant: warned (max_epochs 0 then stops the run before it trains)
         (["fit", "--config", ERM, "--optimizer", "Adam", "--trainer.max_epochs", "0", *root], 2,
          ["warning: --optimizer Adam replaces the model's optimizer and its learning-rate schedule"]),

@@ -99,19 +99,15 @@ def candidates(tuner, best_overrides: dict, choice) -> list[tuple[str, Path, dic
     first-seen order: a config with several roles is one cell named by its roles joined with '='."""
     out, base = tuner.settings.out, tuner.base
     roles = [("best", out / "best.yaml", apply_overrides(base, best_overrides)), ("base", out / "base.yaml", base)]
-    for name in list(tuner.space.portfolio)[1:]:  # the other recipes, for the comparison the user would make
-        path = out / "recipes" / f"{name}.yaml"
-        path.parent.mkdir(exist_ok=True)
-        config = apply_overrides(base, tuner.space.recipe(name, base))
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        roles.append((name, path, config))
+    named = [(name, tuner.space.recipe(name, base)) for name in list(tuner.space.portfolio)[1:]]  # the recipes a user compares
     trials = {t.number: t for t in tuner.study.get_trials(deepcopy=False)}
     for number in choice.weights if choice is not None and not choice.single else ():
-        config = apply_overrides(base, json.loads(trials[number].user_attrs["overrides"]))
-        path = out / "recipes" / f"{study_ensemble.member_name(number)}.yaml"
+        named.append((study_ensemble.member_name(number), json.loads(trials[number].user_attrs["overrides"])))
+    for name, overrides in named:
+        path, config = out / "recipes" / f"{name}.yaml", apply_overrides(base, overrides)
         path.parent.mkdir(exist_ok=True)
         path.write_text(yaml.safe_dump(config, sort_keys=False))
-        roles.append((study_ensemble.member_name(number), path, config))
+        roles.append((name, path, config))
     return group_roles(roles)
 
 
@@ -136,10 +132,10 @@ def trial_seed(base: dict) -> int | None:
 
 def retrain_and_test(tuner, answer: Answer, best_overrides: dict, counts: list[int] | None) -> bool:
     """Fill ``answer.records`` / ``failed`` / ``reused`` (module docstring, 4); False when stopped."""
-    s, out, folds = tuner.settings, tuner.settings.out, tuner.folds
-    groups = candidates(tuner, best_overrides, answer.choice)
     from optuna.trial import TrialState
 
+    s, out, folds = tuner.settings, tuner.settings.out, tuner.folds
+    groups = candidates(tuner, best_overrides, answer.choice)
     trials = {_key(apply_overrides(tuner.base, json.loads(t.user_attrs["overrides"]))): t
               for t in tuner.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}  # fmt: skip
     models: dict[tuple[str, int], list[Path]] = {}

@@ -32,7 +32,7 @@ def trial_checkpoints(trial, out: Path) -> list[Path] | None:
     """The models of ``trial``: its ``last.ckpt``, or a cross-fitted trial's fold models' (``fold<k>/``,
     in fold order); None when one is not readable here."""
     folder = trial_folder(trial, out)
-    folds = sorted(folder.glob("fold*"), key=lambda p: int(p.name.removeprefix("fold")) if p.name[4:].isdigit() else -1)
+    folds = sorted((p for p in folder.glob("fold*") if p.is_dir() and p.name[4:].isdigit()), key=lambda p: int(p.name[4:]))
     if not folds:
         path = trial_checkpoint(trial, out)
         return None if path is None else [path]
