@@ -1,5 +1,11 @@
-"""The ``lt-imbalance fit`` processes a tuner or a sweep runs: each in its own process group,
-printing its progress, and stopped together (loader workers included) when asked to stop.
+"""The child ``lt-imbalance`` runs a tuner or a sweep starts (their trials, the checks before them,
+retrains, tests): how each is started and what it left, and the long ones run in their own process
+group, printing their progress, and stopped together (loader workers included) when asked to stop.
+
+:func:`child_command` builds every child's command line (the config, the run folder, no progress
+bar, the caller's own arguments); :func:`run_to_end` runs a short one with its output in a log; and
+:func:`new_result` collects a finished run's record: the ``results_test.json`` it wrote (new since
+:func:`result_files` was taken before it started) with its run's split and test-set hashes.
 
 Each ``fit`` starts in a new session, so the fit and the loader workers it forks form one process
 group that a signal reaches as a whole. While it runs, a line gives the fit's epoch and validation
@@ -16,6 +22,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -118,3 +125,43 @@ def _signal_group(proc: subprocess.Popen, signum: int) -> None:
         os.killpg(proc.pid, signum)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def child_arguments(config: str | Path, root_dir: str | Path, *extra: str) -> list[str]:
+    """The arguments after the subcommand: ``--config``, the run folder, no progress bar, ``extra``."""
+    return ["--config", str(config), "--trainer.default_root_dir", str(root_dir), "--trainer.enable_progress_bar", "false", *extra]
+
+
+def child_command(subcommand: str, config: str | Path, root_dir: str | Path, *extra: str) -> list[str]:
+    """``lt-imbalance <subcommand>`` of ``config`` in ``root_dir`` (:func:`child_arguments`), run by
+    this Python."""
+    return [sys.executable, "-m", "lt_imbalance", subcommand, *child_arguments(config, root_dir, *extra)]
+
+
+def run_to_end(cmd: list[str], env: dict, log: Path) -> tuple[int, str]:
+    """Run a short child ``cmd`` to its end (no progress lines, not stopped with the others): its
+    exit status and output, also written to ``log``."""
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    output = proc.stdout + proc.stderr
+    log.write_text(output)
+    return proc.returncode, output
+
+
+def result_files(folder: Path) -> dict[Path, tuple[int, int]]:
+    """Every ``results_test.json`` under ``folder`` with its (modification time in ns, size): a
+    file the run wrote is one that is new or whose stamp changed (comparing against the wall clock
+    fails where the file system's timestamps are coarser than ``time.time()``)."""
+    return {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("results_test.json")}
+
+
+def new_result(folder: Path, before: dict[Path, tuple[int, int]]) -> dict | None:
+    """The test results a child run wrote under ``folder`` since ``before`` (:func:`result_files`),
+    with its ``split_hash`` and ``test_hash``; ``None`` when it wrote none (only a file of this run
+    counts, not one of an earlier attempt)."""
+    written = [p for p, stamp in result_files(folder).items() if before.get(p) != stamp]
+    if not written:
+        return None
+    newest = max(written, key=lambda p: p.stat().st_mtime_ns)
+    metadata = newest.parent / "run_metadata.json"
+    data = (json.loads(metadata.read_text()).get("data") or {}) if metadata.is_file() else {}
+    return {"split_hash": data.get("split_hash"), "test_hash": data.get("test_hash"), **json.loads(newest.read_text())}

@@ -36,7 +36,6 @@ import os
 import queue
 import shlex
 import statistics
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from pathlib import Path
 from lt_imbalance.commands.fit_process import failure_reason
 from lt_imbalance.console import PlainHelp, plain
 from lt_imbalance.errors import BadValue, MissingFile
-from lt_imbalance.fit_processes import FitProcesses, on_stop_signals
+from lt_imbalance.fit_processes import FitProcesses, child_arguments, child_command, new_result, on_stop_signals, result_files
 
 TABLE_METRICS = (
     ("balanced_acc", "balanced acc."),
@@ -69,14 +68,17 @@ class Run:
         return out / self.cell / f"seed{self.seed}"
 
     def command(self, out: Path, device: str | None, extra: list[str]) -> list[str]:
-        return [sys.executable, "-m", "lt_imbalance", "fit", *self.fit_args(out, device, extra)]
+        return child_command("fit", self.config, self.directory(out), *self.own_args(device, extra))
 
     def fit_args(self, out: Path, device: str | None, extra: list[str]) -> list[str]:
         """The ``fit`` arguments of this run (after the subcommand)."""
-        args = ["--config", self.config, "--seed_everything", str(self.seed)]
+        return child_arguments(self.config, self.directory(out), *self.own_args(device, extra))
+
+    def own_args(self, device: str | None, extra: list[str]) -> list[str]:
+        """This run's seed, split, device, overrides and ``extra``."""
+        args = ["--seed_everything", str(self.seed)]
         if self.redraw_split:
             args += ["--data.init_args.split_seed", str(self.seed)]
-        args += ["--trainer.default_root_dir", str(self.directory(out)), "--trainer.enable_progress_bar", "false"]
         if device is not None:
             args += ["--trainer.accelerator", "gpu", "--trainer.devices", "1"]
         for key, value in self.overrides:
@@ -136,13 +138,6 @@ def finished(run: Run, out: Path, digest: str | None) -> dict | None:
     return record if digest is None or record.get("config_hash") == digest else None
 
 
-def result_files(folder: Path) -> dict[Path, tuple[int, int]]:
-    """Every ``results_test.json`` under ``folder`` with its (modification time in ns, size): a
-    file the fit wrote is one that is new or whose stamp changed (comparing against the wall clock
-    fails where the file system's timestamps are coarser than ``time.time()``)."""
-    return {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("results_test.json")}
-
-
 def execute(
     run: Run,
     out: Path,
@@ -175,25 +170,19 @@ def execute(
     returncode, interrupted = processes.run(f"{run.cell} seed {run.seed}", run.command(out, device, extra), env, folder)
     if interrupted or processes.stopping:
         return {"cell": run.cell, "seed": run.seed, "error": "interrupted: stopped (SIGINT / SIGTERM); the same command runs it again"}
-    written = [p for p, stamp in result_files(folder).items() if before.get(p) != stamp]
-    if returncode != 0 or not written:
+    result = new_result(folder, before)
+    if returncode != 0 or result is None:
         output = (folder / "fit.log").read_text(errors="replace")
         reason = failure_reason(output, returncode) if returncode != 0 else "the fit exited 0 but wrote no results_test.json"
         failure = {"cell": run.cell, "seed": run.seed, "error": reason}
         (folder / "failed.json").write_text(json.dumps({**failure, "log": str(folder / "fit.log")}, indent=2) + "\n")
         return failure
-    newest = max(written, key=lambda p: p.stat().st_mtime_ns)
-    result = json.loads(newest.read_text())
-    metadata = newest.parent / "run_metadata.json"
-    data = (json.loads(metadata.read_text()).get("data") or {}) if metadata.is_file() else {}
     record = {
         "cell": run.cell,
         "config": run.config,
         "overrides": dict(run.overrides),
         "seed": run.seed,
         "split": "redrawn per seed" if run.redraw_split else "the config's",
-        "split_hash": data.get("split_hash"),
-        "test_hash": data.get("test_hash"),
         "config_hash": digest,
         "seconds": round(time.time() - start, 1),
         **result,

@@ -11,11 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from lt_imbalance.sweep import result_files
+from lt_imbalance.fit_processes import child_command, new_result, result_files
 
 
 def build_and_save(members: list[tuple[Path, float]], prior: str, path: Path, class_counts: Sequence[int] | None = None) -> Path:
@@ -49,18 +48,14 @@ def test_models(
         return json.loads(done.read_text())
     single = len(members) == 1 and members[0][1] == 1.0
     path = members[0][0] if single else build_and_save(members, prior, folder / "ensemble.ckpt", class_counts)
-    cmd = [sys.executable, "-m", "lt_imbalance", "test", "--config", str(config), "--ckpt_path", str(path),
-           "--seed_everything", str(seed), "--trainer.default_root_dir", str(folder / "run"), "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    cmd = child_command("test", config, folder / "run", "--ckpt_path", str(path), "--seed_everything", str(seed))
     before = result_files(folder)
     returncode, interrupted = processes.run(f"{cell} seed {seed} test", cmd, dict(os.environ), folder)
     if interrupted or processes.stopping:
         return {"cell": cell, "seed": seed, "error": "interrupted: stopped (SIGINT / SIGTERM); the same command runs it again"}
-    results = sorted((p for p, stamp in result_files(folder).items() if before.get(p) != stamp), key=lambda p: p.stat().st_mtime_ns)
-    if returncode != 0 or not results:  # only a file this test wrote counts, not one of an earlier attempt
+    result = new_result(folder, before)
+    if returncode != 0 or result is None:
         return {"cell": cell, "seed": seed, "error": f"the test failed (exit {returncode}); see {folder / 'fit.log'}"}
-    metadata = results[-1].parent / "run_metadata.json"
-    data = (json.loads(metadata.read_text()).get("data") or {}) if metadata.is_file() else {}
-    record = {"cell": cell, "config": str(path), "seed": seed, "members_hash": digest, "models": len(members),
-              "split_hash": data.get("split_hash"), "test_hash": data.get("test_hash"), **json.loads(results[-1].read_text())}  # fmt: skip
+    record = {"cell": cell, "config": str(path), "seed": seed, "members_hash": digest, "models": len(members), **result}
     done.write_text(json.dumps(record, indent=2) + "\n")
     return record

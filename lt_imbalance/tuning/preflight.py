@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import yaml
 
 from lt_imbalance.commands.fit_process import failure_reason
 from lt_imbalance.errors import BadValue, UnsupportedCombination
+from lt_imbalance.fit_processes import child_command, run_to_end
 from lt_imbalance.tuning.space import apply_overrides
 from lt_imbalance.tuning.storage import worker_id
 
@@ -68,14 +67,10 @@ def preflight(tuner) -> None:
     folder = tuner.settings.out / "preflight" / worker_id().replace(":", "_")  # this worker's own scratch folder
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(tuner.base, sort_keys=False))
-    cmd = [
-        sys.executable, "-m", "lt_imbalance", "fit", "--config", str(folder / "config.yaml"), "--trainer.fast_dev_run", "true",
-        "--test_after_fit", "false", "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(folder / "run"),
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, env={**os.environ, ROOT_ENV: "1"}, capture_output=True, text=True)
-    (folder / "fit.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        reason = failure_reason(proc.stdout + proc.stderr, proc.returncode).removeprefix("lt-imbalance: error: ")
+    cmd = child_command("fit", folder / "config.yaml", folder / "run", "--trainer.fast_dev_run", "true", "--test_after_fit", "false")
+    returncode, output = run_to_end(cmd, {**os.environ, ROOT_ENV: "1"}, folder / "fit.log")
+    if returncode != 0:
+        reason = failure_reason(output, returncode).removeprefix("lt-imbalance: error: ")
         raise BadValue(
             f"the base config cannot start (one batch, before any trial): {reason} (full log: {folder / 'fit.log'}); "
             "fix it, then run the same command again"
@@ -98,13 +93,12 @@ def cost_preview(tuner, batches: int = TIMED_BATCHES) -> dict[str, float]:
         run = folder / name
         run.mkdir(parents=True, exist_ok=True)
         (run / "config.yaml").write_text(yaml.safe_dump(apply_overrides(tuner.base, tuner.space.recipe(name, tuner.base)), sort_keys=False))
-        cmd = [
-            sys.executable, "-m", "lt_imbalance", "fit", "--config", str(run / "config.yaml"), "--trainer.fast_dev_run", str(batches),
-            "--test_after_fit", "false", "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(run / "run"),
+        cmd = child_command(
+            "fit", run / "config.yaml", run / "run", "--trainer.fast_dev_run", str(batches), "--test_after_fit", "false",
             "--trainer.callbacks+=lt_imbalance.tuning.batch_timer.BatchTimer", f"--trainer.callbacks.out={run / 'timing.json'}",
-        ]  # fmt: skip
-        proc = subprocess.run(cmd, env={**os.environ, **slot, ROOT_ENV: "1"}, capture_output=True, text=True)
-        if proc.returncode == 0 and (run / "timing.json").is_file():
+        )  # fmt: skip
+        returncode, _ = run_to_end(cmd, {**os.environ, **slot, ROOT_ENV: "1"}, run / "fit.log")
+        if returncode == 0 and (run / "timing.json").is_file():
             per_sample[name] = json.loads((run / "timing.json").read_text())["seconds_per_sample"]
     base = per_sample.get(next(iter(tuner.space.portfolio)))
     costs = {name: round(value / base, 2) for name, value in per_sample.items()} if base else {}

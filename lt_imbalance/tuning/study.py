@@ -49,7 +49,7 @@ import yaml
 from lt_imbalance.commands.fit_process import failure_reason
 from lt_imbalance.console import verbose
 from lt_imbalance.errors import BadValue, UnsupportedCombination
-from lt_imbalance.fit_processes import FitProcesses, on_stop_signals
+from lt_imbalance.fit_processes import FitProcesses, child_command, on_stop_signals
 from lt_imbalance.tuning import preflight
 from lt_imbalance.tuning.preflight import ROOT_ENV
 from lt_imbalance.tuning.settings import TuneSettings, deploy_prior, make_pruner, parse_args
@@ -360,14 +360,13 @@ class Tuner:
 
         s = self.settings
         pruner = "none" if trial.user_attrs.get("recipe") or not first else s.pruner
-        cmd = [
-            sys.executable, "-m", "lt_imbalance", "fit", "--config", str(folder / "config.yaml"), "--test_after_fit", "false",
-            "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(folder / "run"),
+        cmd = child_command(
+            "fit", folder / "config.yaml", folder / "run", "--test_after_fit", "false",
             "--trainer.callbacks+=lt_imbalance.tuning.trial_reporter.TrialReporter", f"--trainer.callbacks.storage={self.url}",
             f"--trainer.callbacks.study={self.study.study_name}", f"--trainer.callbacks.trial_id={trial_id(self.storage, self.study, trial.number)}",
             f"--trainer.callbacks.monitor={s.monitor}", f"--trainer.callbacks.out={folder}", f"--trainer.callbacks.pruner={pruner}",
             f"--trainer.callbacks.direction={s.direction}", f"--trainer.callbacks.report_steps={str(first).lower()}",
-        ]  # fmt: skip
+        )  # fmt: skip
         if self.processes.stopping:
             trial.set_user_attr("error", "interrupted: the tuner was stopped before this trial started")
             raise TrialFailed("interrupted")

@@ -2,7 +2,6 @@
 tuner's line from per-recipe timings (the fit processes stood in for)."""
 
 import json
-import subprocess
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -44,16 +43,16 @@ def test_the_tuner_says_what_each_recipe_costs_relative_to_the_base(tmp_path, mo
     seconds[recipes[3]] = 0.005  # five times the base
     failing = recipes[-1]
 
-    def fake_fit(cmd, **kwargs):
+    def fake_fit(cmd, env, log):
         run = Path(cmd[cmd.index("--config") + 1]).parent
         if run.name == failing:
-            return subprocess.CompletedProcess(cmd, 1, "", "error")
+            return 1, "error"
         Path(next(a for a in cmd if a.startswith("--trainer.callbacks.out=")).split("=", 1)[1]).write_text(
             json.dumps({"seconds_per_sample": seconds[run.name], "batches": 4})
         )
-        return subprocess.CompletedProcess(cmd, 0, "", "")
+        return 0, ""
 
-    monkeypatch.setattr(preflight.subprocess, "run", fake_fit)
+    monkeypatch.setattr(preflight, "run_to_end", fake_fit)
     costs = preflight.cost_preview(tuner)
     assert costs[recipes[0]] == 1.0 and costs[recipes[3]] == 5.0 and failing not in costs
     said = capsys.readouterr().out
