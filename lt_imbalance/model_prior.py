@@ -17,7 +17,12 @@ Hence, exactly at the loss's optimum,
 Label smoothing, class re-weighting (and DRW), focal and LDAM losses, and losses of the user's
 own have no such closed form: :func:`prior_exponent` returns ``None`` for them, with the reason;
 the outputs then assume the nearest exact recipe's prior, and calibration's class biases may
-correct them towards it (:mod:`lt_imbalance.calibration`).
+correct them towards it (:mod:`lt_imbalance.calibration`). Class re-weighting by w_c is kept in
+the nearest prior: a weighted loss's optimum is the posterior under the label distribution
+s_c w_c, so its nearest prior is ∝ n_c^(a - tau_loss - tau_posthoc) w_c (with DRW, the weights
+of the final epochs). Without them, LDAM-DRW (w_c ≈ 1 / n_c: outputs close to balanced) would be
+taken as trained under the training mix, and re-weighting it to a uniform target prior would
+push every prediction to the rarest class.
 """
 
 from __future__ import annotations
@@ -86,18 +91,32 @@ class RecipePriors:
     source: str
 
 
-def recipe_priors(class_counts: Sequence[int], sampler: str, loss: nn.Module, posthoc_tau: float, reweighting: str) -> RecipePriors:
-    """:class:`RecipePriors` of a recipe (module docstring).
+def recipe_priors(
+    class_counts: Sequence[int],
+    sampler: str,
+    loss: nn.Module,
+    posthoc_tau: float,
+    reweighting: str,
+    class_weights: torch.Tensor | None = None,
+) -> RecipePriors:
+    """:class:`RecipePriors` of a recipe (module docstring); ``class_weights``: the w_c of its
+    ``reweighting`` (:func:`lt_imbalance.losses.reweighting.class_weights`).
 
     Examples:
         >>> from lt_imbalance.losses import CrossEntropy
         >>> recipe_priors([3, 1], "random", CrossEntropy([3, 1]), 0.0, "none").exact.tolist()
         [0.75, 0.25]
+        >>> recipe_priors([3, 1], "random", CrossEntropy([3, 1]), 0.0, "inverse", torch.tensor([0.5, 1.5])).nearest.tolist()
+        [0.5, 0.5]
     """
     exponent, recipe = prior_exponent(sampler, loss, posthoc_tau, reweighting)
     if exponent is not None:
         prior = power_prior(class_counts, exponent)
         return RecipePriors(prior, prior, f"exact from the recipe ({recipe}): n_c^{exponent:g}")
     nearest = nearest_exponent(sampler, loss, posthoc_tau)
-    source = f"approximate: n_c^{nearest:g}, as if without what has no closed form ({recipe})"
-    return RecipePriors(None, power_prior(class_counts, nearest), source)
+    prior, weighted = power_prior(class_counts, nearest), ""
+    if reweighting != "none" and class_weights is not None:
+        prior, weighted = prior * class_weights.double().cpu(), f" times the {reweighting} class weights"
+        prior = prior / prior.sum()
+    source = f"approximate: n_c^{nearest:g}{weighted}, as if without what has no closed form ({recipe})"
+    return RecipePriors(None, prior, source)

@@ -220,7 +220,7 @@ class ImbalancedClassifier(pl.LightningModule):
 
     def recipe_priors(self, sampler: str) -> RecipePriors:
         """The class prior this recipe's outputs assume with ``sampler`` (:mod:`lt_imbalance.model_prior`)."""
-        return recipe_priors(self.class_counts, sampler, self.criterion, self.posthoc_adjust_tau, self.reweighting.kind)
+        return recipe_priors(self.class_counts, sampler, self.criterion, self.posthoc_adjust_tau, self.reweighting.kind, self.loss_weights)
 
     def configure_loss(self) -> nn.Module:
         """The per-sample supervised loss (``forward(logits, targets) -> [B]``)."""

@@ -109,6 +109,35 @@ def test_recipes_without_a_closed_form_say_why(loss, kwargs, reweighting, why):
     assert exponent is None and why in reason
 
 
+def test_a_re_weighted_recipe_assumes_its_class_weights_in_the_nearest_prior():
+    """LDAM-DRW: inverse-like weights make the nearest prior close to balanced, not the training mix
+    (assuming the training mix, a uniform target prior pushed every breast-cancer row to one class)."""
+    from lt_imbalance.losses.reweighting import class_weights
+    from lt_imbalance.model_prior import recipe_priors
+
+    inverse = recipe_priors(COUNTS, "random", _loss("ldam"), 0.0, "inverse", class_weights(COUNTS, "inverse"))
+    assert inverse.exact is None and inverse.nearest.tolist() == pytest.approx([1 / 3, 1 / 3, 1 / 3])  # n * (1 / n)
+    assert "inverse class weights" in inverse.source
+    # square-root sampler with inverse weights: n^(1/2) / n = (1/10, 1/5, 1/2) -> (1, 2, 5) / 8
+    root = recipe_priors(COUNTS, "square_root", _loss("ce"), 0.0, "inverse", class_weights(COUNTS, "inverse"))
+    assert root.nearest.tolist() == pytest.approx([1 / 8, 2 / 8, 5 / 8])
+    # effective number, beta 0.99: E_c = (1 - 0.99^n) / 0.01, prior ∝ n / E_c
+    effective = recipe_priors(COUNTS, "random", _loss("ldam"), 0.0, "effective", class_weights(COUNTS, "effective", 0.99))
+    by_hand = torch.tensor([n / ((1 - 0.99**n) / 0.01) for n in COUNTS], dtype=torch.float64)
+    assert effective.nearest.tolist() == pytest.approx((by_hand / by_hand.sum()).tolist())
+
+
+def test_the_module_of_ldam_drw_assumes_its_weighted_prior():
+    from lt_imbalance.losses.reweighting import Reweighting
+    from lt_imbalance.module import ImbalancedClassifier
+
+    module = ImbalancedClassifier(
+        backbone="mlp", backbone_kwargs={"hidden": [4]}, input_shape=(3,), class_counts=COUNTS, head="cosine",
+        loss="ldam", reweighting=Reweighting("inverse", start_epoch=2),
+    )  # fmt: skip
+    assert module.outputs.model_prior.tolist() == pytest.approx([1 / 3, 1 / 3, 1 / 3])
+
+
 def test_re_weighting_with_each_familys_prior_by_hand():
     from lt_imbalance.model_prior import power_prior
 
