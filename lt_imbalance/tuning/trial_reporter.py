@@ -20,6 +20,11 @@ stops and ``collapsed.json`` says at which epoch, so that the tuner records the 
 (pruned, not a failure of the study). Like pruning, this applies where a pruner watches the trial
 (sampled trials; not the portfolio recipes, nor with ``--pruner none``).
 
+The values the pruner compares are those of the outputs as deployed, re-weighted to the study's
+target prior from the recipe's own prior (:mod:`lt_imbalance.model_prior`), so an ERM trial and a
+Balanced Softmax trial are compared like with like at every epoch; only the calibration fitted when
+the fit ends (temperature, which leaves the argmax alone, and class biases) is not in them.
+
 The default ``median`` pruner decides only from :func:`prune_from` on: after the learning-rate
 warm-up and after two thirds of the epochs (measured on digits-LT, 24 complete trials: the value
 at a third of the epochs ranks the objective with Spearman 0.61, at two thirds with 0.89, and the
