@@ -20,6 +20,7 @@ from pathlib import Path
 
 from lt_imbalance.console import PlainHelp, plain
 from lt_imbalance.errors import FileInTheWay, MissingFile
+from lt_imbalance.output_files import make_folder, write_with
 
 
 def configs_root() -> Path:
@@ -70,6 +71,6 @@ def main(argv: list[str]) -> None:
         dest = dest / Path(args.name).name
     if dest.exists():
         raise FileInTheWay(f"'{dest}' exists; choose another target (nothing is overwritten)")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(configs[args.name], dest)
+    make_folder(dest.parent, "the target folder")
+    write_with(dest, lambda partial: shutil.copyfile(configs[args.name], partial), "the config copy")
     print(f"configs: {args.name} -> {dest}", file=sys.stderr)

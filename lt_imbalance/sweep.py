@@ -45,6 +45,7 @@ from lt_imbalance.commands.fit_process import failure_reason
 from lt_imbalance.console import PlainHelp, plain
 from lt_imbalance.errors import BadValue, MissingFile
 from lt_imbalance.fit_processes import FitProcesses, child_arguments, child_command, new_result, on_stop_signals, result_files
+from lt_imbalance.output_files import make_folder
 
 TABLE_METRICS = (
     ("balanced_acc", "balanced acc."),
@@ -360,10 +361,14 @@ def main(argv: list[str] | None = None) -> int:
         "--redraw-split", action="store_true", help="also set data.init_args.split_seed to the seed (another split, per seed)"
     )
     args = parser.parse_args(argv)
+    if args.jobs_per_device < 1:
+        parser.error(f"--jobs-per-device {args.jobs_per_device}: give 1 or more runs at once per device")
+    if any(seed < 0 for seed in args.seeds):
+        parser.error(f"--seeds {' '.join(map(str, args.seeds))}: seeds are 0 or more")
     runs = build_grid(args.configs, args.sets, args.seeds, args.redraw_split)
     extra = shlex.split(args.extra)
     check_cells(runs, extra)
-    args.out.mkdir(parents=True, exist_ok=True)
+    make_folder(args.out, "--out")
     devices = args.devices.split(",") if args.devices else None
     processes = FitProcesses(command="sweep")
     with on_stop_signals(lambda signum, frame: processes.stop_all(signum)):

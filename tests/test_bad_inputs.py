@@ -36,8 +36,9 @@ def prior_files(tmp_path) -> dict[str, Path]:
     (tmp_path / "binary.yaml").write_bytes(b"\x00\x01\x02 not yaml")
     (tmp_path / "space.yaml").write_text("model.init_args.los.class_path: {categorical: [CrossEntropy]}\n")
     (tmp_path / "truncated.ckpt").write_bytes(b"PK\x03\x04 a zip cut short")
-    names = ("empty", "list", "binary", "space", "truncated")
-    suffix = {"space": ".yaml", "truncated": ".ckpt"}
+    (tmp_path / "table.csv").write_text("pixel\n1\n")
+    names = ("empty", "list", "binary", "space", "truncated", "table")
+    suffix = {"space": ".yaml", "truncated": ".ckpt", "table": ".csv"}
     return {"twice": twice, **{n: tmp_path / f"{n}{suffix.get(n, '.yaml')}" for n in names}}
 
 
@@ -76,6 +77,18 @@ def _cases(ckpt: Path, tmp: Path, files: dict[str, Path]) -> list[tuple[list[str
          ["--target-prior 'unifrom' is neither uniform, train nor an existing file"]),
         (["tune", "--config", ERM, "--out", str(tmp / "tune4"), "--folds", "1"], 2,
          ["--folds 1: cross-fitting needs at least 2 folds (0 turns it off)"]),
+        (["tune", "--config", ERM, "--out", str(tmp / "tune5"), "--timeout", "-5"], 2, ["--timeout -5: give the seconds", "more than 0"]),
+        (["tune", "--config", ERM, "--out", str(tmp / "tune6"), "--seeds", "-1"], 2, ["--seeds -1: the retrains' seeds are 0 or more"]),
+        (["tune", "--config", ERM, "--out", str(tmp / "tune7"), "--storage", "bogus://x"], 2,
+         ["--storage bogus://x: not a study storage", "sqlite:///PATH.db, journal:PATH"]),
+        (["tune", "--config", ERM, "--out", str(tmp / "tune8"), "--storage", f"sqlite:///{tmp}/missing_dir/x.db"], 2,
+         ["missing_dir does not exist; create it"]),
+        (["sweep", ERM, "--jobs-per-device", "0", "--out", str(tmp / "sweep")], 2, ["--jobs-per-device 0: give 1 or more"]),
+        (["export", "--ckpt_path", str(ckpt), "--out", str(ckpt), "--format", "torchscript", "--overwrite"], 2,
+         ["would replace the checkpoint being exported", "choose another --out"]),
+        (["export", "--ckpt_path", str(ckpt), "--out", str(tmp), "--format", "onnx", "--overwrite"], 2, ["is a folder; give a file in it"]),
+        (["predict", "--ckpt_path", str(ckpt), "--input", str(files["table"]), "--output", str(files["table"]), "--overwrite"], 2,
+         ["is the --input file", "the input is never replaced"]),
         # run, but rarely meant: warned (max_epochs 0 then stops the run before it trains)
         (["fit", "--config", ERM, "--optimizer", "Adam", "--trainer.max_epochs", "0", *root], 2,
          ["warning: --optimizer Adam replaces the model's optimizer and its learning-rate schedule"]),

@@ -26,6 +26,7 @@ PURE = (
     "lt_imbalance.data.datasets",
     "lt_imbalance.data.loading_mode",
     "lt_imbalance.errors",
+    "lt_imbalance.output_files",
     "lt_imbalance.inputs",
     "lt_imbalance.calibration",
     "lt_imbalance.label_shift",

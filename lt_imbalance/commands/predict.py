@@ -96,6 +96,10 @@ def main(argv: list[str]) -> int:
         raise BadValue(
             f"--output {args.output} is a folder; give a file path ending in .csv (e.g. {Path(args.output) / 'predictions.csv'})"
         )
+    output = Path(args.output)
+    for name, given in (("--input", args.input), ("--ckpt_path", args.ckpt_path)):
+        if output.exists() and Path(given).is_file() and output.samefile(given):
+            raise FileInTheWay(f"--output {args.output} is the {name} file; choose another --output (the input is never replaced)")
     if Path(args.output).exists() and not args.overwrite:
         raise FileInTheWay(f"'{args.output}' exists; choose another --output, or pass --overwrite to replace it")
     from lt_imbalance.inference.predict import predict  # torch and Lightning: only once the arguments are read

@@ -34,6 +34,7 @@ from lt_imbalance.inference.trained_model import load_trained
 from lt_imbalance.inputs import InputSpec, Preprocessor
 from lt_imbalance.label_shift import parse_prior
 from lt_imbalance.models.ensemble import WeightedEnsemble
+from lt_imbalance.output_files import make_folder, replaced_when_done, write_text
 
 
 class ExportedClassifier(nn.Module):
@@ -112,11 +113,25 @@ def export(ckpt_path: str | Path, fmt: str | None, out: str | Path, overwrite: b
     bakes a target class prior in (:func:`exportable`)."""
     out = Path(out)
     fmt = export_format(fmt, out)
-    taken = [p for p in (out, out.with_name(out.name + ".json")) if p.exists()]
+    if out.is_dir():
+        raise FileInTheWay(f"--out {out} is a folder; give a file in it, e.g. --out {out / ('model' + out.suffix)}")
+    description_file = out.with_name(out.name + ".json")
+    inputs = [p for p in (out, description_file) if p.exists() and Path(ckpt_path).exists() and p.samefile(ckpt_path)]
+    if inputs:
+        raise FileInTheWay(f"--out {out} would replace the checkpoint being exported ({ckpt_path}); choose another --out")
+    taken = [p for p in (out, description_file) if p.exists()]
     if taken and not overwrite:
         raise FileInTheWay(f"{', '.join(map(str, taken))} exists; choose another --out, or pass --overwrite to replace it")
     wrapper, spec, outputs = exportable(ckpt_path, prior)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(out.parent, "the folder of --out")
+    with replaced_when_done(out, "the exported model") as model:
+        description = write_model(wrapper, spec, outputs, fmt, model)
+        write_text(description_file, json.dumps(description, indent=2), "the exported model's description")
+    return description
+
+
+def write_model(wrapper: ExportedClassifier, spec: InputSpec, outputs: dict, fmt: str, out: Path) -> dict:
+    """The model in ``fmt`` at ``out``; returns its description."""
     images = spec.images
     name = "images" if images else "features"
     example = torch.rand(2, *spec.input_shape) * (255.0 if images else 1.0)
@@ -154,5 +169,4 @@ def export(ckpt_path: str | Path, fmt: str | None, out: str | Path, overwrite: b
         description["input"]["resize_size"] = resize
     else:
         description["input"]["preprocessing"] = spec.preprocessing
-    out.with_name(out.name + ".json").write_text(json.dumps(description, indent=2))
     return description

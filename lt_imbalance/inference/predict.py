@@ -46,6 +46,7 @@ from lt_imbalance.inference.trained_model import load_trained
 from lt_imbalance.inputs import InputSpec, Preprocessor
 from lt_imbalance.label_shift import adapt_to_prior, bootstrap_prior, estimate_prior, parse_prior
 from lt_imbalance.models.ensemble import WeightedEnsemble
+from lt_imbalance.output_files import cannot_write, make_folder, replaced_when_done, target_of
 
 #: fewest inputs per class for ``--prior estimate`` (below: the model's prior is kept); chosen on pool images no run
 #: used, digits-LT and a table (README, "Deploying where the class mix differs"): at 1 per class the estimate cost
@@ -137,9 +138,15 @@ class CsvPredictionWriter(BasePredictionWriter):
         self.output, self.names, self.class_names, self.top_k = output, names, class_names, min(top_k, len(class_names))
         self.written, self.skipped, self.collect = 0, [], collect
         self.kept: list[tuple[torch.Tensor, torch.Tensor]] = []
-        output.parent.mkdir(parents=True, exist_ok=True)
-        self.partial = output.with_name(output.name + ".partial")
-        self._file = open(self.partial, "w", newline="")
+        make_folder(output.parent, "the folder of --output")
+        self.final = target_of(output)  # a symbolic link is written through
+        if self.final.exists() and not self.final.is_file():
+            raise FileInTheWay(f"--output {output} is not a regular file ({self.final}); give a file path ending in .csv")
+        self.partial = self.final.with_name(self.final.name + ".partial")
+        try:
+            self._file = open(self.partial, "w", newline="")
+        except OSError as err:
+            raise cannot_write(err, f"the predictions {output} could not be started") from err
         self._csv = csv.writer(self._file)
         header = ["input", "prediction", "probability"]
         for k in range(1, self.top_k + 1):
@@ -176,11 +183,16 @@ class CsvPredictionWriter(BasePredictionWriter):
 
     def close(self, succeeded: bool) -> None:
         """The rows into ``output`` when predict succeeded and wrote some; else no file."""
-        self._file.close()
-        if succeeded and self.written:
-            os.replace(self.partial, self.output)
-        else:
-            self.partial.unlink(missing_ok=True)
+        try:
+            self._file.close()  # flushes: may still find the disk full
+            if succeeded and self.written:
+                os.replace(self.partial, self.final)
+                return
+        except OSError:
+            if succeeded:
+                self.partial.unlink(missing_ok=True)
+                raise
+        self.partial.unlink(missing_ok=True)
 
 
 #: inputs this many times larger or smaller than the training images are said to be far from them
@@ -221,7 +233,7 @@ def estimated_mix(probabilities: torch.Tensor, model_prior: torch.Tensor, class_
         return {"used": False, "prior": model_prior, "inputs": n, "needed": needed, "per_class": MIN_INPUTS_PER_CLASS, "memory_mib": memory}
     estimate, iterations = estimate_prior(probabilities, model_prior)
     se = bootstrap_prior(probabilities, model_prior, BOOTSTRAP_REPEATS)
-    with open(output, "w", newline="") as file:
+    with replaced_when_done(output, "the estimated class mix") as partial, open(partial, "w", newline="") as file:
         rows = csv.writer(file)
         rows.writerow(["class", "share", "standard_error", "model_prior"])
         for name, share, error, assumed in zip(class_names, estimate.tolist(), se.tolist(), model_prior.tolist()):
@@ -290,8 +302,12 @@ def predict(
             result["estimate"] = estimated_mix(probabilities, model_prior, list(spec.class_names), prior_path(output))
             writer.write_rows(index, adapt_to_prior(probabilities, model_prior, result["estimate"]["prior"]))
         succeeded = True
-    finally:
         writer.close(succeeded)
+    except OSError as err:
+        raise cannot_write(err, f"the predictions {output} were not written", "nothing was left half-written there") from err
+    finally:
+        if not succeeded:
+            writer.close(False)
     seconds = time.perf_counter() - start
     return {
         **result,

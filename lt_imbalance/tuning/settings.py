@@ -91,7 +91,10 @@ def parse_args(argv: list[str]) -> TuneSettings:
     parser.add_argument("--jobs", type=int, default=1, help="trials at once on this machine")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="seeds to retrain the best and the base config with")
     parser.add_argument("--monitor", default="val/balanced_acc", help="the validation metric to optimise")
-    parser.add_argument("--direction", choices=["maximize", "minimize"], default="maximize")
+    parser.add_argument(
+        "--direction", choices=["maximize", "minimize"], default=None,
+        help="default: minimize for a loss or calibration error (val/nll, val/loss, val/ece), maximize otherwise",
+    )  # fmt: skip
     parser.add_argument(
         "--target-prior", default=None,
         help="the class mix the answer will be deployed for, and every trial is judged for: uniform, train or a file of "
@@ -113,8 +116,17 @@ def parse_args(argv: list[str]) -> TuneSettings:
         parser.error(f"unknown options {stray}; fit overrides look like --trainer.max_epochs 30")
     if args.n_trials < 1 or args.jobs < 1:
         parser.error("--n_trials and --jobs must be at least 1")
+    if args.timeout is not None and args.timeout <= 0:
+        parser.error(f"--timeout {args.timeout:g}: give the seconds after which no new trial starts (more than 0), or leave it out")
+    if any(seed < 0 for seed in args.seeds):
+        parser.error(f"--seeds {' '.join(map(str, args.seeds))}: the retrains' seeds are 0 or more")
+    check_storage(args.storage, parser.error)
     if args.folds is not None and (args.folds < 0 or args.folds == 1):
         parser.error(f"--folds {args.folds}: cross-fitting needs at least 2 folds (0 turns it off)")
+    if args.direction is None:
+        from lt_imbalance.tuning.study_folder import default_direction
+
+        args.direction = default_direction(args.monitor)
     make_pruner(args.pruner, args.direction)  # refuse a bad --pruner before any work
     check_target_prior(args.target_prior, parser.error)
     return TuneSettings(
@@ -139,3 +151,32 @@ def check_target_prior(spec: str | None, error) -> None:
         )
     elif not Path(spec).is_file():
         error(f"--target-prior '{spec}' is neither uniform, train nor an existing file of 'class,share' lines")
+
+
+def check_storage(url: str | None, error) -> None:
+    """Refuse a ``--storage`` that cannot hold a study before any work: an unknown scheme, a SQLite
+    file whose folder does not exist, or a SQLite file or journal that cannot be written."""
+    import os
+
+    if url is None:
+        return
+    if url.startswith("journal:"):
+        path = Path(url.removeprefix("journal:"))
+    elif url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+    elif url.split("://", 1)[0].split("+", 1)[0] in ("postgresql", "mysql", "oracle", "mssql"):
+        return  # a database server: reached when the study opens
+    else:
+        error(
+            f"--storage {url}: not a study storage; give sqlite:///PATH.db, journal:PATH, or a database URL such as "
+            "postgresql://user:password@host/db (default: a SQLite file in --out)"
+        )
+        return
+    folder = path.parent if str(path.parent) else Path(".")
+    if url.startswith("journal:"):  # its folder is made when the study opens: the nearest one that exists must be writable
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+    if not folder.is_dir():
+        error(f"--storage {url}: the folder {folder} does not exist; create it, or give a path in an existing folder")
+    elif not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        error(f"--storage {url}: {path if path.exists() else folder} cannot be written; give a path in a folder you can write")

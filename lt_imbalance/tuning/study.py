@@ -50,11 +50,13 @@ from lt_imbalance.commands.fit_process import failure_reason
 from lt_imbalance.console import verbose
 from lt_imbalance.errors import BadValue, UnsupportedCombination
 from lt_imbalance.fit_processes import FitProcesses, child_command, on_stop_signals
-from lt_imbalance.tuning import preflight
+from lt_imbalance.output_files import write_text
+from lt_imbalance.tuning import preflight, study_folder
 from lt_imbalance.tuning.preflight import ROOT_ENV
 from lt_imbalance.tuning.settings import TuneSettings, deploy_prior, make_pruner, parse_args
 from lt_imbalance.tuning.space import SearchSpace, apply_overrides, describe
 from lt_imbalance.tuning.storage import default_url, fail_orphaned_trials, open_storage, trial_id, worker_id
+from lt_imbalance.tuning.study_folder import study_identity
 
 
 class TrialFailed(Exception):
@@ -88,23 +90,26 @@ class Tuner:
         from lt_imbalance.commands.config import check_config, resolve_config
 
         self.settings = s = settings
-        s.out.mkdir(parents=True, exist_ok=True)
         self.base = resolve_config([arg for path in s.configs for arg in ("--config", path)] + s.overrides)
         self.folds, self.folds_why = preflight.choose_folds(self.base, s.folds)
         self.base["prior"] = deploy_prior(s.target_prior, self.base, s.monitor)  # every trial, best.yaml and retrain carry it
         self.space = SearchSpace.from_yaml(s.space)
+        self.url = s.storage or default_url(s.out)
+        identity = study_identity(s.study or "lt-imbalance", self.url, self.base, self.space.source, s.monitor, s.direction)
+        study_folder.check_folder(s.out, identity)  # another study in this --out: refused before anything is written
         self.space.check(self.base, check_config)
         self.space.check_portfolio(self.base, check_config)
-        (s.out / "base.yaml").write_text(yaml.safe_dump(self.base, sort_keys=False))
-        self.url = s.storage or default_url(s.out)
+        s.out.mkdir(parents=True, exist_ok=True)  # only once the run is known to be this folder's study
         self.storage = open_storage(self.url)
         # the tuner prints its own progress and one line per failed trial (the traceback is in its log): Optuna's
         # warnings, with their tracebacks, only with --verbose
         optuna.logging.set_verbosity(optuna.logging.WARNING if verbose() else optuna.logging.ERROR)
         self.study = optuna.create_study(
-            storage=self.storage, study_name=s.study or "lt-imbalance", direction=s.direction, load_if_exists=True,
+            storage=self.storage, study_name=identity["study"], direction=s.direction, load_if_exists=True,
             sampler=optuna.samplers.TPESampler(seed=s.sampler_seed), pruner=make_pruner(s.pruner, s.direction),
         )  # fmt: skip
+        study_folder.claim(s.out, identity, self.study)
+        write_text(s.out / "base.yaml", yaml.safe_dump(self.base, sort_keys=False), "the study's base config")
         self.keep_folds()
         self.slots: queue.Queue = queue.Queue()
         for slot in self.slots_of(s.jobs):
