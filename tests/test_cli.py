@@ -233,3 +233,42 @@ def test_an_interrupted_fit_saves_last_ckpt_and_resume_continues_from_it(sig, st
     monkeypatch.chdir(ROOT)
     resumed = build_cli([*argv[:4], str(saved["epoch"] + 2), *argv[5:], "--resume", "true", "--test_after_fit", "false"])
     assert resumed.trainer.global_step > saved["global_step"] and resumed.trainer.current_epoch == saved["epoch"] + 2
+
+
+def test_a_resume_with_another_loss_or_optimizer_is_refused_naming_it(tmp_path, capfd, caplog):
+    """Resuming with another loss, optimizer, split or batch size would mix two trainings: refused
+    with the difference and the run's own config; more epochs are said and go on."""
+    from lt_imbalance.cli import main
+
+    root = ["--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false", "--test_after_fit", "false"]
+    quick = ["--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2"]
+    build_cli(["fit", "--config", str(ROOT / "configs/digits_lt_erm.yaml"), "--trainer.max_epochs", "1", *quick, *root])
+    for change, said in (
+        (["--model.init_args.loss", "focal"], "model.init_args.loss: ce -> focal"),
+        (
+            ["--model.init_args.optimizer", "torch.optim.AdamW"],
+            "model.init_args.optimizer.class_path: torch.optim.SGD -> torch.optim.AdamW",
+        ),
+        (["--data.init_args.batch_size", "7"], "data.init_args.batch_size: 64 -> 7"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            main(
+                [
+                    "fit",
+                    "--config",
+                    str(ROOT / "configs/digits_lt_erm.yaml"),
+                    "--trainer.max_epochs",
+                    "1",
+                    *quick,
+                    *root,
+                    "--resume",
+                    "true",
+                    *change,
+                ]
+            )
+        message = capfd.readouterr().err
+        assert stop.value.code == 2 and said in message and "resume with the config the run started with" in message, message
+    assert len(list(tmp_path.rglob("config.yaml"))) == 1  # the refusals left no run folder
+    with caplog.at_level("INFO"):
+        main(["fit", "--config", str(ROOT / "configs/digits_lt_erm.yaml"), "--trainer.max_epochs", "2", *quick, *root, "--resume", "true"])
+    assert "resume: changed since the run started (kept as given): trainer.max_epochs: 1 -> 2" in caplog.text

@@ -180,6 +180,12 @@ class LTImbalanceCLI(LightningCLI):
         if self.subcommand:
             self.resolve_checkpoint(config)
         path = config.get("ckpt_path")
+        if self.subcommand == "fit" and path and Path(path).is_file() and getattr(self, "given_config", None):
+            from lt_imbalance.commands.resume_check import check_resume
+
+            changed = check_resume(path, self.given_config)
+            if changed:
+                rank_zero_info(f"resume: changed since the run started (kept as given): {'; '.join(changed)}")
         if path and path not in ("last", "best") and Path(path).is_file():
             data = instantiate_data({"data": config.data.as_dict()})
             check_fits(path, len(data.class_counts), data.input_shape, f"the data of this config ({type(data).__name__})")
@@ -187,6 +193,14 @@ class LTImbalanceCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         self.command_line = list(sys.argv[1:] if args is None else args)
         super().parse_arguments(parser, args)
+        #: the fit's config as given, before Lightning merges a checkpoint's hyper-parameters into it (a
+        #: resume is checked against the run's saved config.yaml, which is dumped the same way)
+        self.given_config: dict | None = None
+        if self.config.get("subcommand") == "fit":
+            import yaml
+
+            dumped = parser.dump(self.config, skip_link_targets=False, skip_none=False, format="yaml")
+            self.given_config = (yaml.safe_load(dumped) or {}).get("fit")
 
     def instantiate_trainer(self, **kwargs: Any):
         """The trainer, with a ``limit_*_batches`` / ``overfit_batches`` written as an integer on the
