@@ -20,7 +20,6 @@ checkpoint. :func:`lt_imbalance.inference.ensemble_builder.build_ensemble` build
 from __future__ import annotations
 
 import inspect
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from lt_imbalance.errors import BadValue
 from lt_imbalance.label_shift import TargetPrior
 from lt_imbalance.models.ensemble import WeightedEnsemble
 from lt_imbalance.module import INPUTS_KEY, ImbalancedClassifier
+from lt_imbalance.output_files import make_folder, write_with
 
 #: checkpoint key that marks an ensemble file and lists where its members came from
 ENSEMBLE_KEY = "lt_imbalance_ensemble"
@@ -122,8 +122,7 @@ def is_ensemble(checkpoint: dict[str, Any]) -> bool:
 def save_ensemble(ensemble: EnsembleClassifier, path: str | Path, sources: Sequence[str | Path] = ()) -> Path:
     """Write ``ensemble`` as one checkpoint file (atomically: a partial file never has the name);
     ``sources`` (where the members' checkpoints were) are recorded in it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = make_folder(Path(path).parent) / Path(path).name
     contents = {
         "state_dict": ensemble.state_dict(),
         # with its class path, as LightningCLI writes it: `test --config CFG --ckpt_path` builds the ensemble from it
@@ -132,7 +131,4 @@ def save_ensemble(ensemble: EnsembleClassifier, path: str | Path, sources: Seque
         INPUTS_KEY: ensemble.input_spec,
         ENSEMBLE_KEY: {"members": [str(p) for p in sources], "weights": ensemble.net.weights.tolist()},
     }
-    partial = path.with_name(path.name + ".partial")
-    torch.save(contents, partial)
-    os.replace(partial, path)
-    return path
+    return write_with(path, lambda partial: torch.save(contents, partial), "the ensemble file")

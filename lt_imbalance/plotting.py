@@ -13,10 +13,10 @@ from matplotlib.figure import Figure
 
 def save(fig: Figure, path: str | Path, dpi: int = 90) -> Path:
     """Write ``fig`` to ``path`` (creating its folder); the format follows the suffix."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+    from lt_imbalance.output_files import make_folder, write_with
+
+    make_folder(Path(path).parent, "the figure's folder")
+    return write_with(path, lambda partial: fig.savefig(partial, dpi=dpi), "the figure")
 
 
 def by_count(class_counts: Sequence[int]) -> list[int]:

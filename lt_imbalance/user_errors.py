@@ -233,6 +233,11 @@ def read_yaml_file(path: str | Path, what: str = "YAML file"):
         raise MissingFile(f"{what} '{path}' not found")
     try:
         return yaml.safe_load(path.read_text())
+    except UnicodeDecodeError as err:
+        raise UnreadableData(
+            f"{what} '{path}' is not a text file (byte {err.start} is {path.read_bytes()[err.start : err.start + 1]!r}: "
+            "an image or another binary file?); give the YAML file"
+        ) from err
     except yaml.YAMLError as err:
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise UnreadableData(f"{what} '{path}' is not valid YAML: {problem}{_yaml_position(err)}; fix the file") from err
@@ -280,3 +285,18 @@ def check_files_first(argv: list[str]) -> None:
                 f"checkpoint '{value}' not found; give the path of a checkpoint that training wrote "
                 "(<run>/checkpoints/last.ckpt), or its run folder"
             )
+        if Path(value).is_file() and truncated_zip(Path(value)):
+            raise UnreadableData(
+                f"checkpoint '{value}' cannot be read: it is truncated (a zip archive cut short: an interrupted save or copy); "
+                "copy it again, or use another checkpoint"
+            )
+
+
+def truncated_zip(path: Path) -> bool:
+    """Whether ``path`` starts as a zip archive (as every checkpoint torch saves) but has no end (the
+    archive's directory, written last, is missing)."""
+    import zipfile
+
+    with open(path, "rb") as file:
+        start = file.read(4)
+    return start == b"PK\x03\x04" and not zipfile.is_zipfile(path)

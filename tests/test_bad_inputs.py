@@ -37,13 +37,16 @@ def prior_files(tmp_path) -> dict[str, Path]:
     (tmp_path / "space.yaml").write_text("model.init_args.los.class_path: {categorical: [CrossEntropy]}\n")
     (tmp_path / "truncated.ckpt").write_bytes(b"PK\x03\x04 a zip cut short")
     (tmp_path / "table.csv").write_text("pixel\n1\n")
-    names = ("empty", "list", "binary", "space", "truncated", "table")
+    (tmp_path / "png.yaml").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
+    names = ("empty", "list", "binary", "space", "truncated", "table", "png")
     suffix = {"space": ".yaml", "truncated": ".ckpt", "table": ".csv"}
     return {"twice": twice, **{n: tmp_path / f"{n}{suffix.get(n, '.yaml')}" for n in names}}
 
 
 def _cases(ckpt: Path, tmp: Path, files: dict[str, Path]) -> list[tuple[list[str], int, list[str]]]:
     root = ["--trainer.default_root_dir", str(tmp / "runs")]
+    cut = tmp / "cut.ckpt"  # a real checkpoint's first 20 KB
+    cut.write_bytes(ckpt.read_bytes()[:20000])
     return [
         (["test", "--config", ERM, *root], 2, ["test needs a trained model", "--ckpt_path", "--untrained true"]),
         (["validate", "--config", ERM, *root], 2, ["validate needs a trained model"]),
@@ -66,7 +69,8 @@ def _cases(ckpt: Path, tmp: Path, files: dict[str, Path]) -> list[tuple[list[str
         (["fit", "--config", ERM, "--model.init_args.optimizer.init_args.lr", "fast", *root], 2,
          ["model.init_args.optimizer.init_args.lr: expected float, got 'fast'"]),
         (["fit", *root], 2, ["fit needs a config", "--config configs/digits_lt.yaml"]),
-        (["test", "--config", ERM, "--ckpt_path", str(files["truncated"]), *root], 2, ["checkpoint cannot be read", "truncated"]),
+        (["test", "--config", ERM, "--ckpt_path", str(files["truncated"]), *root], 2, ["cannot be read: it is truncated"]),
+        (["test", "--config", ERM, "--ckpt_path", str(cut), *root], 2, ["cannot be read: it is truncated", "copy it again"]),
         (["predict", "--ckpt_path", str(tmp / "gone.ckpt"), "--input", "x"], 2, ["checkpoint", "gone.ckpt' not found"]),
         (["predict", "--ckpt_path", str(ckpt), "--input", "x", "--output", str(tmp), "--overwrite"], 2, ["give a path ending in .csv"]),
         (["tune", "--config", ERM, "--space", str(files["space"]), "--out", str(tmp / "tune"), "--n_trials", "1"], 2,
@@ -77,6 +81,9 @@ def _cases(ckpt: Path, tmp: Path, files: dict[str, Path]) -> list[tuple[list[str
          ["--target-prior 'unifrom' is neither uniform, train nor an existing file"]),
         (["tune", "--config", ERM, "--out", str(tmp / "tune4"), "--folds", "1"], 2,
          ["--folds 1: cross-fitting needs at least 2 folds (0 turns it off)"]),
+        (["fit", "--config", str(files["png"])], 2, ["is not a text file (byte 0 is b'\\x89'", "give the YAML file"]),
+        (["validate", "--config", ERM, "--ckpt_path", str(ckpt), "--data.init_args.val_fraction", "0", *root], 2,
+         ["validate scores the validation split, and this config has none", "lt-imbalance test"]),
         (["tune", "--config", ERM, "--out", str(tmp / "tune5"), "--timeout", "-5"], 2, ["--timeout -5: give the seconds", "more than 0"]),
         (["tune", "--config", ERM, "--out", str(tmp / "tune6"), "--seeds", "-1"], 2, ["--seeds -1: the retrains' seeds are 0 or more"]),
         (["tune", "--config", ERM, "--out", str(tmp / "tune7"), "--storage", "bogus://x"], 2,
@@ -158,6 +165,14 @@ def test_a_table_with_an_infinite_or_text_value_is_refused_at_its_row(train_chec
         ["predict", "--ckpt_path", str(ckpt), "--input", str(tmp_path / "text.csv"), "--output", str(tmp_path / "b.csv")], capfd
     )
     assert code == 2 and "row 2" in said and "is not a number" in said
+    far = frame.copy()
+    far.loc[3, numeric] = -1e30
+    far.to_csv(tmp_path / "far.csv", index=False)
+    code, said = _run(
+        ["predict", "--ckpt_path", str(ckpt), "--input", str(tmp_path / "far.csv"), "--output", str(tmp_path / "c.csv")], capfd
+    )
+    assert code == 0 and f"predict: warning: '{tmp_path / 'far.csv'}', row 3 (line 5 of a CSV with a header): column {numeric!r}" in said
+    assert "1 such rows are predicted by extrapolation" in said
     bad.to_csv(tmp_path / "train.csv", index=False)
     code, said = _run(
         ["fit", "--config", "configs/tabular/erm.yaml", "--data.init_args.builtin", "null", "--data.init_args.path", str(tmp_path / "train.csv")]
@@ -165,6 +180,24 @@ def test_a_table_with_an_infinite_or_text_value_is_refused_at_its_row(train_chec
         capfd,
     )  # fmt: skip
     assert code == 2 and "is infinite" in said and "Traceback" not in said
+
+
+def test_a_16_bit_image_is_scaled_not_clipped_to_white(digits_checkpoint, tmp_path):
+    """A 16-bit grey PNG of a digit decodes as its 8-bit twin (Pillow's own conversion clips every value
+    above 255 to white, and every image was predicted as one class)."""
+    from PIL import Image
+
+    from lt_imbalance.data.datasets import ImageFileDataset
+
+    ramp = np.tile(np.arange(0, 65536, 4096, dtype=np.uint16), (16, 1))
+    Image.fromarray(ramp).save(tmp_path / "wide.png")
+    Image.fromarray(np.round(ramp / 257).astype(np.uint8)).save(tmp_path / "narrow.png")  # 4096 / 257 = 15.9 -> 16
+    files = ImageFileDataset([tmp_path / "wide.png", tmp_path / "narrow.png"], torch.zeros(2), 16, 1)
+    wide, narrow = files.load(0), files.load(1)
+    assert torch.equal(wide, narrow) and int(wide.max()) == 239 and int(wide.min()) == 0
+    Image.fromarray(ramp.astype(np.float32)).save(tmp_path / "float.tiff")
+    with pytest.raises(OSError, match="floating-point pixels"):
+        ImageFileDataset([tmp_path / "float.tiff"], torch.zeros(1), 16, 1).load(0)
 
 
 def test_a_config_mistake_is_answered_before_the_framework_is_imported(tmp_path):

@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lt_imbalance.callbacks.diagnostic_pass import evaluate
 from lt_imbalance.callbacks.run_files import WritesRunFiles, log_files
 from lt_imbalance.metrics import EvaluationResult
+from lt_imbalance.output_files import write_with
 
 
 @dataclass(frozen=True)
@@ -120,9 +120,7 @@ class CalibrateAfterFit(WritesRunFiles):
             if contents.get("global_step") != trainer.global_step:
                 continue  # earlier weights: their outputs stay uncalibrated, said in their record
             contents["state_dict"].update(state)
-            partial = path.with_name(path.name + ".partial")
-            torch.save(contents, partial)
-            os.replace(partial, path)
+            write_with(path, lambda partial, contents=contents: torch.save(contents, partial), "the calibrated checkpoint")
         checkpoint = trainer.checkpoint_callback
         last = Path(checkpoint.last_model_path) if checkpoint is not None and getattr(checkpoint, "last_model_path", "") else None
         names = getattr(trainer.datamodule, "class_names", None)

@@ -253,6 +253,11 @@ class LTImbalanceCLI(LightningCLI):
     def before_validate(self) -> None:
         if self.config[self.subcommand].get("prior") is not None:
             raise BadValue("--prior applies to test, predict and the test after fit; validate scores the model as trained")
+        if getattr(self.datamodule, "validates_on_test", False):
+            raise BadValue(
+                "validate scores the validation split, and this config has none (val_fraction 0: its validation would be "
+                "the test set); score the test set with `lt-imbalance test`, or give --data.init_args.val_fraction 0.1"
+            )
         check_run_directory(self.trainer.default_root_dir)
         if not verbose():  # our results table gives the same numbers
             self.config_init[self.subcommand]["verbose"] = False

@@ -108,8 +108,9 @@ def main(argv: list[str]) -> int:
         args.ckpt_path, args.input, args.output, args.top_k, args.batch_size, args.num_workers, args.strict, args.accelerator, args.prior,
         args.overwrite,
     )  # fmt: skip
-    if result.get("size_note"):
-        print(f"predict: warning: {result['size_note']}", file=sys.stderr)
+    for note in ("size_note", "value_note"):
+        if result.get(note):
+            print(f"predict: warning: {result[note]}", file=sys.stderr)
     if "estimate" in result:
         say_estimate(result["estimate"], result["class_names"])
     if "ensemble" in result:

@@ -101,7 +101,7 @@ class ImageFileDataset(ItemDataset):
     def load(self, i: int) -> torch.Tensor:
         try:
             with Image.open(self.paths[i]) as img:
-                x = v2.functional.pil_to_tensor(img.convert(self.mode))
+                x = v2.functional.pil_to_tensor(eight_bit(img, self.paths[i]).convert(self.mode))
         except OSError as err:
             raise CannotAccess(f"cannot read image '{self.paths[i]}': {err}") from err
         return self.fit(x)
@@ -109,6 +109,31 @@ class ImageFileDataset(ItemDataset):
     def fit(self, x: torch.Tensor) -> torch.Tensor:
         """A decoded image resized and centre-cropped (unless ``full_resolution``), on any device."""
         return x if self.resize is None else self.resize(x)
+
+
+#: Pillow's modes of one channel of more than 8 bits of integers: scaled from 0..65535 to 0..255
+WIDE_INTEGER_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def eight_bit(img: Image.Image, path: Path | str) -> Image.Image:
+    """``img`` with 8 bits a channel: a 16-bit grey image scaled from 0..65535 (Pillow's own
+    conversion clips every value above 255 to white); a floating-point image is an ``OSError`` (not
+    readable as an image of known range), said with the fix.
+
+    Examples:
+        >>> import numpy as np
+        >>> wide = Image.fromarray(np.array([[0, 257, 65535]], dtype=np.uint16))
+        >>> np.asarray(eight_bit(wide, "x.png")).tolist()
+        [[0, 1, 255]]
+    """
+    import numpy as np
+
+    if img.mode in WIDE_INTEGER_MODES:
+        values = np.asarray(img, dtype=np.float64)
+        return Image.fromarray(np.clip(np.round(values / 257.0), 0, 255).astype(np.uint8), mode="L")
+    if img.mode == "F":
+        raise OSError("it holds floating-point pixels (mode F), whose range is unknown; save it as an 8- or 16-bit image")
+    return img
 
 
 class EncodedImageDataset(Dataset):

@@ -281,7 +281,7 @@ def predict(
     if not source.exists():
         raise MissingFile(f"input '{source}' not found; give a folder of images, a text file of image paths, or a .csv / .parquet table")
     if source.suffix.lower() in (".csv", ".parquet", ".pq"):
-        dataset, names = _table_inputs(source, spec)
+        dataset, names, result["value_note"] = _table_inputs(source, spec)
     else:
         if not spec.images:
             raise BadValue(f"this checkpoint is a tabular model; give a .csv or .parquet table as --input, not '{source}'")
@@ -332,12 +332,14 @@ class TableRows(Dataset):
         return self.features[i], i
 
 
-def _table_inputs(source: Path, spec: InputSpec) -> tuple[Dataset, list[str]]:
+def _table_inputs(source: Path, spec: InputSpec) -> tuple[Dataset, list[str], str | None]:
+    """The rows of the table ``source``, their names, and a warning about values far outside the
+    training range (:func:`~lt_imbalance.inference.tables.extreme_values`)."""
     from lt_imbalance.data.readers.tables import read_table
-    from lt_imbalance.inference.tables import encode_table
+    from lt_imbalance.inference.tables import encode_table, extreme_values
 
     if spec.images:
         raise BadValue(f"this checkpoint is an image model; give images (a folder or a list of paths) as --input, not the table '{source}'")
     frame = read_table(source)
     features = torch.from_numpy(encode_table(frame, spec.preprocessing, str(source)))
-    return TableRows(features), [f"{source.name}:{i}" for i in range(len(frame))]
+    return TableRows(features), [f"{source.name}:{i}" for i in range(len(frame))], extreme_values(frame, spec.preprocessing, str(source))

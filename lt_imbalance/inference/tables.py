@@ -8,7 +8,9 @@
 Features come in the training order: the numeric columns, then each categorical column's one-hot
 block. A column the model needs but the table lacks is refused, naming it; so is a value that is
 not a number in a numeric column, or an infinite one, naming its row (no row is predicted from
-it silently).
+it silently); a finite value more than :data:`EXTREME_SCALES` training standard deviations from
+the training mean is predicted with a warning naming it (:func:`extreme_values`): the model has
+seen nothing like it, and its probabilities there are extrapolation.
 """
 
 from __future__ import annotations
@@ -40,6 +42,39 @@ def numeric_column(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
                 "(missing values are filled with the training median)"
             )
     return values
+
+
+#: a numeric value this many training standard deviations from the training mean is warned about
+EXTREME_SCALES = 100.0
+
+
+def extreme_values(frame: pd.DataFrame, preprocessing: dict, source: str = "the table") -> str | None:
+    """A warning naming the first value far outside the training range (:data:`EXTREME_SCALES`), and
+    how many rows hold one; ``None`` when there is none.
+
+    Examples:
+        >>> import pandas as pd
+        >>> spec = {"numeric": {"x": {"median": 0.0, "mean": 0.0, "scale": 1.0}}, "categorical": {}}
+        >>> extreme_values(pd.DataFrame({"x": [0.5, -1e30]}), spec, "t.csv")[:55]
+        "'t.csv', row 1 (line 3 of a CSV with a header): column "
+    """
+    far = np.zeros(len(frame), dtype=bool)
+    first = None
+    for column, p in preprocessing["numeric"].items():
+        values = numeric_column(frame, column, source)
+        rows = np.abs(values - p["mean"]) > EXTREME_SCALES * max(p["scale"], 1e-12)
+        if rows.any() and (first is None or int(np.flatnonzero(rows)[0]) < first[0]):
+            row = int(np.flatnonzero(rows)[0])
+            first = (row, column, frame[column].iloc[row], p)
+        far |= rows
+    if first is None:
+        return None
+    row, column, value, p = first
+    return (
+        f"'{source}', row {row} (line {row + 2} of a CSV with a header): column {column!r} value {value!r} lies more than "
+        f"{EXTREME_SCALES:g} training standard deviations from the training mean ({p['mean']:.4g} ± {p['scale']:.4g}); "
+        f"{int(far.sum())} such rows are predicted by extrapolation: check those values"
+    )
 
 
 def encode_table(frame: pd.DataFrame, preprocessing: dict, source: str = "the table") -> np.ndarray:

@@ -62,12 +62,15 @@ def choose_folds(config: dict, requested: int | None) -> tuple[int, str]:
 
 def preflight(tuner) -> None:
     """Run the base config for one batch (data, model, callbacks: ``fit --trainer.fast_dev_run``)
-    before the first trial; a base config that cannot start is refused with its error, not run
-    into every trial."""
+    before the first trial; a base config that cannot start, or a ``--monitor`` it does not log,
+    is refused with its error, not run into every trial."""
     folder = tuner.settings.out / "preflight" / worker_id().replace(":", "_")  # this worker's own scratch folder
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(tuner.base, sort_keys=False))
-    cmd = child_command("fit", folder / "config.yaml", folder / "run", "--trainer.fast_dev_run", "true", "--test_after_fit", "false")
+    cmd = child_command(
+        "fit", folder / "config.yaml", folder / "run", "--trainer.fast_dev_run", "true", "--test_after_fit", "false",
+        "--trainer.callbacks+=lt_imbalance.tuning.trial_reporter.MonitorCheck", f"--trainer.callbacks.monitor={tuner.settings.monitor}",
+    )  # fmt: skip
     returncode, output = run_to_end(cmd, {**os.environ, ROOT_ENV: "1"}, folder / "fit.log")
     if returncode != 0:
         reason = failure_reason(output, returncode).removeprefix("lt-imbalance: error: ")

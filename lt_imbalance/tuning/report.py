@@ -29,6 +29,7 @@ import yaml
 from matplotlib.figure import Figure
 
 from lt_imbalance import sweep
+from lt_imbalance.output_files import replaced_when_done, write_text
 from lt_imbalance.plotting import save
 from lt_imbalance.tuning import study_ensemble
 from lt_imbalance.tuning.answer import Answer, find_answer
@@ -59,7 +60,7 @@ def trial_rows(study) -> list[dict]:
 
 
 def write_trials_csv(rows: list[dict], path: Path) -> None:
-    with open(path, "w", newline="") as f:
+    with replaced_when_done(path, "the trials table") as partial, open(partial, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["number"])
         writer.writeheader()
         writer.writerows(rows)
@@ -107,11 +108,11 @@ def write_report(tuner) -> Path | None:
     write_trials_csv(rows, out / "trials.csv")
     save(history_figure(rows, s.direction), out / "history.png", dpi=100)
     if not any(r["state"] == "complete" for r in rows):
-        report = out / "report.md"
-        report.write_text(
-            f"# Study '{study.study_name}'\n\nNo trial completed ({len(rows)} trials); see trials.csv for their states and errors.\n"
+        return write_text(
+            out / "report.md",
+            f"# Study '{study.study_name}'\n\nNo trial completed ({len(rows)} trials); see trials.csv for their states and errors.\n",
+            "the report",
         )
-        return report
     best = study.best_trial
     overrides = json.loads(best.user_attrs["overrides"])
     data = tuner.base["data"]["init_args"]
@@ -120,7 +121,7 @@ def write_report(tuner) -> Path | None:
         f"{len(rows)}, {s.monitor} {best.value:.4f} as deployed (prior '{tuner.base.get('prior')}')\n# on {_validation(data, tuner.folds)}; base config {' + '.join(s.configs)}. "
         f"Its values: {describe(overrides)}\n"
     )
-    (out / "best.yaml").write_text(header + yaml.safe_dump(apply_overrides(tuner.base, overrides), sort_keys=False))
+    write_text(out / "best.yaml", header + yaml.safe_dump(apply_overrides(tuner.base, overrides), sort_keys=False), "the best config")
     sampled = sum(1 for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.params)
     importances, why = (
         {},
@@ -194,9 +195,7 @@ def write_report(tuner) -> Path | None:
     if importances and sampled < IMPORTANCE_ROUGH_TRIALS:
         lines.append(f"Rough: from {sampled} complete sampled trials (below {IMPORTANCE_ROUGH_TRIALS}, importances are mostly noise).")
     lines += [f"- {k.replace('.init_args', '')}: {v:.3f}" for k, v in importances.items()] or [f"not computed: {why}"]
-    report = out / "report.md"
-    report.write_text("\n".join(lines) + "\n")
-    return report
+    return write_text(out / "report.md", "\n".join(lines) + "\n", "the report")
 
 
 def _selection(study, monitor: str, out: Path) -> list[str]:

@@ -65,6 +65,32 @@ def prune_from(max_epochs: int, warmup_epochs: float, share: float = PRUNE_FROM_
     return max(math.ceil(warmup_epochs), math.ceil(share * max(1, max_epochs)))
 
 
+def logged_value(trainer: pl.Trainer, monitor: str):
+    """The value of ``monitor`` logged at this validation; a metric the model does not log is refused
+    with the ones it does."""
+    value = trainer.callback_metrics.get(monitor)
+    if value is None:
+        logged = sorted(k for k in trainer.callback_metrics if k.startswith("val/"))
+        raise BadValue(f"--monitor {monitor!r} is not a metric the model logs; its validation metrics: {logged}")
+    return value
+
+
+class MonitorCheck(pl.Callback):
+    """Refuse a ``monitor`` the model does not log, at the first validation (the tuner's one-batch
+    check before any trial, :func:`~lt_imbalance.tuning.preflight.preflight`).
+
+    Args:
+        monitor: the study's ``--monitor``.
+    """
+
+    def __init__(self, monitor: str):
+        self.monitor = monitor
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            logged_value(trainer, self.monitor)
+
+
 class TrialReporter(pl.Callback):
     """Report ``monitor`` after each validation to trial ``trial_id`` of ``study`` at ``storage``.
 
@@ -161,9 +187,7 @@ class TrialReporter(pl.Callback):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        value = trainer.callback_metrics.get(self.monitor)
-        if value is None:
-            raise BadValue(f"the tuner's objective {self.monitor!r} was not logged; logged metrics: {sorted(trainer.callback_metrics)}")
+        value = logged_value(trainer, self.monitor)
         stop = False
         self.values.append(float(value))
         collapsed = self.pruner != "none" and trainer.current_epoch >= self.collapse_from and self._collapsed(pl_module)

@@ -71,3 +71,19 @@ def test_the_direction_follows_the_monitor_unless_given():
     assert parse_args(base + ["--monitor", "val/nll"]).direction == "minimize"
     assert parse_args(base + ["--monitor", "val/nll", "--direction", "maximize"]).direction == "maximize"
     assert parse_args(base).direction == "maximize"
+
+
+def test_a_misspelt_monitor_is_refused_by_the_one_batch_check_before_any_trial(tmp_path, monkeypatch):
+    """Found in seconds by the one-batch check, not after a whole trial (71 s on digits)."""
+    from lt_imbalance.errors import BadValue
+    from lt_imbalance.tuning import preflight
+
+    monkeypatch.chdir(ROOT)
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"data.init_args.batch_size": {"categorical": [16, 32]}}))
+    args = ["--config", "configs/digits_lt_erm.yaml", "--out", str(tmp_path / "s"), "--space", str(space), "--folds", "0"]
+    tuner = Tuner(parse_args(args + ["--monitor", "val/balancd_acc"]))
+    with pytest.raises(BadValue) as refused:
+        preflight.preflight(tuner)
+    assert "--monitor 'val/balancd_acc' is not a metric the model logs" in str(refused.value)
+    assert "'val/balanced_acc'" in str(refused.value) and not list((tmp_path / "s").glob("trials/*"))
