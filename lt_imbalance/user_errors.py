@@ -94,6 +94,22 @@ TRANSLATIONS = (
     ),
     Translation(
         ("PermissionError",),
+        r"Operation not permitted:? *'?([^'\n]*)'?",
+        lambda m, e: (
+            f"cannot write '{m.group(1) or getattr(e, 'filename', '')}': operation not permitted; choose a folder you can "
+            "write to (--output / --out / trainer.default_root_dir)"
+        ),
+    ),
+    Translation(
+        ("OSError",),
+        r"No space left on device:? *'?([^'\n]*)'?",
+        lambda m, e: (
+            f"the disk is full (writing '{m.group(1) or getattr(e, 'filename', '') or 'a file'}'); free some space, or write to "
+            "another disk (--output / --out / trainer.default_root_dir)"
+        ),
+    ),
+    Translation(
+        ("PermissionError",),
         r"Permission denied:? *'?([^'\n]*)'?",
         lambda m, e: (
             f"cannot write '{m.group(1) or getattr(e, 'filename', '')}': permission denied; choose a folder you can write to "
@@ -119,6 +135,14 @@ TRANSLATIONS = (
                 if m.group(1) == "strategy"
                 else "auto, cpu or gpu"
             )
+        ),
+    ),
+    Translation(
+        ("MisconfigurationException",),
+        r"`Timer\(duration='([^']*)'\)` is not a valid duration",
+        lambda m, e: (
+            f"trainer.max_time {m.group(1)!r} is not a duration; give DD:HH:MM:SS (e.g. 00:12:00:00 for 12 hours) "
+            "or a mapping such as {hours: 12}"
         ),
     ),
     Translation(

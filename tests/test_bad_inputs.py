@@ -165,6 +165,13 @@ def test_a_table_with_an_infinite_or_text_value_is_refused_at_its_row(train_chec
         ["predict", "--ckpt_path", str(ckpt), "--input", str(tmp_path / "text.csv"), "--output", str(tmp_path / "b.csv")], capfd
     )
     assert code == 2 and "row 2" in said and "is not a number" in said
+    (tmp_path / "zero.csv").write_bytes(b"")
+    (tmp_path / "header.csv").write_text(",".join(frame.columns) + "\n")
+    for name, words in (("zero", "is empty (no header, no rows)"), ("header", "has no rows (columns: [")):
+        code, said = _run(
+            ["predict", "--ckpt_path", str(ckpt), "--input", str(tmp_path / f"{name}.csv"), "--output", str(tmp_path / "z.csv")], capfd
+        )
+        assert code == 2 and words in said and "Traceback" not in said and not (tmp_path / "z.csv").exists(), said
     far = frame.copy()
     far.loc[3, numeric] = -1e30
     far.to_csv(tmp_path / "far.csv", index=False)
@@ -223,6 +230,12 @@ def test_a_config_mistake_is_answered_before_the_framework_is_imported(tmp_path)
             ["already trained 30 epochs", "max_epochs (10)", "the config it was trained with"],
         ),
         ("`max_epochs` must be a non-negative integer or -1. You passed in -2.", ["trainer.max_epochs is -2"]),
+        (
+            "`Timer(duration='soon')` is not a valid duration. Expected a string in the format DD:HH:MM:SS.",
+            ["trainer.max_time 'soon' is not a duration", "DD:HH:MM:SS"],
+        ),
+        (PermissionError(1, "Operation not permitted", "/data/out/m.onnx"), ["cannot write '/data/out/m.onnx': operation not permitted"]),
+        (OSError(28, "No space left on device", "/data/out/last.ckpt"), ["the disk is full (writing '/data/out/last.ckpt')"]),
     ],
 )
 def test_library_errors_about_the_input_are_translated(error, words):
@@ -301,5 +314,6 @@ def test_an_ensemble_file_is_refused_where_it_cannot_serve(digits_checkpoint, tm
     root = ["--trainer.default_root_dir", str(tmp_path / "runs")]
     code, said = _run(["fit", "--config", ERM, "--ckpt_path", str(ensemble), "--trainer.max_epochs", "1", *root], capfd)
     assert code == 2 and "an ensemble is not trained: its members are" in said and "Traceback" not in said
+    assert not (tmp_path / "runs").exists()  # the refusal left no run folder
     code, said = _run(["test", "--config", str(ROOT / "configs/tabular/erm.yaml"), "--ckpt_path", str(ensemble), *root], capfd)
     assert code == 2 and "was trained on 10 classes" in said and "Traceback" not in said

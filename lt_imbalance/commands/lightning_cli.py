@@ -180,6 +180,10 @@ class LTImbalanceCLI(LightningCLI):
         if self.subcommand:
             self.resolve_checkpoint(config)
         path = config.get("ckpt_path")
+        if self.subcommand == "fit" and str(config.get("model", {}).get("class_path", "")).endswith("EnsembleClassifier"):
+            raise BadValue(  # before the run folder is made: a refused command leaves none
+                "an ensemble is not trained: its members are; fit each member's config, then build the ensemble from their checkpoints"
+            )
         if self.subcommand == "fit" and path and Path(path).is_file() and getattr(self, "given_config", None):
             from lt_imbalance.commands.resume_check import check_resume
 

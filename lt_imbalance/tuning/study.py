@@ -50,7 +50,7 @@ from lt_imbalance.commands.fit_process import failure_reason
 from lt_imbalance.console import verbose
 from lt_imbalance.errors import BadValue, UnsupportedCombination
 from lt_imbalance.fit_processes import FitProcesses, child_command, on_stop_signals
-from lt_imbalance.output_files import write_text
+from lt_imbalance.output_files import make_folder, write_text
 from lt_imbalance.tuning import preflight, study_folder
 from lt_imbalance.tuning.preflight import ROOT_ENV
 from lt_imbalance.tuning.settings import TuneSettings, deploy_prior, make_pruner, parse_args
@@ -99,7 +99,7 @@ class Tuner:
         study_folder.check_folder(s.out, identity)  # another study in this --out: refused before anything is written
         self.space.check(self.base, check_config)
         self.space.check_portfolio(self.base, check_config)
-        s.out.mkdir(parents=True, exist_ok=True)  # only once the run is known to be this folder's study
+        make_folder(s.out, "--out")  # only once the run is known to be this folder's study
         self.storage = open_storage(self.url)
         # the tuner prints its own progress and one line per failed trial (the traceback is in its log): Optuna's
         # warnings, with their tracebacks, only with --verbose

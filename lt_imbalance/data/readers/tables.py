@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from lt_imbalance.errors import BadValue, MissingFile
+from lt_imbalance.errors import BadValue, MissingFile, UnreadableData
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,7 +35,16 @@ def read_table(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise MissingFile(f"table '{path}' not found; expected a .csv or .parquet file with one row per sample")
     if path.suffix.lower() == ".csv":
-        return pd.read_csv(path)
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    raise BadValue(f"'{path}': unsupported file type {path.suffix!r}; use .csv or .parquet")
+        try:
+            frame = pd.read_csv(path)
+        except pd.errors.EmptyDataError as err:
+            raise UnreadableData(
+                f"table '{path}' is empty (no header, no rows); give a CSV with a header line and one row per sample"
+            ) from err
+    elif path.suffix.lower() in (".parquet", ".pq"):
+        frame = pd.read_parquet(path)
+    else:
+        raise BadValue(f"'{path}': unsupported file type {path.suffix!r}; use .csv or .parquet")
+    if frame.empty:
+        raise UnreadableData(f"table '{path}' has no rows (columns: {list(frame.columns)}); give one row per sample under the header")
+    return frame
