@@ -335,6 +335,17 @@ def report(records: list[dict], out: Path) -> str:
     return table
 
 
+def check_devices(devices: list[str], error) -> None:
+    """Refuse ``--devices`` ids this machine does not have, before any run."""
+    import torch
+
+    have = torch.cuda.device_count()
+    missing = [d for d in devices if not d.strip().isdigit() or int(d) >= have]
+    if missing:
+        where = f"GPUs 0-{have - 1}" if have else "no GPU that PyTorch can use"
+        error(f"--devices {','.join(devices)}: this machine has {where}; leave --devices out to run one at a time on the default device")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lt-imbalance sweep", description=plain(__doc__), formatter_class=PlainHelp)
     parser.add_argument("configs", nargs="+", help="config files (one cell each, times the --set combinations)")
@@ -368,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = build_grid(args.configs, args.sets, args.seeds, args.redraw_split)
     extra = shlex.split(args.extra)
     check_cells(runs, extra)
+    if args.devices:
+        check_devices(args.devices.split(","), parser.error)
     make_folder(args.out, "--out")
     devices = args.devices.split(",") if args.devices else None
     processes = FitProcesses(command="sweep")

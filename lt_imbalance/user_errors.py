@@ -183,14 +183,14 @@ DATA_MODULES = (
 
 def _parser_message(err: BaseException) -> str:
     """The parser's message without its machinery lines, de-indented; a few shapes of it said plainly
-    (:func:`_plainly`)."""
+    (:func:`plainly`)."""
     text = str(err)
     lines = [line for line in text.splitlines() if line.strip() and not NOISE.match(line)]
     lines = [line.strip().removeprefix("- ") for line in lines]
-    return _plainly(text) or "\n".join(dict.fromkeys(lines))
+    return plainly(text) or "\n".join(dict.fromkeys(lines))
 
 
-def _plainly(text: str) -> str | None:
+def plainly(text: str) -> str | None:
     """The parser's message for: an unknown data module (with the list), a value of the wrong type
     deep in a config (the key's full path, the type and the value), a command with no config."""
     keys = re.findall(r'Parser key "([\w.]+)"', text)

@@ -37,9 +37,12 @@ def prior_files(tmp_path) -> dict[str, Path]:
     (tmp_path / "space.yaml").write_text("model.init_args.los.class_path: {categorical: [CrossEntropy]}\n")
     (tmp_path / "truncated.ckpt").write_bytes(b"PK\x03\x04 a zip cut short")
     (tmp_path / "table.csv").write_text("pixel\n1\n")
+    (tmp_path / "types.yaml").write_text("data.init_args.batch_size: {categorical: [big, small]}\n")
+    (tmp_path / "sizes.yaml").write_text("data.init_args.batch_size: {int: [-8, 0]}\n")
+    (tmp_path / "policies.yaml").write_text("data.init_args.augmentation: {categorical: [standard, stronk]}\n")
     (tmp_path / "png.yaml").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
-    names = ("empty", "list", "binary", "space", "truncated", "table", "png")
-    suffix = {"space": ".yaml", "truncated": ".ckpt", "table": ".csv"}
+    names = ("empty", "list", "binary", "space", "truncated", "table", "png", "sizes", "policies", "types")
+    suffix = {"truncated": ".ckpt", "table": ".csv"}
     return {"twice": twice, **{n: tmp_path / f"{n}{suffix.get(n, '.yaml')}" for n in names}}
 
 
@@ -81,9 +84,16 @@ def _cases(ckpt: Path, tmp: Path, files: dict[str, Path]) -> list[tuple[list[str
          ["--target-prior 'unifrom' is neither uniform, train nor an existing file"]),
         (["tune", "--config", ERM, "--out", str(tmp / "tune4"), "--folds", "1"], 2,
          ["--folds 1: cross-fitting needs at least 2 folds (0 turns it off)"]),
+        (["fit", "--config", ERM, "--trainer.max_time", "soon", *root], 2, ["trainer.max_time 'soon' is not a duration"]),
         (["fit", "--config", str(files["png"])], 2, ["is not a text file (byte 0 is b'\\x89'", "give the YAML file"]),
         (["validate", "--config", ERM, "--ckpt_path", str(ckpt), "--data.init_args.val_fraction", "0", *root], 2,
          ["validate scores the validation split, and this config has none", "lt-imbalance test"]),
+        (["tune", "--config", ERM, "--space", str(files["types"]), "--out", str(tmp / "tune11")], 2,
+         ["search-space entry 'data.init_args.batch_size' does not fit the config: data.init_args.batch_size: expected int, got 'big'"]),
+        (["tune", "--config", ERM, "--space", str(files["sizes"]), "--out", str(tmp / "tune9")], 2,
+         ["search-space entry 'data.init_args.batch_size': the value -8 is refused: batch_size must be >= 1"]),
+        (["tune", "--config", ERM, "--space", str(files["policies"]), "--out", str(tmp / "tune10")], 2,
+         ["the value 'stronk' is refused: unknown augmentation policy 'stronk'"]),
         (["tune", "--config", ERM, "--out", str(tmp / "tune5"), "--timeout", "-5"], 2, ["--timeout -5: give the seconds", "more than 0"]),
         (["tune", "--config", ERM, "--out", str(tmp / "tune6"), "--seeds", "-1"], 2, ["--seeds -1: the retrains' seeds are 0 or more"]),
         (["tune", "--config", ERM, "--out", str(tmp / "tune7"), "--storage", "bogus://x"], 2,
@@ -91,6 +101,7 @@ def _cases(ckpt: Path, tmp: Path, files: dict[str, Path]) -> list[tuple[list[str
         (["tune", "--config", ERM, "--out", str(tmp / "tune8"), "--storage", f"sqlite:///{tmp}/missing_dir/x.db"], 2,
          ["missing_dir does not exist; create it"]),
         (["sweep", ERM, "--jobs-per-device", "0", "--out", str(tmp / "sweep")], 2, ["--jobs-per-device 0: give 1 or more"]),
+        (["sweep", ERM, "--devices", "0,99", "--out", str(tmp / "sweep2")], 2, ["--devices 0,99: this machine has", "leave --devices out"]),
         (["export", "--ckpt_path", str(ckpt), "--out", str(ckpt), "--format", "torchscript", "--overwrite"], 2,
          ["would replace the checkpoint being exported", "choose another --out"]),
         (["export", "--ckpt_path", str(ckpt), "--out", str(tmp), "--format", "onnx", "--overwrite"], 2, ["is a folder; give a file in it"]),

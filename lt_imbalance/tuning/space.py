@@ -72,6 +72,12 @@ class Entry:
             return self.args[0]
         return self.args[0] if self.kind == "categorical" else self.args
 
+    def extremes(self) -> list[Any]:
+        """The values a range can reach at its ends, or every choice (for checking them before any trial)."""
+        if self.kind in ("float", "int"):
+            return [self.args[0], self.args[1]]
+        return list(self.args) if self.kind == "categorical" else [self.args]
+
     def applies(self, chosen: dict[str, Any]) -> bool:
         return all(chosen.get(key, _MISSING) in values for key, values in self.when.items())
 
@@ -224,6 +230,22 @@ class SearchSpace:
             except Exception as err:  # the parser's message names the problem
                 raise SpaceError(f"search-space entry {entry.key!r} does not fit the config: {_first_line(err)}") from err
 
+    def check_values(self, config: dict, build: Any) -> None:
+        """Refuse a data entry with a value the data module refuses (``build(config)`` instantiates it,
+        applying the rules ``fit`` applies): each choice, and both ends of a range, before any trial,
+        so that a space whose every trial would fail is not run."""
+        by_key = {e.key: e for e in self.entries}
+        for entry in self.entries:
+            if not entry.key.startswith("data."):
+                continue
+            for value in entry.extremes():
+                probe = apply_overrides(config, self.overrides({**self._conditions(entry, by_key), entry.key: value}, config))
+                try:
+                    build(probe)
+                except Exception as err:  # the data module's message names the rule
+                    why = _first_line(err).lstrip("- ").rstrip(".")
+                    raise SpaceError(f"search-space entry {entry.key!r}: the value {value!r} is refused: {why}; change the entry") from err
+
     def _conditions(self, entry: Entry, by_key: dict[str, Entry]) -> dict[str, Any]:
         """Values of the earlier entries under which ``entry`` applies (its ``when``, recursively)."""
         values: dict[str, Any] = {}
@@ -236,12 +258,15 @@ class SearchSpace:
 def _first_line(err: Exception) -> str:
     """What the parser found wrong, in a line: the key it does not accept where it names one, else
     its first lines without its machinery."""
-    from lt_imbalance.user_errors import NOISE, exception_chain
+    from lt_imbalance.user_errors import NOISE, exception_chain, plainly
 
     for cause in exception_chain(err):
         unknown = re.search(r"Option '([^']+)' is not accepted", str(cause))
         if unknown:
             return f"the config has no option {unknown.group(1)!r} at that place; check the key's spelling (fit --help lists the options)"
+        said = plainly(str(cause))
+        if said is not None:
+            return said.split("; fix it in the config")[0]
     lines = [line.strip() for line in str(err).splitlines() if line.strip() and not NOISE.match(line)]
     return " / ".join(lines[:3])
 

@@ -88,6 +88,7 @@ class Tuner:
         import optuna
 
         from lt_imbalance.commands.config import check_config, resolve_config
+        from lt_imbalance.commands.lightning_cli import instantiate_data
 
         self.settings = s = settings
         self.base = resolve_config([arg for path in s.configs for arg in ("--config", path)] + s.overrides)
@@ -99,6 +100,7 @@ class Tuner:
         study_folder.check_folder(s.out, identity)  # another study in this --out: refused before anything is written
         self.space.check(self.base, check_config)
         self.space.check_portfolio(self.base, check_config)
+        self.space.check_values(self.base, instantiate_data)
         make_folder(s.out, "--out")  # only once the run is known to be this folder's study
         self.storage = open_storage(self.url)
         # the tuner prints its own progress and one line per failed trial (the traceback is in its log): Optuna's
