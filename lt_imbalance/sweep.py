@@ -45,7 +45,7 @@ from lt_imbalance.commands.fit_process import failure_reason
 from lt_imbalance.console import PlainHelp, plain
 from lt_imbalance.errors import BadValue, MissingFile
 from lt_imbalance.fit_processes import FitProcesses, child_arguments, child_command, new_result, on_stop_signals, result_files
-from lt_imbalance.output_files import make_folder
+from lt_imbalance.output_files import make_folder, replaced_when_done, write_text
 
 TABLE_METRICS = (
     ("balanced_acc", "balanced acc."),
@@ -176,7 +176,7 @@ def execute(
         output = (folder / "fit.log").read_text(errors="replace")
         reason = failure_reason(output, returncode) if returncode != 0 else "the fit exited 0 but wrote no results_test.json"
         failure = {"cell": run.cell, "seed": run.seed, "error": reason}
-        (folder / "failed.json").write_text(json.dumps({**failure, "log": str(folder / "fit.log")}, indent=2) + "\n")
+        write_text(folder / "failed.json", json.dumps({**failure, "log": str(folder / "fit.log")}, indent=2) + "\n")
         return failure
     record = {
         "cell": run.cell,
@@ -188,7 +188,7 @@ def execute(
         "seconds": round(time.time() - start, 1),
         **result,
     }
-    (folder / "result.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_text(folder / "result.json", json.dumps(record, indent=2) + "\n", "the run's result")
     return record
 
 
@@ -256,7 +256,7 @@ def summary_table(records: list[dict]) -> str:
 
 def write_csv(records: list[dict], path: Path) -> None:
     keys = sorted({k for r in records for k in r["metrics"]})
-    with open(path, "w", newline="") as f:
+    with replaced_when_done(path, "the results table") as partial, open(partial, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["cell", "config", "overrides", "seed", "seconds", *keys])
         for r in records:
@@ -329,7 +329,7 @@ def report(records: list[dict], out: Path) -> str:
         return "no run finished"
     write_csv(records, out / "results.csv")
     table = summary_table(records)
-    (out / "table.md").write_text(table + "\n")
+    write_text(out / "table.md", table + "\n", "the results table")
     plot_per_class(records, out / "per_class.png")
     plot_groups(records, out / "groups.png")
     return table

@@ -30,7 +30,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lt_imbalance.callbacks.diagnostic_pass import evaluate
 from lt_imbalance.callbacks.run_files import WritesRunFiles, log_files
 from lt_imbalance.metrics import EvaluationResult
-from lt_imbalance.output_files import write_with
+from lt_imbalance.output_files import write_text, write_with
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ class CalibrateAfterFit(WritesRunFiles):
         if self.run_dir:
             path = Path(self.run_dir) / "calibration.json"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(outputs.describe(names), indent=2) + "\n")
+            write_text(path, json.dumps(outputs.describe(names), indent=2) + "\n", "the calibration record")
             log_files(trainer, self.run_dir, [path])
         kept = f"; kept with the weights in {last}" if last is not None and last.is_file() else ""
         rank_zero_info(f"{calibration_line(outputs)}; class prior of the outputs: {outputs.record.prior_source}{kept}")

@@ -16,6 +16,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
 from matplotlib.figure import Figure
 
+from lt_imbalance.output_files import write_text
 from lt_imbalance.plotting import save
 from lt_imbalance.rundir import run_directory
 
@@ -57,8 +58,8 @@ def save_results(trainer: pl.Trainer, log_dir: str | None, name: str, table: str
     out = Path(log_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.md", out / f"{name}.json"]
-    paths[0].write_text(table + "\n")
-    paths[1].write_text(json.dumps(record, indent=2) + "\n")
+    write_text(paths[0], table + "\n", "the results table")
+    write_text(paths[1], json.dumps(record, indent=2) + "\n", "the results record")
     log_files(trainer, log_dir, paths)
 
 

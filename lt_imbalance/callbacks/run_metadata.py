@@ -19,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from lt_imbalance.callbacks.run_files import WritesRunFiles, log_files
 from lt_imbalance.errors import FileInTheWay
+from lt_imbalance.output_files import write_text
 from lt_imbalance.rundir import next_free, resuming_from
 
 PACKAGES = ("lt_imbalance", "torch", "torchvision", "lightning", "torchmetrics", "lightly", "jsonargparse", "numpy", "scikit-learn")
@@ -81,6 +82,6 @@ class RunMetadata(WritesRunFiles):
             "versions": package_versions(),
         }
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=2) + "\n")
+        write_text(path, json.dumps(record, indent=2) + "\n", "the run's metadata")
         self._written.add(path)
         log_files(trainer, log_dir, [path])
