@@ -85,3 +85,17 @@ def fit_blobs(tmp_path, callbacks, epochs: int = 2):
 def tensors(module: nn.Module) -> dict[str, torch.Tensor]:
     """The module's state dict without its non-tensor entries (the outputs owner's record)."""
     return {k: v for k, v in module.state_dict().items() if isinstance(v, torch.Tensor)}
+
+
+def run_command(argv: list[str], capfd) -> tuple[int, str]:
+    """``lt-imbalance ARGV`` in this process: its exit status and what it said (Lightning's info
+    lines go to a handler made before the capture, so the file descriptors are read)."""
+    from lt_imbalance.cli import main
+
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+    captured = capfd.readouterr()
+    return code, captured.out + captured.err

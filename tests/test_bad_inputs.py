@@ -9,22 +9,11 @@ import pytest
 import torch
 
 from fakes import write_image_folder
+from helpers import run_command
 from lt_imbalance.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 ERM = str(ROOT / "configs/digits_lt_erm.yaml")
-
-
-def _run(argv: list[str], capfd) -> tuple[int, str]:
-    """``lt-imbalance ARGV`` in this process: its exit status and what it said (Lightning's info
-    lines go to a handler made before the capture, so the file descriptors are read)."""
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 1
-    captured = capfd.readouterr()
-    return code, captured.out + captured.err
 
 
 @pytest.fixture
@@ -119,7 +108,7 @@ def _cases(ckpt: Path, tmp: Path, files: dict[str, Path]) -> list[tuple[list[str
 
 def test_each_bad_input_gets_its_exit_status_and_message(digits_checkpoint, tmp_path, prior_files, capfd):
     for argv, status, words in _cases(digits_checkpoint, tmp_path, prior_files):
-        code, said = _run(argv, capfd)
+        code, said = run_command(argv, capfd)
         assert code == status, (argv, said)
         assert "Traceback" not in said and len(said.strip().splitlines()) <= 15, (argv, said)
         for word in words:
@@ -129,7 +118,7 @@ def test_each_bad_input_gets_its_exit_status_and_message(digits_checkpoint, tmp_
 def test_test_takes_a_run_folder_or_untrained_on_request(digits_checkpoint, tmp_path, capfd):
     run_folder = digits_checkpoint.parents[1]
     for folder, how in (("a", ["--ckpt_path", str(run_folder)]), ("b", ["--untrained", "true"])):
-        code, said = _run(["test", "--config", ERM, *how, "--trainer.default_root_dir", str(tmp_path / folder)], capfd)
+        code, said = run_command(["test", "--config", ERM, *how, "--trainer.default_root_dir", str(tmp_path / folder)], capfd)
         assert code == 0 and "| balanced accuracy |" in next((tmp_path / folder).rglob("results_test.md")).read_text(), said
 
 
@@ -146,10 +135,12 @@ def test_a_failed_predict_leaves_no_file_and_the_rerun_works(digits_checkpoint, 
     broken = next(images.rglob("*.png"))
     broken.write_bytes(b"not an image")
     out = tmp_path / "p.csv"
-    code, said = _run(["predict", "--ckpt_path", str(digits_checkpoint), "--input", str(images), "--output", str(out), "--strict"], capfd)
+    code, said = run_command(
+        ["predict", "--ckpt_path", str(digits_checkpoint), "--input", str(images), "--output", str(out), "--strict"], capfd
+    )
     assert code != 0 and not out.exists() and not list(tmp_path.glob("*.partial"))
     broken.unlink()
-    code, said = _run(["predict", "--ckpt_path", str(digits_checkpoint), "--input", str(images), "--output", str(out)], capfd)
+    code, said = run_command(["predict", "--ckpt_path", str(digits_checkpoint), "--input", str(images), "--output", str(out)], capfd)
     assert code == 0 and len(list(csv.DictReader(open(out)))) == 2
 
 
@@ -164,7 +155,7 @@ def test_a_table_with_an_infinite_or_text_value_is_refused_at_its_row(train_chec
     bad = frame.copy()
     bad.loc[5, numeric] = np.inf
     bad.to_csv(tmp_path / "inf.csv", index=False)
-    code, said = _run(
+    code, said = run_command(
         ["predict", "--ckpt_path", str(ckpt), "--input", str(tmp_path / "inf.csv"), "--output", str(tmp_path / "a.csv")], capfd
     )
     assert code == 2 and f"row 5 (line 7 of a CSV with a header): column {numeric!r}" in said and "is infinite" in said
@@ -172,27 +163,27 @@ def test_a_table_with_an_infinite_or_text_value_is_refused_at_its_row(train_chec
     text = frame.astype({numeric: object})
     text.loc[2, numeric] = "n/a?"
     text.to_csv(tmp_path / "text.csv", index=False)
-    code, said = _run(
+    code, said = run_command(
         ["predict", "--ckpt_path", str(ckpt), "--input", str(tmp_path / "text.csv"), "--output", str(tmp_path / "b.csv")], capfd
     )
     assert code == 2 and "row 2" in said and "is not a number" in said
     (tmp_path / "zero.csv").write_bytes(b"")
     (tmp_path / "header.csv").write_text(",".join(frame.columns) + "\n")
     for name, words in (("zero", "is empty (no header, no rows)"), ("header", "has no rows (columns: [")):
-        code, said = _run(
+        code, said = run_command(
             ["predict", "--ckpt_path", str(ckpt), "--input", str(tmp_path / f"{name}.csv"), "--output", str(tmp_path / "z.csv")], capfd
         )
         assert code == 2 and words in said and "Traceback" not in said and not (tmp_path / "z.csv").exists(), said
     far = frame.copy()
     far.loc[3, numeric] = -1e30
     far.to_csv(tmp_path / "far.csv", index=False)
-    code, said = _run(
+    code, said = run_command(
         ["predict", "--ckpt_path", str(ckpt), "--input", str(tmp_path / "far.csv"), "--output", str(tmp_path / "c.csv")], capfd
     )
     assert code == 0 and f"predict: warning: '{tmp_path / 'far.csv'}', row 3 (line 5 of a CSV with a header): column {numeric!r}" in said
     assert "1 such rows are predicted by extrapolation" in said
     bad.to_csv(tmp_path / "train.csv", index=False)
-    code, said = _run(
+    code, said = run_command(
         ["fit", "--config", "configs/tabular/erm.yaml", "--data.init_args.builtin", "null", "--data.init_args.path", str(tmp_path / "train.csv")]
         + ["--data.init_args.target", "species", "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path / "r")],
         capfd,
@@ -260,12 +251,12 @@ def test_library_errors_about_the_input_are_translated(error, words):
 
 def test_images_far_from_the_training_size_are_predicted_with_a_warning(digits_checkpoint, tmp_path, capfd):
     write_image_folder(tmp_path / "big", {"a": 2}, size=32, modes=("L",))
-    code, said = _run(
+    code, said = run_command(
         ["predict", "--ckpt_path", str(digits_checkpoint), "--input", str(tmp_path / "big"), "--output", str(tmp_path / "p.csv")], capfd
     )
     assert code == 0 and "warning: the inputs are 32 px on their shorter side" in said and "trained on 8 px images" in said
     write_image_folder(tmp_path / "small", {"a": 2}, size=8, modes=("L",))
-    code, said = _run(
+    code, said = run_command(
         ["predict", "--ckpt_path", str(digits_checkpoint), "--input", str(tmp_path / "small"), "--output", str(tmp_path / "q.csv")], capfd
     )
     assert code == 0 and "warning" not in said
@@ -323,8 +314,8 @@ def test_an_ensemble_file_is_refused_where_it_cannot_serve(digits_checkpoint, tm
 
     ensemble = save_ensemble(build_ensemble([(digits_checkpoint, 1.0), (digits_checkpoint, 1.0)], "uniform"), tmp_path / "e.ckpt")
     root = ["--trainer.default_root_dir", str(tmp_path / "runs")]
-    code, said = _run(["fit", "--config", ERM, "--ckpt_path", str(ensemble), "--trainer.max_epochs", "1", *root], capfd)
+    code, said = run_command(["fit", "--config", ERM, "--ckpt_path", str(ensemble), "--trainer.max_epochs", "1", *root], capfd)
     assert code == 2 and "an ensemble is not trained: its members are" in said and "Traceback" not in said
     assert not (tmp_path / "runs").exists()  # the refusal left no run folder
-    code, said = _run(["test", "--config", str(ROOT / "configs/tabular/erm.yaml"), "--ckpt_path", str(ensemble), *root], capfd)
+    code, said = run_command(["test", "--config", str(ROOT / "configs/tabular/erm.yaml"), "--ckpt_path", str(ensemble), *root], capfd)
     assert code == 2 and "was trained on 10 classes" in said and "Traceback" not in said

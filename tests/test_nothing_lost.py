@@ -9,21 +9,11 @@ from pathlib import Path
 import pytest
 
 from fakes import write_image_folder
+from helpers import run_command
 from lt_imbalance import output_files
-from lt_imbalance.cli import main
 from lt_imbalance.errors import CannotAccess, FileInTheWay
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _run(argv: list[str], capfd) -> tuple[int, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 1
-    captured = capfd.readouterr()
-    return code, captured.out + captured.err
 
 
 def _full_disk(*args, **kwargs):
@@ -93,9 +83,9 @@ def test_any_other_error_still_removes_the_partial_file(tmp_path):
 def test_export_never_replaces_its_checkpoint_and_a_full_disk_leaves_nothing(digits_checkpoint, tmp_path, monkeypatch, capfd):
     ckpt = tmp_path / "model.ckpt"
     ckpt.write_bytes(digits_checkpoint.read_bytes())
-    code, said = _run(["export", "--ckpt_path", str(ckpt), "--out", str(ckpt), "--format", "torchscript", "--overwrite"], capfd)
+    code, said = run_command(["export", "--ckpt_path", str(ckpt), "--out", str(ckpt), "--format", "torchscript", "--overwrite"], capfd)
     assert code == 2 and "would replace the checkpoint being exported" in said and ckpt.read_bytes() == digits_checkpoint.read_bytes()
-    code, said = _run(["export", "--ckpt_path", str(ckpt), "--out", str(tmp_path), "--format", "onnx", "--overwrite"], capfd)
+    code, said = run_command(["export", "--ckpt_path", str(ckpt), "--out", str(tmp_path), "--format", "onnx", "--overwrite"], capfd)
     assert code == 2 and "is a folder; give a file in it" in said and "Traceback" not in said
 
     from lt_imbalance.inference import export
@@ -106,7 +96,7 @@ def test_export_never_replaces_its_checkpoint_and_a_full_disk_leaves_nothing(dig
 
     monkeypatch.setattr(export, "write_model", half_then_full)
     out = tmp_path / "exported" / "m.pt"
-    code, said = _run(["export", "--ckpt_path", str(ckpt), "--out", str(out)], capfd)
+    code, said = run_command(["export", "--ckpt_path", str(ckpt), "--out", str(out)], capfd)
     assert code == 2 and "the exported model" in said and "the disk is full" in said and "Traceback" not in said
     assert _files(tmp_path / "exported") == {}
 
@@ -116,7 +106,7 @@ def test_predict_never_replaces_its_input_and_a_full_disk_leaves_nothing(digits_
     write_image_folder(images, {"a": 3}, size=8, modes=("L",))
     table = tmp_path / "inputs.csv"
     table.write_text("pixel\n1\n")
-    code, said = _run(
+    code, said = run_command(
         ["predict", "--ckpt_path", str(digits_checkpoint), "--input", str(table), "--output", str(table), "--overwrite"], capfd
     )
     assert code == 2 and "is the --input file" in said and table.read_text() == "pixel\n1\n"
@@ -125,7 +115,7 @@ def test_predict_never_replaces_its_input_and_a_full_disk_leaves_nothing(digits_
 
     monkeypatch.setattr(CsvPredictionWriter, "write_rows", lambda self, index, probabilities: _full_disk())
     out = tmp_path / "out" / "p.csv"
-    code, said = _run(["predict", "--ckpt_path", str(digits_checkpoint), "--input", str(images), "--output", str(out)], capfd)
+    code, said = run_command(["predict", "--ckpt_path", str(digits_checkpoint), "--input", str(images), "--output", str(out)], capfd)
     assert code == 2 and "the predictions" in said and "the disk is full" in said and "Traceback" not in said
     assert _files(tmp_path / "out") == {}
 
@@ -136,8 +126,8 @@ def test_configs_copy_into_a_full_disk_leaves_no_empty_file_and_the_retry_works(
     dest = tmp_path / "mine.yaml"
     real_copy = shutil.copyfile
     monkeypatch.setattr(shutil, "copyfile", lambda src, dst: (Path(dst).write_text(""), _full_disk()))
-    code, said = _run(["configs", "copy", "digits_lt.yaml", str(dest)], capfd)
+    code, said = run_command(["configs", "copy", "digits_lt.yaml", str(dest)], capfd)
     assert code == 2 and "the disk is full" in said and not dest.exists() and _files(tmp_path) == {}
     monkeypatch.setattr(shutil, "copyfile", real_copy)
-    code, said = _run(["configs", "copy", "digits_lt.yaml", str(dest)], capfd)
+    code, said = run_command(["configs", "copy", "digits_lt.yaml", str(dest)], capfd)
     assert code == 0 and dest.read_text().strip()
