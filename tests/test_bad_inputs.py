@@ -319,3 +319,29 @@ def test_an_ensemble_file_is_refused_where_it_cannot_serve(digits_checkpoint, tm
     assert not (tmp_path / "runs").exists()  # the refusal left no run folder
     code, said = run_command(["test", "--config", str(ROOT / "configs/tabular/erm.yaml"), "--ckpt_path", str(ensemble), *root], capfd)
     assert code == 2 and "was trained on 10 classes" in said and "Traceback" not in said
+
+
+def test_a_second_study_in_the_same_out_is_refused_through_the_command(tmp_path, capfd, monkeypatch):
+    """`tune --out DIR --study other` (and another config, or --direction minimize on a resume) where
+    DIR holds a study: exit 2 with the fix, and none of that study's files changed."""
+    import yaml
+
+    from lt_imbalance.tuning.settings import parse_args
+    from lt_imbalance.tuning.study import Tuner
+
+    monkeypatch.chdir(ROOT)
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"data.init_args.batch_size": {"categorical": [16, 32]}}))
+    out = tmp_path / "study"
+    command = ["--config", ERM, "--out", str(out), "--space", str(space), "--folds", "0"]
+    Tuner(parse_args(command))  # the study this folder holds
+    (out / "report.md").write_text("the first study's report")
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    for extra, words in (
+        (["--study", "other"], "study 'other' (the study's: 'lt-imbalance')"),
+        (["--data.init_args.imbalance_ratio", "20"], "another base config"),
+        (["--direction", "minimize"], "direction 'minimize' (the study's: 'maximize')"),
+    ):
+        code, said = run_command(["tune", *command, *extra], capfd)
+        assert code == 2 and words in said and "Start it in a new --out" in said and "Traceback" not in said, said
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before

@@ -87,6 +87,9 @@ def find_answer(tuner, best_overrides: dict) -> Answer | None:
     if folds:
         paths = trial_checkpoints(study.best_trial, out)
         bag_file = build_and_save([(p, 1 / len(paths)) for p in paths], prior, out / BAG, counts) if paths else None
+    for name, written in (("ensemble.ckpt", ensemble_file), (BAG, bag_file)):
+        if written is None:  # an earlier report's file of this study no longer describes its answer
+            (out / name).unlink(missing_ok=True)
     deploy = "ensemble.ckpt" if choice is not None and choice.preferred and ensemble_file else single_answer
     answer = Answer(choice, ensemble_file, bag_file, single_answer, deploy, folds)
     if s.seeds and not retrain_and_test(tuner, answer, best_overrides, counts):

@@ -79,3 +79,22 @@ def test_the_ensemble_is_rebuilt_per_seed_from_the_retrains_and_tested(study_wit
     )
     assert "against the single best, `best=base=trial0`: balanced_acc +2.0 (one seed: no standard error)" in text
     assert "against the portfolio recipe" not in text  # that recipe (base) is the single best's cell: said once
+
+
+def test_a_report_run_again_removes_the_answer_files_it_no_longer_writes(tmp_path):
+    """A resumed study whose answer is now the single best leaves no stale ensemble.ckpt or bag.ckpt
+    of an earlier report beside it (a user would deploy the wrong file)."""
+    from types import SimpleNamespace
+
+    import optuna
+
+    from lt_imbalance.tuning.answer import find_answer
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={"overrides": "{}"}))
+    for name in ("ensemble.ckpt", "bag.ckpt"):
+        (tmp_path / name).write_text("an earlier report's")
+    settings = SimpleNamespace(seeds=[], monitor="val/balanced_acc", out=tmp_path)
+    answer = find_answer(SimpleNamespace(settings=settings, study=study, base={"prior": "uniform"}, folds=0), {})
+    assert answer.deploy == "the single best (best.yaml)" and answer.ensemble_file is None
+    assert not (tmp_path / "ensemble.ckpt").exists() and not (tmp_path / "bag.ckpt").exists()
