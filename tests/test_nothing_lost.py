@@ -131,3 +131,27 @@ def test_configs_copy_into_a_full_disk_leaves_no_empty_file_and_the_retry_works(
     monkeypatch.setattr(shutil, "copyfile", real_copy)
     code, said = run_command(["configs", "copy", "digits_lt.yaml", str(dest)], capfd)
     assert code == 0 and dest.read_text().strip()
+
+
+def test_tune_into_a_full_disk_leaves_no_empty_base_config(tmp_path, monkeypatch):
+    import yaml
+
+    from lt_imbalance.tuning.settings import parse_args
+    from lt_imbalance.tuning.study import Tuner
+
+    monkeypatch.chdir(ROOT)
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"data.init_args.batch_size": {"categorical": [16, 32]}}))
+    out = tmp_path / "study"
+    real_write = Path.write_text
+
+    def full_for_partials(self, *args, **kwargs):
+        if self.name.startswith(".partial."):
+            real_write(self, "half")  # the disk fills up half-way through the file
+            _full_disk()
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full_for_partials)
+    with pytest.raises(CannotAccess, match="was not written: the disk is full"):
+        Tuner(parse_args(["--config", "configs/digits_lt_erm.yaml", "--out", str(out), "--space", str(space), "--folds", "0"]))
+    assert not [p for p in out.iterdir() if p.suffix in (".yaml", ".json") or p.name.startswith(".partial.")]
