@@ -32,7 +32,7 @@ from lt_imbalance.rundir import newest_last_checkpoint
 from lt_imbalance.tuning import cross_fit, study_ensemble
 from lt_imbalance.tuning.checkpoint_test import build_and_save, test_models
 from lt_imbalance.tuning.space import apply_overrides
-from lt_imbalance.tuning.trial_files import trial_checkpoints, validation_outputs
+from lt_imbalance.tuning.trial_files import best_trial, trial_checkpoints, validation_outputs
 
 BAG = "bag.ckpt"
 
@@ -68,7 +68,7 @@ def training_counts(study, out: Path) -> list[int] | None:
     """The training images per class of a cross-fitted study (every image is out-of-fold once)."""
     import numpy as np
 
-    outputs = validation_outputs(study.best_trial, out)
+    outputs = validation_outputs(best_trial(study, out), out)
     if outputs is None:
         return None
     return np.bincount(outputs["targets"], minlength=outputs["deployed"].shape[1]).tolist()
@@ -85,7 +85,7 @@ def find_answer(tuner, best_overrides: dict) -> Answer | None:
     ensemble_file = study_ensemble.write_deployable(choice, study, out, prior, counts) if choice is not None else None
     bag_file = None
     if folds:
-        paths = trial_checkpoints(study.best_trial, out)
+        paths = trial_checkpoints(best_trial(study, out), out)
         bag_file = build_and_save([(p, 1 / len(paths)) for p in paths], prior, out / BAG, counts) if paths else None
     for name, written in (("ensemble.ckpt", ensemble_file), (BAG, bag_file)):
         if written is None:  # an earlier report's file of this study no longer describes its answer

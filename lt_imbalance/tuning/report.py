@@ -35,7 +35,7 @@ from lt_imbalance.tuning import study_ensemble
 from lt_imbalance.tuning.answer import Answer, find_answer
 from lt_imbalance.tuning.selection_stats import expected_maximum, paired_difference
 from lt_imbalance.tuning.space import apply_overrides, describe
-from lt_imbalance.tuning.trial_files import validation_outputs
+from lt_imbalance.tuning.trial_files import best_trial, validation_outputs
 
 #: below this many complete sampled trials the parameter importances are not computed (noise)
 IMPORTANCE_MIN_TRIALS = 10
@@ -113,7 +113,7 @@ def write_report(tuner) -> Path | None:
             f"# Study '{study.study_name}'\n\nNo trial completed ({len(rows)} trials); see trials.csv for their states and errors.\n",
             "the report",
         )
-    best = study.best_trial
+    best = best_trial(study, out)
     overrides = json.loads(best.user_attrs["overrides"])
     data = tuner.base["data"]["init_args"]
     header = (
@@ -215,8 +215,15 @@ def _selection(study, monitor: str, out: Path) -> list[str]:
         name = t.user_attrs.get("recipe") or describe(json.loads(t.user_attrs.get("overrides", "{}")))
         return f"trial {t.number} ({name}): {t.value:.4f}" + (f" ± {se:.4f}" if se is not None else "")
 
-    winner, runner_up = done[0], done[1]
+    winner = best_trial(study, out)
+    runner_up = next(t for t in done if t.number != winner.number)
+    level = sum(1 for t in done if t.value == winner.value) - 1
     lines = ["## Selection", "", f"- winner: {show(winner)}", f"- runner-up: {show(runner_up)}"]
+    if level:
+        lines.append(
+            f"- {level} other trial(s) level with the winner on {monitor}: the winner is the one whose deployed probabilities "
+            "give the true classes the most probability (the lowest log-loss on the same images)"
+        )
     paired = _paired(out, winner, runner_up, monitor.split("/", 1)[-1])
     if paired is not None:
         (gap, se), n = paired

@@ -57,6 +57,7 @@ from lt_imbalance.tuning.settings import TuneSettings, deploy_prior, make_pruner
 from lt_imbalance.tuning.space import SearchSpace, apply_overrides, describe
 from lt_imbalance.tuning.storage import default_url, fail_orphaned_trials, open_storage, trial_id, worker_id
 from lt_imbalance.tuning.study_folder import study_identity
+from lt_imbalance.tuning.trial_files import best_trial
 
 
 class TrialFailed(Exception):
@@ -288,7 +289,7 @@ class Tuner:
                     study.stop()
             completed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
             if completed:
-                best = study.best_trial
+                best = best_trial(study, self.settings.out)
                 line += f"; best so far {best.value:.4f} (trial {best.number}: {describe(json.loads(best.user_attrs['overrides']))})"
             print(line, flush=True)
 

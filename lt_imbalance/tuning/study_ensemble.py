@@ -26,7 +26,7 @@ from lt_imbalance.sweep import mean_se
 from lt_imbalance.tuning.checkpoint_test import build_and_save
 from lt_imbalance.tuning.ensemble import ENSEMBLE_ROUNDS, greedy_ensemble
 from lt_imbalance.tuning.selection_stats import PAIRED_METRICS, paired_difference
-from lt_imbalance.tuning.trial_files import trial_checkpoints, trial_folder, validation_outputs
+from lt_imbalance.tuning.trial_files import best_trial, trial_checkpoints, trial_folder, validation_outputs
 
 #: the ensemble is the answer when its validation gain exceeds this many paired standard errors
 GAIN_IN_STANDARD_ERRORS = 2.0
@@ -75,7 +75,8 @@ def choose(study, monitor: str, out: Path, single_answer: str = "the single best
         return None
     probabilities = {n: v["deployed"].astype(np.float64) for n, v in kept.items()}
     ensemble = greedy_ensemble(probabilities, targets, metric)
-    best = (max if study.direction.name == "MAXIMIZE" else min)(kept, key=lambda n: (trials[n].value, -n))
+    winner = best_trial(study, out).number
+    best = winner if winner in kept else (max if study.direction.name == "MAXIMIZE" else min)(kept, key=lambda n: (trials[n].value, -n))
     gain, se = paired_difference(targets, ensemble.probabilities(probabilities).argmax(1), probabilities[best].argmax(1), metric)
     weights = dict(sorted(ensemble.weights.items(), key=lambda item: (-item[1], item[0])))
     choice = EnsembleChoice(
@@ -88,7 +89,7 @@ def choose(study, monitor: str, out: Path, single_answer: str = "the single best
         len(targets),
         len(kept),
         len(trials) - len(kept),
-        study.best_trial.number,
+        winner,
     )
     members = [{"trial": n, "weight": w, "config": str(trial_folder(trials[n], out) / "config.yaml")} for n, w in weights.items()]
     record = {"monitor": monitor, "value": choice.value, "members": members, "single_best": {"trial": best, "value": choice.best_value},

@@ -98,3 +98,29 @@ def test_a_report_run_again_removes_the_answer_files_it_no_longer_writes(tmp_pat
     answer = find_answer(SimpleNamespace(settings=settings, study=study, base={"prior": "uniform"}, folds=0), {})
     assert answer.deploy == "the single best (best.yaml)" and answer.ensemble_file is None
     assert not (tmp_path / "ensemble.ckpt").exists() and not (tmp_path / "bag.ckpt").exists()
+
+
+def test_among_trials_level_on_the_monitor_the_winner_has_the_lowest_log_loss(tmp_path):
+    """Trials that predict every image alike tie on balanced accuracy; the winner is then the one
+    whose probabilities are surest of the true classes (by hand: -mean log p), not the earliest."""
+    import numpy as np
+    import optuna
+
+    from lt_imbalance.tuning.trial_files import best_trial, log_loss
+
+    targets = np.array([0, 1, 1])
+    sure = {"targets": targets, "deployed": np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]])}
+    unsure = {"targets": targets, "deployed": np.array([[0.6, 0.4], [0.4, 0.6], [0.45, 0.55]])}
+    assert log_loss(sure) == pytest.approx(-(np.log(0.9) + np.log(0.8) + np.log(0.7)) / 3)
+    study = optuna.create_study(direction="maximize")
+    for number, (value, outputs) in enumerate([(0.9, unsure), (0.9, None), (0.9, sure), (0.8, sure)]):
+        folder = tmp_path / f"t{number}"
+        folder.mkdir()
+        if outputs is not None:
+            np.savez(folder / "val_outputs.npz", **outputs)
+        study.add_trial(optuna.trial.create_trial(value=value, user_attrs={"folder": str(folder)}))
+    assert study.best_trial.number == 0 and best_trial(study, tmp_path).number == 2
+    alone = optuna.create_study(direction="maximize")
+    for value in (0.7, 0.9):
+        alone.add_trial(optuna.trial.create_trial(value=value))
+    assert best_trial(alone, tmp_path).number == 1  # no tie: the best value, files or not
