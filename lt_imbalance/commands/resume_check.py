@@ -4,7 +4,7 @@ The run's resolved config is kept beside its checkpoints (``<run>/config.yaml``)
 whose own config differs from it where continuing would mix two trainings (:data:`MUST_MATCH`:
 the model, its loss and re-weighting, the optimizer, the data set, its split and the batch size)
 is refused with each difference named and the fix; any other change (more epochs, another number
-of loader workers) is said in one line and the fit goes on.
+of loader workers, the data's folder moved to another disk) is said in one line and the fit goes on.
 
 Examples:
     >>> run = {"model": {"init_args": {"loss": "ce"}}, "trainer": {"max_epochs": 10}}
@@ -38,8 +38,6 @@ MUST_MATCH = (
     "data.init_args.imbalance_ratio",
     "data.init_args.profile",
     "data.init_args.builtin",
-    "data.init_args.path",
-    "data.init_args.root",
     "data.init_args.sampler",
 )
 #: the sections compared (the rest, such as the checkpoint path itself, belongs to the command)
