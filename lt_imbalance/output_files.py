@@ -52,21 +52,21 @@ def replaced_when_done(path: str | Path, what: str = "the file") -> Iterator[Pat
         os.replace(partial, final)
     except OSError as err:
         _remove(partial)
-        raise cannot_write(err, f"{what} {path} was not written", "nothing was left half-written there") from err
+        cannot_write(err, f"{what} {path} was not written", "nothing was left half-written there")
     except BaseException:
         _remove(partial)
         raise
 
 
-def cannot_write(err: OSError, what: str, after: str = "") -> OSError:
-    """``err`` as :class:`~lt_imbalance.errors.CannotAccess` with the fix when it is a full disk or an
-    unwritable place (:data:`FIXES`), else ``err`` itself."""
+def cannot_write(err: OSError, what: str, after: str = "") -> None:
+    """Raise ``err`` as :class:`~lt_imbalance.errors.CannotAccess` with the fix when it is a full disk
+    or an unwritable place (:data:`FIXES`), else ``err`` itself, unchanged (call it in an ``except``)."""
     import errno
 
     name = errno.errorcode.get(err.errno or 0, "")
-    if name not in FIXES:
-        return err
-    return CannotAccess(f"{what}: {FIXES[name]}" + (f" ({after})" if after else ""))
+    if name not in FIXES or isinstance(err, CannotAccess):
+        raise err
+    raise CannotAccess(f"{what}: {FIXES[name]}" + (f" ({after})" if after else "")) from err
 
 
 def make_folder(folder: str | Path, what: str = "the output folder") -> Path:
@@ -74,7 +74,7 @@ def make_folder(folder: str | Path, what: str = "the output folder") -> Path:
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise cannot_write(err, f"{what} {folder} could not be made") from err
+        cannot_write(err, f"{what} {folder} could not be made")
     return Path(folder)
 
 

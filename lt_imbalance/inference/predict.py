@@ -146,7 +146,7 @@ class CsvPredictionWriter(BasePredictionWriter):
         try:
             self._file = open(self.partial, "w", newline="")
         except OSError as err:
-            raise cannot_write(err, f"the predictions {output} could not be started") from err
+            cannot_write(err, f"the predictions {output} could not be started")
         self._csv = csv.writer(self._file)
         header = ["input", "prediction", "probability"]
         for k in range(1, self.top_k + 1):
@@ -304,7 +304,7 @@ def predict(
         succeeded = True
         writer.close(succeeded)
     except OSError as err:
-        raise cannot_write(err, f"the predictions {output} were not written", "nothing was left half-written there") from err
+        cannot_write(err, f"the predictions {output} were not written", "nothing was left half-written there")
     finally:
         if not succeeded:
             writer.close(False)
