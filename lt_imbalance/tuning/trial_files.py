@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lt_imbalance.rundir import newest_last_checkpoint
-
 
 def trial_folder(trial, out: Path) -> Path:
     """The folder of ``trial``'s files: where the worker that ran it wrote them (recorded in the
@@ -25,6 +23,8 @@ def validation_outputs(trial, out: Path):
 
 def trial_checkpoint(trial, out: Path) -> Path | None:
     """The final, calibrated ``last.ckpt`` of ``trial``, None when not readable here."""
+    from lt_imbalance.rundir import newest_last_checkpoint  # (Lightning: not for the command's --help)
+
     run = trial_folder(trial, out) / "run"
     return newest_last_checkpoint(run) if run.is_dir() else None
 
@@ -32,6 +32,8 @@ def trial_checkpoint(trial, out: Path) -> Path | None:
 def trial_checkpoints(trial, out: Path) -> list[Path] | None:
     """The models of ``trial``: its ``last.ckpt``, or a cross-fitted trial's fold models' (``fold<k>/``,
     in fold order); None when one is not readable here."""
+    from lt_imbalance.rundir import newest_last_checkpoint
+
     folder = trial_folder(trial, out)
     folds = sorted((p for p in folder.glob("fold*") if p.is_dir() and p.name[4:].isdigit()), key=lambda p: int(p.name[4:]))
     if not folds:
@@ -69,6 +71,6 @@ def best_trial(study, out: Path):
 
     def rank(trial) -> tuple[float, int]:
         outputs = validation_outputs(trial, out)
-        return (log_loss(outputs) if outputs is not None else float("inf"), trial.number)
+        return (round(log_loss(outputs), 9) if outputs is not None else float("inf"), trial.number)  # (rounded: sums in another order)
 
     return min(level, key=rank)
