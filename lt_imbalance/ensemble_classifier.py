@@ -122,7 +122,8 @@ def is_ensemble(checkpoint: dict[str, Any]) -> bool:
 def save_ensemble(ensemble: EnsembleClassifier, path: str | Path, sources: Sequence[str | Path] = ()) -> Path:
     """Write ``ensemble`` as one checkpoint file (atomically: a partial file never has the name);
     ``sources`` (where the members' checkpoints were) are recorded in it."""
-    path = make_folder(Path(path).parent) / Path(path).name
+    path = Path(path)
+    make_folder(path.parent)
     contents = {
         "state_dict": ensemble.state_dict(),
         # with its class path, as LightningCLI writes it: `test --config CFG --ckpt_path` builds the ensemble from it

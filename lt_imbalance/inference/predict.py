@@ -341,5 +341,6 @@ def _table_inputs(source: Path, spec: InputSpec) -> tuple[Dataset, list[str], st
     if spec.images:
         raise BadValue(f"this checkpoint is an image model; give images (a folder or a list of paths) as --input, not the table '{source}'")
     frame = read_table(source)
-    features = torch.from_numpy(encode_table(frame, spec.preprocessing, str(source)))
-    return TableRows(features), [f"{source.name}:{i}" for i in range(len(frame))], extreme_values(frame, spec.preprocessing, str(source))
+    features = encode_table(frame, spec.preprocessing, str(source))
+    note = extreme_values(frame, features, spec.preprocessing, str(source))
+    return TableRows(torch.from_numpy(features)), [f"{source.name}:{i}" for i in range(len(frame))], note

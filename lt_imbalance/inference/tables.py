@@ -48,32 +48,30 @@ def numeric_column(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
 EXTREME_SCALES = 100.0
 
 
-def extreme_values(frame: pd.DataFrame, preprocessing: dict, source: str = "the table") -> str | None:
+def extreme_values(frame: pd.DataFrame, features: np.ndarray, preprocessing: dict, source: str = "the table") -> str | None:
     """A warning naming the first value far outside the training range (:data:`EXTREME_SCALES`), and
-    how many rows hold one; ``None`` when there is none.
+    how many rows hold one; ``None`` when there is none. ``features``: :func:`encode_table` of
+    ``frame``, whose first columns are the numeric ones in training standard deviations.
 
     Examples:
         >>> import pandas as pd
         >>> spec = {"numeric": {"x": {"median": 0.0, "mean": 0.0, "scale": 1.0}}, "categorical": {}}
-        >>> extreme_values(pd.DataFrame({"x": [0.5, -1e30]}), spec, "t.csv")[:55]
+        >>> frame = pd.DataFrame({"x": [0.5, -1e30]})
+        >>> extreme_values(frame, encode_table(frame, spec), spec, "t.csv")[:55]
         "'t.csv', row 1 (line 3 of a CSV with a header): column "
     """
-    far = np.zeros(len(frame), dtype=bool)
-    first = None
-    for column, p in preprocessing["numeric"].items():
-        values = numeric_column(frame, column, source)
-        rows = np.abs(values - p["mean"]) > EXTREME_SCALES * max(p["scale"], 1e-12)
-        if rows.any() and (first is None or int(np.flatnonzero(rows)[0]) < first[0]):
-            row = int(np.flatnonzero(rows)[0])
-            first = (row, column, frame[column].iloc[row], p)
-        far |= rows
-    if first is None:
+    columns = list(preprocessing["numeric"])
+    far = np.abs(features[:, : len(columns)]) > EXTREME_SCALES
+    rows = np.flatnonzero(far.any(axis=1))
+    if not len(rows):
         return None
-    row, column, value, p = first
+    row = int(rows[0])
+    column = columns[int(np.flatnonzero(far[row])[0])]
+    p = preprocessing["numeric"][column]
     return (
-        f"'{source}', row {row} (line {row + 2} of a CSV with a header): column {column!r} value {value!r} lies more than "
-        f"{EXTREME_SCALES:g} training standard deviations from the training mean ({p['mean']:.4g} ± {p['scale']:.4g}); "
-        f"{int(far.sum())} such rows are predicted by extrapolation: check those values"
+        f"'{source}', row {row} (line {row + 2} of a CSV with a header): column {column!r} value {frame[column].iloc[row]!r} lies "
+        f"more than {EXTREME_SCALES:g} training standard deviations from the training mean ({p['mean']:.4g} ± {p['scale']:.4g}); "
+        f"{len(rows)} such rows are predicted by extrapolation: check those values"
     )
 
 

@@ -64,11 +64,12 @@ class Answer:
     reused: list[str] = field(default_factory=list)
 
 
-def training_counts(study, out: Path) -> list[int] | None:
-    """The training images per class of a cross-fitted study (every image is out-of-fold once)."""
+def training_counts(winner, out: Path) -> list[int] | None:
+    """The training images per class of a cross-fitted study, from its ``winner``'s out-of-fold
+    outputs (every image is out-of-fold once)."""
     import numpy as np
 
-    outputs = validation_outputs(best_trial(study, out), out)
+    outputs = validation_outputs(winner, out)
     if outputs is None:
         return None
     return np.bincount(outputs["targets"], minlength=outputs["deployed"].shape[1]).tolist()
@@ -79,13 +80,14 @@ def find_answer(tuner, best_overrides: dict) -> Answer | None:
     during the retrains."""
     s, study, out = tuner.settings, tuner.study, tuner.settings.out
     prior, folds = str(tuner.base.get("prior")), tuner.folds
-    counts = training_counts(study, out) if folds else None
+    winner = best_trial(study, out)
+    counts = training_counts(winner, out) if folds else None
     single_answer = f"the single best's bag of {folds} fold models ({BAG})" if folds else "the single best (best.yaml)"
     choice = study_ensemble.choose(study, s.monitor, out, single_answer)
     ensemble_file = study_ensemble.write_deployable(choice, study, out, prior, counts) if choice is not None else None
     bag_file = None
     if folds:
-        paths = trial_checkpoints(best_trial(study, out), out)
+        paths = trial_checkpoints(winner, out)
         bag_file = build_and_save([(p, 1 / len(paths)) for p in paths], prior, out / BAG, counts) if paths else None
     for name, written in (("ensemble.ckpt", ensemble_file), (BAG, bag_file)):
         if written is None:  # an earlier report's file of this study no longer describes its answer

@@ -43,26 +43,14 @@ def trial_checkpoints(trial, out: Path) -> list[Path] | None:
     return None if any(p is None for p in paths) else paths
 
 
-def log_loss(outputs) -> float:
-    """The mean negative log-probability of the true class in saved outputs (``targets``, ``deployed``).
-
-    Examples:
-        >>> import numpy as np
-        >>> round(log_loss({"targets": np.array([0, 1]), "deployed": np.array([[0.5, 0.5], [0.2, 0.8]])}), 4)
-        0.4581
-    """
-    import numpy as np
-
-    probabilities = outputs["deployed"][np.arange(len(outputs["targets"])), outputs["targets"]]
-    return float(-np.log(np.clip(probabilities, 1e-12, 1.0)).mean())
-
-
 def best_trial(study, out: Path):
     """The study's winner: the complete trial with the best value; among trials level with it (the
     same value on the same images: common when they predict every image alike), the one whose
     deployed probabilities give the true classes the most probability (the lowest log-loss on the
     images it was judged on), then the earliest. Optuna's own ``best_trial`` takes the earliest."""
     from optuna.trial import TrialState
+
+    from lt_imbalance.tuning.ensemble import nll
 
     best = study.best_trial
     level = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value == best.value]
@@ -71,6 +59,9 @@ def best_trial(study, out: Path):
 
     def rank(trial) -> tuple[float, int]:
         outputs = validation_outputs(trial, out)
-        return (round(log_loss(outputs), 9) if outputs is not None else float("inf"), trial.number)  # (rounded: sums in another order)
+        return (
+            round(nll(outputs["deployed"], outputs["targets"]), 9) if outputs is not None else float("inf"),
+            trial.number,
+        )  # (rounded: sums in another order)
 
     return min(level, key=rank)

@@ -106,12 +106,13 @@ def test_among_trials_level_on_the_monitor_the_winner_has_the_lowest_log_loss(tm
     import numpy as np
     import optuna
 
-    from lt_imbalance.tuning.trial_files import best_trial, log_loss
+    from lt_imbalance.tuning.ensemble import nll
+    from lt_imbalance.tuning.trial_files import best_trial
 
     targets = np.array([0, 1, 1])
     sure = {"targets": targets, "deployed": np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]])}
     unsure = {"targets": targets, "deployed": np.array([[0.6, 0.4], [0.4, 0.6], [0.45, 0.55]])}
-    assert log_loss(sure) == pytest.approx(-(np.log(0.9) + np.log(0.8) + np.log(0.7)) / 3)
+    assert nll(sure["deployed"], targets) == pytest.approx(-(np.log(0.9) + np.log(0.8) + np.log(0.7)) / 3)
     study = optuna.create_study(direction="maximize")
     for number, (value, outputs) in enumerate([(0.9, unsure), (0.9, None), (0.9, sure), (0.8, sure)]):
         folder = tmp_path / f"t{number}"
